@@ -1,0 +1,183 @@
+//! Records of a chunk: timestamp, metadata and body, decoded lazily one at a time.
+
+use std::fmt;
+
+use rmp::Marker;
+
+use crate::msgpack::Reader;
+use crate::value::Value;
+
+/// When a record happened: seconds and nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp {
+    pub seconds: i64,
+    /// Always below 1_000_000_000.
+    pub nanoseconds: u32,
+}
+
+impl Timestamp {
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos(&self) -> i128 {
+        i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanoseconds)
+    }
+
+    /// Seconds since the epoch as a double, the way the agent computes it.
+    pub fn as_f64(&self) -> f64 {
+        self.seconds as f64 + f64::from(self.nanoseconds) / 1e9
+    }
+
+    /// From float seconds, truncating like the agent does.
+    fn from_f64(seconds: f64) -> Self {
+        let whole = seconds.trunc();
+        let nanos = ((seconds - whole) * 1e9) as i64;
+        let (seconds, nanos) =
+            if nanos < 0 { (whole as i64 - 1, nanos + 1_000_000_000) } else { (whole as i64, nanos) };
+        Self { seconds, nanoseconds: nanos.clamp(0, 999_999_999) as u32 }
+    }
+}
+
+/// One record of a chunk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event<'a> {
+    pub timestamp: Timestamp,
+    /// The record's metadata map; an empty map for records in the old `[ts, body]` layout.
+    pub metadata: Value<'a>,
+    /// The record itself, normally a map.
+    pub body: Value<'a>,
+    /// Attributes of the group the record belongs to (records from OpenTelemetry inputs come
+    /// in groups, opened and closed by marker records that are not yielded as events).
+    pub group_attributes: Option<Value<'a>>,
+}
+
+/// What a record's timestamp says it is.
+enum Stamp {
+    Time(Timestamp),
+    GroupStart,
+    GroupEnd,
+}
+
+/// A chunk that is not well-formed msgpack records. Names where decoding stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Byte offset into the chunk.
+    pub offset: usize,
+    pub reason: String,
+}
+
+impl DecodeError {
+    pub fn new(offset: usize, reason: impl Into<String>) -> Self {
+        Self { offset, reason: reason.into() }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed chunk at byte offset {}: {}", self.offset, self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Iterates over the records of a chunk. Yields `Err` once at the first malformed record and
+/// then ends.
+pub struct Events<'a> {
+    reader: Reader<'a>,
+    failed: bool,
+    group: Option<Value<'a>>,
+}
+
+impl<'a> Events<'a> {
+    pub fn new(chunk: &'a [u8]) -> Self {
+        Self { reader: Reader::new(chunk), failed: false, group: None }
+    }
+
+    /// The next record that is not a group marker, or `None` at the end of the chunk.
+    fn next_event(&mut self) -> Result<Option<Event<'a>>, DecodeError> {
+        while !self.reader.is_empty() {
+            let (stamp, metadata, body) = self.record()?;
+            match stamp {
+                Stamp::Time(timestamp) => {
+                    let group_attributes = self.group.clone();
+                    return Ok(Some(Event { timestamp, metadata, body, group_attributes }));
+                }
+                Stamp::GroupStart => self.group = Some(body),
+                Stamp::GroupEnd => self.group = None,
+            }
+        }
+        Ok(None)
+    }
+
+    fn record(&mut self) -> Result<(Stamp, Value<'a>, Value<'a>), DecodeError> {
+        let start = self.reader.offset();
+        match self.reader.array_len()? {
+            Some(2) => {}
+            Some(n) => return Err(DecodeError::new(start, format!("record is an array of {n}, not 2"))),
+            None => return Err(DecodeError::new(start, "record is not an array")),
+        }
+        // `[[timestamp, metadata], body]` (current agents) or `[timestamp, body]` (older).
+        let header_at = self.reader.offset();
+        let (timestamp, metadata) = if is_array(self.reader.peek_marker()) {
+            match self.reader.array_len()? {
+                Some(2) => {}
+                Some(n) => {
+                    return Err(DecodeError::new(header_at, format!("record header is an array of {n}, not 2")));
+                }
+                None => unreachable!("peeked an array marker"),
+            }
+            let timestamp = self.timestamp()?;
+            (timestamp, self.reader.value()?)
+        } else {
+            (self.timestamp()?, Value::Map(Vec::new()))
+        };
+        let body = self.reader.value()?;
+        Ok((timestamp, metadata, body))
+    }
+
+    fn timestamp(&mut self) -> Result<Stamp, DecodeError> {
+        let at = self.reader.offset();
+        let time = match self.reader.value()? {
+            // The agent marks group boundaries with EventTime seconds 2^32-1 / 2^32-2 (or the
+            // integers -1 / -2) and zero nanoseconds.
+            Value::Ext(0, payload) if payload == [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0] => return Ok(Stamp::GroupStart),
+            Value::Ext(0, payload) if payload == [0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0] => return Ok(Stamp::GroupEnd),
+            Value::Int(-1) => return Ok(Stamp::GroupStart),
+            Value::Int(-2) => return Ok(Stamp::GroupEnd),
+            Value::Ext(0, payload) if payload.len() == 8 => {
+                let seconds = u32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
+                let nanoseconds = u32::from_be_bytes(payload[4..].try_into().expect("4 bytes"));
+                if nanoseconds >= 1_000_000_000 {
+                    return Err(DecodeError::new(at, format!("EventTime has {nanoseconds} nanoseconds")));
+                }
+                Timestamp { seconds: seconds.into(), nanoseconds }
+            }
+            Value::Ext(kind, payload) => {
+                return Err(DecodeError::new(
+                    at,
+                    format!("timestamp is extension type {kind} of {} bytes, not EventTime", payload.len()),
+                ));
+            }
+            Value::UInt(seconds) => Timestamp { seconds: seconds.min(i64::MAX as u64) as i64, nanoseconds: 0 },
+            Value::Int(seconds) => Timestamp { seconds, nanoseconds: 0 },
+            Value::Float(seconds) if seconds.is_finite() => Timestamp::from_f64(seconds),
+            other => return Err(DecodeError::new(at, format!("timestamp is {}, not a time", other.kind()))),
+        };
+        Ok(Stamp::Time(time))
+    }
+}
+
+fn is_array(marker: Option<Marker>) -> bool {
+    matches!(marker, Some(Marker::FixArray(_) | Marker::Array16 | Marker::Array32))
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Result<Event<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let event = self.next_event();
+        self.failed = event.is_err();
+        event.transpose()
+    }
+}

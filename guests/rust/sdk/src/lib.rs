@@ -1,0 +1,174 @@
+//! Write Fluent Bit output plugins in Rust, run them in out_wasm.
+//!
+//! Implement [`Output`] for a type and export it with [`export_output!`]:
+//!
+//! ```ignore
+//! use out_wasm_guest::{Chunk, FlushError, InitContext, Output, export_output};
+//!
+//! struct Count(u64);
+//!
+//! impl Output for Count {
+//!     fn init(_ctx: InitContext) -> Result<Self, String> {
+//!         Ok(Count(0))
+//!     }
+//!
+//!     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
+//!         for event in chunk.events() {
+//!             let _event = event?;
+//!             self.0 += 1;
+//!         }
+//!         out_wasm_guest::info!("{} records so far", self.0);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! export_output!(Count);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
+//! `target/wasm32-wasip2/release/` is the component to name in `wasm_path`.
+
+pub mod bindings;
+mod config;
+mod event;
+pub mod log;
+mod msgpack;
+mod value;
+
+pub use crate::bindings::out_wasm::output::types::FlushError;
+pub use crate::config::{Config, ConfigKey, InitContext};
+pub use crate::event::{DecodeError, Event, Events, Timestamp};
+pub use crate::value::{DateFormat, Value, write_json_line};
+
+/// One chunk, as the agent flushed it.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk<'a> {
+    tag: &'a str,
+    bytes: &'a [u8],
+}
+
+impl<'a> Chunk<'a> {
+    pub fn new(tag: &'a str, bytes: &'a [u8]) -> Self {
+        Self { tag, bytes }
+    }
+
+    /// The tag the records were routed by.
+    pub fn tag(&self) -> &'a str {
+        self.tag
+    }
+
+    /// The msgpack bytes exactly as the agent delivered them.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The records, decoded one at a time.
+    pub fn events(&self) -> Events<'a> {
+        Events::new(self.bytes)
+    }
+}
+
+impl From<DecodeError> for FlushError {
+    /// A malformed chunk will not become well-formed by retrying: the agent drops it.
+    fn from(err: DecodeError) -> Self {
+        FlushError::Error(err.to_string())
+    }
+}
+
+/// An output plugin. One value lives per guest instance, from `init` until `exit`.
+pub trait Output: Sized + 'static {
+    /// The configuration keys this output accepts. Called once per guest version, before any
+    /// `init`. Default: none.
+    fn config_schema() -> Vec<ConfigKey> {
+        Vec::new()
+    }
+
+    /// Creates the output for one guest instance. An error stops the agent from starting (or,
+    /// for an extra instance made for concurrent flushes, fails that flush with a retry).
+    fn init(ctx: InitContext) -> Result<Self, String>;
+
+    /// Delivers one chunk. `Err(FlushError::Retry(..))` has the agent flush it again later,
+    /// `Err(FlushError::Error(..))` drops it; `?` on a [`DecodeError`] drops it.
+    fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError>;
+
+    /// Called once when the agent stops the output. Default: nothing.
+    fn exit(&mut self) {}
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use std::cell::RefCell;
+    use std::thread::LocalKey;
+
+    pub use crate::bindings::exports::out_wasm::output::output::Guest;
+    pub use crate::bindings::out_wasm::output::types::{ConfigKey, FlushError, InitContext};
+    use crate::{Chunk, Output};
+
+    pub type Slot<T> = RefCell<Option<T>>;
+
+    pub fn config_schema<T: Output>() -> Vec<ConfigKey> {
+        T::config_schema().into_iter().map(Into::into).collect()
+    }
+
+    pub fn init<T: Output>(slot: &'static LocalKey<Slot<T>>, ctx: InitContext) -> Result<(), String> {
+        let output = T::init(ctx.into())?;
+        slot.with(|slot| *slot.borrow_mut() = Some(output));
+        Ok(())
+    }
+
+    pub fn flush<T: Output>(
+        slot: &'static LocalKey<Slot<T>>,
+        tag: String,
+        chunk: Vec<u8>,
+    ) -> Result<(), FlushError> {
+        slot.with(|slot| match slot.borrow_mut().as_mut() {
+            Some(output) => output.flush(Chunk::new(&tag, &chunk)),
+            None => Err(FlushError::Retry("flush before init".into())),
+        })
+    }
+
+    pub fn exit<T: Output>(slot: &'static LocalKey<Slot<T>>) {
+        slot.with(|slot| {
+            if let Some(mut output) = slot.borrow_mut().take() {
+                output.exit();
+            }
+        })
+    }
+}
+
+/// Exports `$ty` (an [`Output`]) as this component's output plugin. Use it once per crate.
+#[macro_export]
+macro_rules! export_output {
+    ($ty:ty) => {
+        const _: () = {
+            ::std::thread_local! {
+                static SLOT: $crate::__private::Slot<$ty> = const { ::std::cell::RefCell::new(None) };
+            }
+
+            struct OutWasmGuest;
+
+            impl $crate::__private::Guest for OutWasmGuest {
+                fn config_schema() -> ::std::vec::Vec<$crate::__private::ConfigKey> {
+                    $crate::__private::config_schema::<$ty>()
+                }
+
+                fn init(ctx: $crate::__private::InitContext) -> ::std::result::Result<(), ::std::string::String> {
+                    $crate::__private::init::<$ty>(&SLOT, ctx)
+                }
+
+                fn flush(
+                    tag: ::std::string::String,
+                    chunk: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<(), $crate::__private::FlushError> {
+                    $crate::__private::flush::<$ty>(&SLOT, tag, chunk)
+                }
+
+                fn exit() {
+                    $crate::__private::exit::<$ty>(&SLOT)
+                }
+            }
+
+            $crate::bindings::export!(OutWasmGuest with_types_in $crate::bindings);
+        };
+    };
+}

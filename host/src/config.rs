@@ -1,0 +1,142 @@
+//! The instance's configuration: the host's own `wasm_*` keys and the keys a guest declares.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::agent::Agent;
+use crate::bindings::{ConfigEntry, ConfigKey};
+
+/// Keys the agent consumes itself: they never reach a plugin, so a guest may not declare them.
+/// `name` selects the plugin and is not a property either. Any `tls.*` key is also the agent's.
+pub const RESERVED_KEYS: &[&str] = &[
+    "alias",
+    "host",
+    "ipv6",
+    "listen",
+    "log_level",
+    "log_suppress_interval",
+    "match",
+    "match_regex",
+    "mem_buf_limit",
+    "name",
+    "port",
+    "retry_limit",
+    "routable",
+    "storage.pause_on_chunks_overlimit",
+    "storage.total_limit_size",
+    "storage.type",
+    "tag",
+    "threaded",
+    "tls",
+    "workers",
+];
+
+/// Prefix of the keys the host reads for itself; guests may not declare keys with it.
+pub const HOST_KEY_PREFIX: &str = "wasm_";
+
+/// The host's own keys of one `[OUTPUT] Name wasm` section.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// `wasm_path`: the guest component file (required).
+    pub wasm_path: PathBuf,
+}
+
+impl HostConfig {
+    pub fn read(agent: &Agent) -> Result<Self> {
+        let Some(path) = agent.property("wasm_path").filter(|p| !p.trim().is_empty()) else {
+            bail!("required key 'wasm_path' (the guest component file) is not set");
+        };
+        Ok(Self { wasm_path: PathBuf::from(path.trim()) })
+    }
+}
+
+fn is_reserved(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    RESERVED_KEYS.contains(&key.as_str()) || key.starts_with("tls.")
+}
+
+/// Checks the guest's declared keys and looks each one up with the agent (`lookup`), applying
+/// defaults. Returns the resolved entries in declaration order.
+pub fn resolve(
+    schema: &[ConfigKey],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ConfigEntry>> {
+    let mut seen: Vec<String> = Vec::with_capacity(schema.len());
+    let mut entries = Vec::with_capacity(schema.len());
+    for key in schema {
+        let name = key.name.as_str();
+        let folded = name.to_ascii_lowercase();
+        if name.is_empty() || name.trim() != name || name.contains(char::is_whitespace) {
+            bail!("guest declares an invalid key name {name:?}");
+        }
+        if is_reserved(name) {
+            bail!("guest declares key '{name}', which the agent reserves for itself");
+        }
+        if folded.starts_with(HOST_KEY_PREFIX) {
+            bail!("guest declares key '{name}'; keys starting with '{HOST_KEY_PREFIX}' belong to the host");
+        }
+        if seen.contains(&folded) {
+            bail!("guest declares key '{name}' twice (keys are case-insensitive)");
+        }
+        seen.push(folded);
+
+        let value = lookup(name).or_else(|| key.default_value.clone());
+        match value {
+            Some(value) => entries.push(ConfigEntry { key: name.to_owned(), value }),
+            None if key.required => {
+                bail!("required key '{name}' ({}) is not set", key.description)
+            }
+            None => {}
+        }
+    }
+    Ok(entries)
+}
+
+/// Reads and resolves the guest's keys from the agent.
+pub fn resolve_with_agent(schema: &[ConfigKey], agent: &Agent) -> Result<Vec<ConfigEntry>> {
+    resolve(schema, |key| agent.property(key)).context("failed to resolve the guest's config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, default: Option<&str>, required: bool) -> ConfigKey {
+        ConfigKey {
+            name: name.into(),
+            description: format!("the {name}"),
+            default_value: default.map(Into::into),
+            required,
+        }
+    }
+
+    #[test]
+    fn applies_defaults_and_keeps_declaration_order() {
+        let schema = [key("b", Some("2"), false), key("a", None, false), key("c", None, true)];
+        let entries = resolve(&schema, |k| (k == "c").then(|| "3".to_owned())).unwrap();
+        let pairs: Vec<_> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+        assert_eq!(pairs, [("b", "2"), ("c", "3")], "unset optional key without default is absent");
+    }
+
+    #[test]
+    fn refuses_missing_required_key_naming_it() {
+        let err = resolve(&[key("path", None, true)], |_| None).unwrap_err();
+        assert_eq!(err.to_string(), "required key 'path' (the path) is not set");
+    }
+
+    #[test]
+    fn refuses_reserved_host_and_duplicate_keys() {
+        for (name, expected) in [
+            ("Match", "reserves"),
+            ("workers", "reserves"),
+            ("tls.verify", "reserves"),
+            ("wasm_path", "belong to the host"),
+        ] {
+            let err = resolve(&[key(name, None, false)], |_| None).unwrap_err().to_string();
+            assert!(err.contains(expected), "key {name}: expected '{expected}' in {err:?}");
+        }
+        let err = resolve(&[key("a", None, false), key("A", None, false)], |_| None).unwrap_err();
+        assert!(err.to_string().contains("twice"), "duplicate key accepted: {err}");
+    }
+}

@@ -1,0 +1,117 @@
+//! One live guest instance: its store, its WASI context, and typed calls into its exports.
+
+use std::sync::mpsc::Sender;
+
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::{ConfigKey, FlushError, InitContext, OutputPlugin, logging};
+use crate::engine::engine;
+use crate::fault::Fault;
+use crate::image::GuestImage;
+use crate::log::Level;
+use crate::worker::Event;
+
+/// What the host keeps per guest instance (the store's data).
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    max_level: Level,
+    /// Carries the guest's log lines to the agent thread waiting on the current call.
+    events: Sender<Event>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl crate::bindings::out_wasm::output::types::Host for HostState {}
+
+impl logging::Host for HostState {
+    fn max_level(&mut self) -> logging::Level {
+        self.max_level.into()
+    }
+
+    fn log(&mut self, level: logging::Level, message: String) {
+        let level = Level::from(level);
+        if level <= self.max_level {
+            // The receiver is gone only when the waiting call was abandoned; nothing to do then.
+            let _ = self.events.send(Event::Log(level, message));
+        }
+    }
+}
+
+impl From<logging::Level> for Level {
+    fn from(level: logging::Level) -> Self {
+        match level {
+            logging::Level::Error => Level::Error,
+            logging::Level::Warn => Level::Warn,
+            logging::Level::Info => Level::Info,
+            logging::Level::Debug => Level::Debug,
+            logging::Level::Trace => Level::Trace,
+        }
+    }
+}
+
+impl From<Level> for logging::Level {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Error => logging::Level::Error,
+            Level::Warn => logging::Level::Warn,
+            Level::Info => logging::Level::Info,
+            Level::Debug => logging::Level::Debug,
+            Level::Trace => logging::Level::Trace,
+        }
+    }
+}
+
+/// A guest instance and its store. Not shared: one thread drives it, one call at a time.
+pub struct GuestInstance {
+    store: Store<HostState>,
+    plugin: OutputPlugin,
+}
+
+impl GuestInstance {
+    /// Instantiates `image` with a deny-by-default WASI context: no directories, no environment,
+    /// no network; stdout and stderr are the agent's.
+    pub fn instantiate(image: &GuestImage, max_level: Level, events: Sender<Event>) -> anyhow::Result<Self> {
+        let wasi = WasiCtxBuilder::new()
+            .inherit_stdout()
+            .inherit_stderr()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = HostState { wasi, table: ResourceTable::new(), max_level, events };
+        let mut store = Store::new(engine()?, state);
+        let plugin = image.pre().instantiate(&mut store)?;
+        Ok(Self { store, plugin })
+    }
+
+    fn exports(&self) -> &crate::bindings::exports::out_wasm::output::output::Guest {
+        self.plugin.out_wasm_output_output()
+    }
+
+    pub fn config_schema(&mut self) -> Result<Vec<ConfigKey>, Fault> {
+        let exports = self.exports().clone();
+        exports.call_config_schema(&mut self.store).map_err(Fault::from_call)
+    }
+
+    pub fn init(&mut self, ctx: &InitContext) -> Result<Result<(), String>, Fault> {
+        let exports = self.exports().clone();
+        exports.call_init(&mut self.store, ctx).map_err(Fault::from_call)
+    }
+
+    pub fn flush(&mut self, tag: &str, chunk: &[u8]) -> Result<Result<(), FlushError>, Fault> {
+        let exports = self.exports().clone();
+        exports.call_flush(&mut self.store, tag, chunk).map_err(Fault::from_call)
+    }
+
+    pub fn exit(&mut self) -> Result<(), Fault> {
+        let exports = self.exports().clone();
+        exports.call_exit(&mut self.store).map_err(Fault::from_call)
+    }
+}

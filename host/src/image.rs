@@ -1,0 +1,103 @@
+//! A guest component file, compiled and linked once, from which guest instances are made.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+
+use crate::bindings::{OutputPlugin, OutputPluginPre};
+use crate::engine::engine;
+use crate::guest::HostState;
+
+/// The WIT world a guest must implement, as users see it in errors.
+pub const WORLD: &str = "out-wasm:output/output-plugin@0.1.0";
+
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+
+/// A compiled, linked guest component.
+pub struct GuestImage {
+    path: PathBuf,
+    digest: String,
+    pre: OutputPluginPre<HostState>,
+}
+
+impl GuestImage {
+    /// Reads, checks, compiles and links the component at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).context("failed to read the file")?;
+        check_header(&bytes)?;
+        let digest = hex(&Sha256::digest(&bytes));
+        let engine = engine()?;
+        let component =
+            Component::from_binary(engine, &bytes).map_err(anyhow::Error::from).context("failed to compile the component")?;
+
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("failed to link WASI")?;
+        OutputPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)
+            .context("failed to link the host interfaces")?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
+            format!("the component does not fit world {WORLD}: it imports something the host does not provide")
+        })?;
+        let pre = OutputPluginPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("the component does not implement world {WORLD}"))?;
+        Ok(Self { path: path.to_owned(), digest, pre })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Lowercase hex SHA-256 of the component file.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub(crate) fn pre(&self) -> &OutputPluginPre<HostState> {
+        &self.pre
+    }
+}
+
+fn check_header(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        bail!("the file is not WebAssembly (no \\0asm header)");
+    }
+    match <[u8; 4]>::try_from(&bytes[4..8]).expect("slice of 4") {
+        COMPONENT_VERSION => Ok(()),
+        CORE_MODULE_VERSION => bail!(
+            "the file is a core WebAssembly module, not a component; build for wasm32-wasip2 or \
+             wrap it with `wasm-tools component new`"
+        ),
+        other => bail!("the file has an unsupported WebAssembly version/layer {other:02x?}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_check_names_what_the_file_is() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"", "not WebAssembly"),
+            (b"#!/bin/sh\necho", "not WebAssembly"),
+            (b"\0asm\x01\0\0\0", "core WebAssembly module, not a component"),
+            (b"\0asm\x0e\0\x01\0", "unsupported WebAssembly version"),
+        ];
+        for (bytes, expected) in cases {
+            let err = check_header(bytes).unwrap_err().to_string();
+            assert!(err.contains(expected), "{bytes:?}: expected '{expected}' in {err:?}");
+        }
+        check_header(b"\0asm\x0d\0\x01\0").expect("a component header is accepted");
+    }
+}

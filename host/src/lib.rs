@@ -1,0 +1,43 @@
+//! `out_wasm.so`: a Fluent Bit output plugin that runs output plugins written as WebAssembly
+//! components, sandboxed.
+//!
+//! The agent loads this library through its external-plugin ("Go proxy") ABI; every symbol it
+//! calls is in [`ffi`]. Each `[OUTPUT] Name wasm` section becomes an [`output::OutputInstance`]
+//! that runs the component named by `wasm_path` on plugin-owned worker threads.
+//!
+//! # Invariants
+//!
+//! * **Context ownership.** `FLBPluginInit` boxes an `OutputInstance` and stores the raw
+//!   pointer in the agent's `remote_context`; the agent owns that pointer until it hands it to
+//!   `FLBPluginExitCtx`, which takes the box back and drops it. The [`registry`] tracks live
+//!   pointers so a stray or repeated exit is refused instead of freeing twice.
+//! * **Threads.** Init, exit and unregister run on the agent's main thread. Flushes run on any
+//!   agent thread (its event loop, or its output workers), concurrently when `workers` > 1, on
+//!   coroutine stacks of 64 KiB with no guard page: the flush path does no deep recursion and
+//!   no large stack frames, and hands the guest call to a worker thread with an 8 MiB stack.
+//!   Agent API calls (property lookup, logging) are only made on the agent's threads.
+//! * **Lifetimes.** The chunk and tag are borrowed for one flush call; the agent thread stays
+//!   blocked until the worker has answered, so the worker reads the chunk in place without a
+//!   copy. The API table and instance handle live until the instance's exit call.
+//! * **Unload.** The library is linked with `-z nodelete`: the agent's dlclose() (on shutdown
+//!   and on every hot reload) leaves it mapped, and a later dlopen() runs Register again on the
+//!   same globals, so no state may be one-shot. Every thread the plugin starts (guest workers,
+//!   the per-instance I/O runtime) is joined in the instance's exit call: after the last exit
+//!   no plugin code runs. The wasm engine is shared and owns no thread.
+//! * **Signals and panics.** Wasmtime's signal-based traps are off (the agent re-installs its
+//!   own SIGSEGV/SIGFPE handlers on every SIGHUP); every export runs under `catch_unwind`, and
+//!   the library never exits or aborts the process.
+
+pub mod abi;
+pub mod agent;
+pub mod bindings;
+pub mod config;
+pub mod engine;
+pub mod fault;
+pub mod ffi;
+pub mod guest;
+pub mod image;
+pub mod log;
+pub mod output;
+pub mod registry;
+pub mod worker;

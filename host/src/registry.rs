@@ -1,0 +1,60 @@
+//! Process-wide bookkeeping of live output instances.
+//!
+//! Needed for two things the agent does not tell us: the instance's name (`wasm.<n>`, numbered
+//! like the agent numbers instances, from 0 in each configuration) and, for the legacy
+//! context-less symbols, which instance a call is for.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::output::OutputInstance;
+
+struct Registry {
+    /// Instances initialised since the last Register (the agent's current configuration).
+    initialised: usize,
+    /// Live instances, oldest first.
+    live: Vec<InstancePtr>,
+}
+
+/// Address of a boxed `OutputInstance` owned by the agent's `remote_context`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InstancePtr(pub *mut OutputInstance);
+
+// SAFETY: only an address is kept here; it is dereferenced by the FFI layer under the ownership
+// rules written in `lib.rs`.
+unsafe impl Send for InstancePtr {}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { initialised: 0, live: Vec::new() });
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Register starts a new configuration: instance numbering starts again at 0, as the agent's.
+pub fn on_register() {
+    registry().initialised = 0;
+}
+
+/// The name the agent gives the next instance of this plugin.
+pub fn next_name() -> String {
+    let mut registry = registry();
+    let name = format!("wasm.{}", registry.initialised);
+    registry.initialised += 1;
+    name
+}
+
+pub fn add(instance: InstancePtr) {
+    registry().live.push(instance);
+}
+
+/// Forgets `instance`; false if it was not live (a double exit, or a pointer we never made).
+pub fn remove(instance: InstancePtr) -> bool {
+    let mut registry = registry();
+    let before = registry.live.len();
+    registry.live.retain(|live| *live != instance);
+    registry.live.len() != before
+}
+
+/// The live instances, oldest first.
+pub fn live() -> Vec<InstancePtr> {
+    registry().live.clone()
+}

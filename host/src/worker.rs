@@ -1,0 +1,195 @@
+//! A plugin-owned thread that owns one guest instance and serves calls to it one at a time.
+//!
+//! Guest code never runs on the agent's threads: a flush arrives on an agent coroutine with a
+//! 64 KiB stack and no guard page, so the agent thread hands the call to a worker (which has
+//! `WORKER_STACK` of stack) and blocks until the worker answers, relaying the guest's log lines
+//! to the agent's log meanwhile, on the agent's thread, in order.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+
+use crate::bindings::{ConfigKey, FlushError, InitContext};
+use crate::engine::WORKER_STACK;
+use crate::fault::Fault;
+use crate::guest::GuestInstance;
+use crate::image::GuestImage;
+use crate::log::{Level, Logger};
+
+/// A chunk borrowed from the agent for the duration of one flush call.
+pub struct ChunkRef {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the bytes are only read, and only while the agent thread that lent them is blocked in
+// `Worker::call` waiting for the answer to the request that carries them (see `ChunkRef::new`).
+unsafe impl Send for ChunkRef {}
+
+impl ChunkRef {
+    /// # Safety
+    /// `chunk` must stay valid until `Worker::call` with the request carrying this value
+    /// returns. `call` only returns after the worker answered or its thread ended, and the
+    /// worker never touches a request's chunk after answering it.
+    pub unsafe fn new(chunk: &[u8]) -> Self {
+        Self { ptr: chunk.as_ptr(), len: chunk.len() }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `new`'s contract keeps the lender blocked while the worker reads.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// A call into the guest.
+pub enum Request {
+    Schema,
+    Init(InitContext),
+    Flush { tag: String, chunk: ChunkRef },
+    Exit,
+}
+
+/// What the guest answered (its own success or reported error).
+#[derive(Debug)]
+pub enum Response {
+    Ready,
+    Schema(Vec<ConfigKey>),
+    Init(Result<(), String>),
+    Flush(Result<(), FlushError>),
+    Exited,
+}
+
+/// Sent by the worker to the agent thread that waits on the current request.
+pub enum Event {
+    Log(Level, String),
+    Done(Result<Response, Fault>),
+}
+
+/// Handle to a worker thread and its guest instance.
+pub struct Worker {
+    id: u64,
+    requests: Sender<Request>,
+    events: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts a worker thread and instantiates the guest on it. Returns once the instance
+    /// exists; guest logs are written through `logger` meanwhile.
+    pub fn spawn(
+        id: u64,
+        image: Arc<GuestImage>,
+        runtime: tokio::runtime::Handle,
+        logger: &Logger,
+    ) -> Result<Self> {
+        let (requests, request_rx) = mpsc::channel();
+        let (event_tx, events) = mpsc::channel();
+        let max_level = logger.max_level();
+        let thread = std::thread::Builder::new()
+            .name(format!("out-wasm-{id}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || serve(&image, &runtime, max_level, &request_rx, &event_tx))
+            .context("failed to start a worker thread")?;
+        let mut worker = Self { id, requests, events, thread: Some(thread) };
+        match worker.wait(logger) {
+            Ok(_) => Ok(worker),
+            Err(fault) => {
+                worker.join();
+                Err(anyhow::anyhow!("{fault}")).context("failed to instantiate the guest")
+            }
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Sends one request and blocks until the guest answered or faulted.
+    pub fn call(&mut self, request: Request, logger: &Logger) -> Result<Response, Fault> {
+        if self.requests.send(request).is_err() {
+            return Err(Fault::host("the worker thread is gone"));
+        }
+        self.wait(logger)
+    }
+
+    fn wait(&mut self, logger: &Logger) -> Result<Response, Fault> {
+        loop {
+            match self.events.recv() {
+                Ok(Event::Log(level, message)) => logger.log(level, &message),
+                Ok(Event::Done(outcome)) => return outcome,
+                Err(_) => return Err(Fault::host("the worker thread ended without answering")),
+            }
+        }
+    }
+
+    /// Stops the thread (after its current request) and waits for it to end.
+    pub fn join(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // Closing the request channel ends the worker's loop.
+        let (closed, _) = mpsc::channel();
+        self.requests = closed;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The worker thread's body: instantiate, then serve requests until the channel closes, the
+/// guest exits, or the instance is poisoned by a fault.
+fn serve(
+    image: &GuestImage,
+    runtime: &tokio::runtime::Handle,
+    max_level: Level,
+    requests: &Receiver<Request>,
+    events: &Sender<Event>,
+) {
+    // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
+    // start a global one whose threads would outlive the instance.
+    let _runtime = runtime.enter();
+    let instance = catch_unwind(AssertUnwindSafe(|| {
+        GuestInstance::instantiate(image, max_level, events.clone())
+    }));
+    let mut instance = match instance {
+        Ok(Ok(instance)) => instance,
+        Ok(Err(err)) => {
+            let _ = events.send(Event::Done(Err(Fault::host(format!("{err:#}")))));
+            return;
+        }
+        Err(_) => {
+            let _ = events.send(Event::Done(Err(Fault::host("the host panicked while instantiating"))));
+            return;
+        }
+    };
+    let _ = events.send(Event::Done(Ok(Response::Ready)));
+
+    for request in requests {
+        let exiting = matches!(request, Request::Exit);
+        let outcome = catch_unwind(AssertUnwindSafe(|| handle(&mut instance, request)))
+            .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest call")));
+        let poisoned = outcome.is_err();
+        if events.send(Event::Done(outcome)).is_err() || poisoned || exiting {
+            break;
+        }
+    }
+}
+
+fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fault> {
+    match request {
+        Request::Schema => instance.config_schema().map(Response::Schema),
+        Request::Init(ctx) => instance.init(&ctx).map(Response::Init),
+        Request::Flush { tag, chunk } => instance.flush(&tag, chunk.as_slice()).map(Response::Flush),
+        Request::Exit => instance.exit().map(|()| Response::Exited),
+    }
+}

@@ -1,0 +1,300 @@
+/*
+ * The agent side of Fluent Bit's external-plugin ("Go proxy") ABI, as the agent does it
+ * (src/flb_plugin_proxy.c, src/proxy/go/go.c of Fluent Bit 5.1): the same structs, symbols,
+ * checks and call order, written in C so that the plugin under test meets the C layout, not a
+ * Rust re-declaration of it.
+ *
+ * What the agent's core does around these calls (config, routing, retries, logging) is done by
+ * the Rust side of the loader through the loader_* callbacks below.
+ */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLB_PROXY_OUTPUT_PLUGIN 2
+#define FLB_PROXY_GOLANG 11
+
+struct flb_plugin_proxy_def {
+    int type;
+    int proxy;
+    int flags;
+    char *name;
+    char *description;
+    int event_type;
+    void *config_map;
+};
+
+struct flb_api {
+    const char *(*output_get_property)(const char *, void *);
+    const char *(*input_get_property)(const char *, void *);
+    void *(*output_get_cmt_instance)(void *);
+    void *(*input_get_cmt_instance)(void *);
+    void (*log_print)(int, const char *, int, const char *, ...);
+    int (*input_log_check)(void *, int);
+    int (*output_log_check)(void *, int);
+    const char *(*custom_get_property)(const char *, void *);
+    int (*custom_log_check)(void *, int);
+};
+
+struct flb_plugin_proxy_context {
+    void *remote_context;
+    void *proxy;
+};
+
+struct flbgo_output_plugin {
+    char *name;
+    void *api;
+    void *o_ins;
+    struct flb_plugin_proxy_context *context;
+    int (*cb_init)(struct flbgo_output_plugin *);
+    int (*cb_flush)(const void *, size_t, const char *);
+    int (*cb_flush_ctx)(void *, const void *, size_t, char *);
+    int (*cb_exit)(void);
+    int (*cb_exit_ctx)(void *);
+};
+
+/* Implemented by the Rust side. */
+extern const char *loader_get_property(void *o_ins, const char *key);
+extern int loader_log_check(void *o_ins, int level);
+extern void loader_log(int level, const char *message);
+
+static const char *api_output_get_property(const char *key, void *o_ins)
+{
+    return loader_get_property(o_ins, key);
+}
+
+static const char *api_input_get_property(const char *key, void *i_ins)
+{
+    (void) key;
+    (void) i_ins;
+    return NULL;
+}
+
+static void *api_get_cmt_instance(void *ins)
+{
+    (void) ins;
+    return NULL;
+}
+
+/* Like flb_log_print: file and line are ignored, the message is formatted with vsnprintf. */
+static void api_log_print(int level, const char *file, int line, const char *fmt, ...)
+{
+    char buf[8192];
+    va_list ap;
+
+    (void) file;
+    (void) line;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    loader_log(level, buf);
+}
+
+static int api_input_log_check(void *i_ins, int level)
+{
+    (void) i_ins;
+    return level <= 3;
+}
+
+static int api_output_log_check(void *o_ins, int level)
+{
+    return loader_log_check(o_ins, level);
+}
+
+/* One table for the process, like the agent's flb_api. */
+static struct flb_api api = {
+    .output_get_property = api_output_get_property,
+    .input_get_property = api_input_get_property,
+    .output_get_cmt_instance = api_get_cmt_instance,
+    .input_get_cmt_instance = api_get_cmt_instance,
+    .log_print = api_log_print,
+    .input_log_check = api_input_log_check,
+    .output_log_check = api_output_log_check,
+    .custom_get_property = api_output_get_property,
+    .custom_log_check = api_output_log_check,
+};
+
+struct loader_plugin {
+    void *handle;
+    struct flb_plugin_proxy_def *def;
+    /* One per .so, rewritten for every instance, as in go.c. */
+    struct flbgo_output_plugin go;
+    int (*pre_exit)(int);
+    void (*unregister)(struct flb_plugin_proxy_def *);
+};
+
+struct loader_instance {
+    struct loader_plugin *plugin;
+    struct flb_plugin_proxy_context *context;
+    int (*cb_flush)(const void *, size_t, const char *);
+    int (*cb_flush_ctx)(void *, const void *, size_t, char *);
+    int (*cb_exit)(void);
+    int (*cb_exit_ctx)(void *);
+};
+
+/*
+ * dlopen(RTLD_LAZY), optional FLBPluginPreRegister, required FLBPluginRegister, and the
+ * agent's checks of the definition. Returns NULL with a reason in err on failure.
+ */
+struct loader_plugin *loader_plugin_open(const char *path, int hot_reloading, char *err, size_t errlen)
+{
+    struct loader_plugin *p;
+    int (*pre_register)(int);
+    int (*cb_register)(struct flb_plugin_proxy_def *);
+    int ret;
+
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->handle = dlopen(path, RTLD_LAZY);
+    if (!p->handle) {
+        snprintf(err, errlen, "dlopen failed: %s", dlerror());
+        free(p);
+        return NULL;
+    }
+    pre_register = (int (*)(int)) dlsym(p->handle, "FLBPluginPreRegister");
+    if (pre_register && pre_register(hot_reloading) == -1) {
+        snprintf(err, errlen, "FLBPluginPreRegister returned -1");
+        goto fail;
+    }
+    cb_register = (int (*)(struct flb_plugin_proxy_def *)) dlsym(p->handle, "FLBPluginRegister");
+    if (!cb_register) {
+        snprintf(err, errlen, "no FLBPluginRegister symbol");
+        goto fail;
+    }
+    p->def = calloc(1, sizeof(*p->def));
+    ret = cb_register(p->def);
+    if (ret == -1) {
+        snprintf(err, errlen, "FLBPluginRegister returned -1");
+        goto fail;
+    }
+    if (p->def->proxy != FLB_PROXY_GOLANG) {
+        snprintf(err, errlen, "unsupported proxy type %i", p->def->proxy);
+        goto fail;
+    }
+    if (p->def->type != FLB_PROXY_OUTPUT_PLUGIN) {
+        snprintf(err, errlen, "the loader drives output plugins only, got type %i", p->def->type);
+        goto fail;
+    }
+    if (!p->def->name) {
+        snprintf(err, errlen, "FLBPluginRegister set no name");
+        goto fail;
+    }
+    p->go.cb_init = (int (*)(struct flbgo_output_plugin *)) dlsym(p->handle, "FLBPluginInit");
+    if (!p->go.cb_init) {
+        snprintf(err, errlen, "no FLBPluginInit symbol");
+        goto fail;
+    }
+    p->go.cb_flush = (int (*)(const void *, size_t, const char *)) dlsym(p->handle, "FLBPluginFlush");
+    p->go.cb_flush_ctx = (int (*)(void *, const void *, size_t, char *)) dlsym(p->handle, "FLBPluginFlushCtx");
+    p->go.cb_exit = (int (*)(void)) dlsym(p->handle, "FLBPluginExit");
+    p->go.cb_exit_ctx = (int (*)(void *)) dlsym(p->handle, "FLBPluginExitCtx");
+    p->pre_exit = (int (*)(int)) dlsym(p->handle, "FLBPluginOutputPreExit");
+    p->unregister = (void (*)(struct flb_plugin_proxy_def *)) dlsym(p->handle, "FLBPluginUnregister");
+    return p;
+
+fail:
+    free(p->def);
+    dlclose(p->handle);
+    free(p);
+    return NULL;
+}
+
+const char *loader_plugin_name(struct loader_plugin *p)
+{
+    return p->def->name;
+}
+
+const char *loader_plugin_description(struct loader_plugin *p)
+{
+    return p->def->description;
+}
+
+int loader_plugin_event_type(struct loader_plugin *p)
+{
+    return p->def->event_type;
+}
+
+int loader_plugin_flags(struct loader_plugin *p)
+{
+    return p->def->flags;
+}
+
+/* FLBPluginInit for one instance: the shared plugin struct is rewritten, as in go.c. */
+int loader_instance_init(struct loader_plugin *p, void *o_ins, struct loader_instance **out)
+{
+    struct loader_instance *ins;
+    int ret;
+
+    *out = NULL;
+    ins = calloc(1, sizeof(*ins));
+    ins->plugin = p;
+    ins->context = calloc(1, sizeof(*ins->context));
+    p->go.name = p->def->name;
+    p->go.api = &api;
+    p->go.o_ins = o_ins;
+    p->go.context = ins->context;
+    ret = p->go.cb_init(&p->go);
+    if (ret <= 0) {
+        free(ins->context);
+        free(ins);
+        return ret;
+    }
+    ins->cb_flush = p->go.cb_flush;
+    ins->cb_flush_ctx = p->go.cb_flush_ctx;
+    ins->cb_exit = p->go.cb_exit;
+    ins->cb_exit_ctx = p->go.cb_exit_ctx;
+    *out = ins;
+    return ret;
+}
+
+/* A flush: FLBPluginFlushCtx if exported, else FLBPluginFlush; the tag is a fresh copy. */
+int loader_instance_flush(struct loader_instance *ins, const void *data, size_t size, const char *tag)
+{
+    char *buf;
+    int ret;
+
+    buf = strdup(tag);
+    if (ins->cb_flush_ctx) {
+        ret = ins->cb_flush_ctx(ins->context->remote_context, data, size, buf);
+    }
+    else {
+        ret = ins->cb_flush(data, size, buf);
+    }
+    free(buf);
+    return ret;
+}
+
+/* FLBPluginOutputPreExit, then FLBPluginExitCtx if exported, else FLBPluginExit. */
+int loader_instance_exit(struct loader_instance *ins, int hot_reloading)
+{
+    int ret = 0;
+
+    if (ins->plugin->pre_exit) {
+        ins->plugin->pre_exit(hot_reloading);
+    }
+    if (ins->cb_exit_ctx) {
+        ret = ins->cb_exit_ctx(ins->context->remote_context);
+    }
+    else if (ins->cb_exit) {
+        ret = ins->cb_exit();
+    }
+    free(ins->context);
+    free(ins);
+    return ret;
+}
+
+/* FLBPluginUnregister, free the definition, dlclose. */
+void loader_plugin_close(struct loader_plugin *p)
+{
+    if (p->unregister) {
+        p->unregister(p->def);
+    }
+    free(p->def);
+    dlclose(p->handle);
+    free(p);
+}

@@ -1,0 +1,27 @@
+//! A stand-in for Fluent Bit that drives an external output plugin (`out_wasm.so`) through the
+//! agent's own C ABI: the same symbols, structs and call order (see `csrc/proxy.c`), flushes on
+//! 64 KiB-stack threads like the agent's coroutines, properties hidden or shown like the core
+//! does, and the plugin's log lines captured per call.
+
+pub mod agent_config;
+pub mod events;
+pub mod proxy;
+
+pub use agent_config::{AgentConfig, Section, tag_matches};
+pub use events::{Layout, Time, TimeEncoding};
+pub use proxy::{Call, Instance, LogLine, Plugin, Properties, echo_logs};
+
+/// The agent's flush answers.
+pub const FLB_ERROR: i32 = 0;
+pub const FLB_OK: i32 = 1;
+pub const FLB_RETRY: i32 = 2;
+
+/// Name of a flush answer, for messages.
+pub fn status_name(status: i32) -> &'static str {
+    match status {
+        FLB_ERROR => "FLB_ERROR",
+        FLB_OK => "FLB_OK",
+        FLB_RETRY => "FLB_RETRY",
+        _ => "unknown (treated as FLB_ERROR)",
+    }
+}
