@@ -1,0 +1,119 @@
+//! Test support: builds the real artifacts (the plugin `.so`, the example and test guests) from
+//! source with cargo, once per test process, and helps drive them through the loader.
+//!
+//! Nothing here is checked in as a binary: every `.wasm` and the `.so` come from this workspace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use out_wasm_loader::{Call, Instance, Plugin, Properties};
+
+/// Every guest the tests use: the examples and the test guests under `tests/guests`.
+pub const GUESTS: &[&str] = &["stdout", "counter", "probe", "bad-schema", "not-a-plugin"];
+
+pub fn workspace_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+fn cargo(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .unwrap_or_else(|err| panic!("failed to run {cargo}: {err}"));
+    assert!(status.success(), "cargo {} failed with {status}", args.join(" "));
+}
+
+/// `out_wasm.so`, built in release mode and named as users name it.
+pub fn plugin_path() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        cargo(&["build", "--release", "-p", "out-wasm", "-p", "out-wasm-loader"]);
+        let release = target_dir().join("release");
+        let named = release.join("out_wasm.so");
+        std::fs::copy(release.join("libout_wasm.so"), &named).expect("failed to copy libout_wasm.so to out_wasm.so");
+        named
+    })
+}
+
+/// The `out-wasm-loader` command-line tool.
+pub fn loader_bin() -> PathBuf {
+    plugin_path();
+    target_dir().join("release/out-wasm-loader")
+}
+
+/// The component of guest `name` (one of [`GUESTS`]), built for wasm32-wasip2.
+pub fn guest_path(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    assert!(GUESTS.contains(&name), "unknown guest {name}");
+    BUILT.get_or_init(|| {
+        let mut args = vec!["build", "--release", "--target", "wasm32-wasip2"];
+        for guest in GUESTS {
+            args.extend(["-p", guest]);
+        }
+        cargo(&args);
+    });
+    // Libraries are named with underscores, binaries keep their dashes.
+    let file = if name == "not-a-plugin" { name.to_owned() } else { name.replace('-', "_") };
+    target_dir().join("wasm32-wasip2/release").join(format!("{file}.wasm"))
+}
+
+/// Loads the plugin (dlopen + Register) the way the agent does.
+pub fn open_plugin() -> Plugin {
+    Plugin::open(plugin_path()).expect("the plugin loads and registers")
+}
+
+/// `[OUTPUT]` properties from pairs.
+pub fn props(pairs: &[(&str, &str)]) -> Properties {
+    Properties::new(pairs.iter().copied())
+}
+
+/// Initialises an instance that must succeed, with its logs in the panic message otherwise.
+pub fn init_ok(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> Instance {
+    let call = plugin.init(props(pairs));
+    let text = call.log_text();
+    call.value.unwrap_or_else(|code| panic!("expected init to succeed, got {code}; log:\n{text}"))
+}
+
+/// Initialises an instance that must fail; returns its log text.
+pub fn init_err(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> Call<i32> {
+    let call = plugin.init(props(pairs));
+    let logs = call.logs.clone();
+    match call.value {
+        Ok(instance) => {
+            instance.exit();
+            panic!("expected init to fail for {pairs:?}; log:\n{}", Call { value: (), logs }.log_text());
+        }
+        Err(code) => Call { value: code, logs },
+    }
+}
+
+/// Records `[[EventTime, {}], body]` with the given bodies (JSON), stamped `seconds.nanos`.
+pub fn chunk(bodies: &[&str], seconds: u32, nanoseconds: u32) -> Vec<u8> {
+    chunk_with(bodies, seconds, nanoseconds, out_wasm_loader::Layout::WithMetadata, out_wasm_loader::TimeEncoding::EventTime)
+}
+
+pub fn chunk_with(
+    bodies: &[&str],
+    seconds: u32,
+    nanoseconds: u32,
+    layout: out_wasm_loader::Layout,
+    encoding: out_wasm_loader::TimeEncoding,
+) -> Vec<u8> {
+    let bodies: Vec<serde_json::Value> =
+        bodies.iter().map(|b| serde_json::from_str(b).expect("test body is JSON")).collect();
+    let time = out_wasm_loader::Time { seconds, nanoseconds };
+    out_wasm_loader::events::chunks(&bodies, usize::MAX, time, layout, encoding).expect("encodes").remove(0)
+}
+
+/// The messages of `call`'s log lines that contain `needle`.
+pub fn lines_with<T>(call: &Call<T>, needle: &str) -> Vec<String> {
+    call.logs.iter().filter(|l| l.message.contains(needle)).map(|l| l.message.clone()).collect()
+}

@@ -1,0 +1,94 @@
+//! The shipped examples, run as users run them: the loader CLI on `examples/` (and the real
+//! agent when `FLUENT_BIT` names its binary).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use out_wasm_e2e::{guest_path, loader_bin, workspace_root};
+
+/// What the agent's built-in `stdout` output with `format json_lines` prints for
+/// `examples/events.jsonl` stamped 1700000000.5 (checked against Fluent Bit 5.1.1).
+const EXPECTED: &str = r#"{"date":1700000000.5,"level":"info","msg":"user logged in","user":{"id":42,"name":"ana"},"latency_ms":12.5}
+{"date":1700000000.5,"level":"warn","msg":"slow query","query":"SELECT * FROM t WHERE x = \"y\"","took":1.0}
+{"date":1700000000.5,"level":"error","msg":"upload failed","path":"/srv/\u00fcn\u00ef/\u30d5\u30a1\u30a4\u30eb.txt","retry":true,"tags":["a","b"],"detail":null}
+{"date":1700000000.5,"level":"info","msg":"tab\there, newline\nthere","count":-7,"big":18446744073709551615}
+"#;
+
+fn run_loader(config: &str) -> (String, String) {
+    guest_path("stdout");
+    let output = Command::new(loader_bin())
+        .args(["-c", config, "-i", "examples/events.jsonl", "--time", "1700000000.5"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("the loader runs");
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "loader failed with {}:\n{stderr}", output.status);
+    (stdout, stderr)
+}
+
+#[test]
+fn classic_example_prints_what_the_agents_stdout_output_prints() {
+    let (stdout, stderr) = run_loader("examples/fluent-bit.conf");
+    assert_eq!(stdout, EXPECTED, "stdout guest output differs from the agent's json_lines; stderr:\n{stderr}");
+    for needle in [
+        "[output:wasm:wasm.1] [demo] running total: 4 records (app.demo=4)",
+        "[output:wasm:wasm.1] [demo] final total: 4 records (app.demo=4)",
+    ] {
+        assert!(stderr.contains(needle), "expected {needle:?} in the log:\n{stderr}");
+    }
+}
+
+#[test]
+fn yaml_example_behaves_like_the_classic_one() {
+    let (stdout, stderr) = run_loader("examples/fluent-bit.yaml");
+    assert_eq!(stdout, EXPECTED, "stderr:\n{stderr}");
+    assert!(stderr.contains("[demo] final total: 4 records"), "counter ran:\n{stderr}");
+}
+
+/// With the real agent: one pipeline feeds the same records to the built-in `stdout` output
+/// (json_lines) and to the `stdout` guest; every line must appear exactly twice.
+#[test]
+fn real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout() {
+    let Some(agent) = std::env::var_os("FLUENT_BIT") else {
+        eprintln!("SKIP real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout: FLUENT_BIT is not set (path of a fluent-bit binary)");
+        return;
+    };
+    let root = workspace_root();
+    guest_path("stdout");
+    let plugin = out_wasm_e2e::plugin_path();
+    let dir = std::env::temp_dir().join(format!("out-wasm-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("both.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[SERVICE]\n    Flush 1\n    Log_Level info\n\n[INPUT]\n    Name stdin\n    Tag app.real\n\n\
+             [OUTPUT]\n    Name stdout\n    Match *\n    Format json_lines\n\n\
+             [OUTPUT]\n    Name wasm\n    Match *\n    wasm_path {}\n",
+            guest_path("stdout").display()
+        ),
+    )
+    .unwrap();
+    let events = std::fs::File::open(root.join("examples/events.jsonl")).unwrap();
+    let output = Command::new(Path::new(&agent))
+        .arg("-e")
+        .arg(plugin)
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::from(events))
+        .output()
+        .expect("the agent runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "agent exited with {}:\n{stderr}", output.status);
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+        *counts.entry(line).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 4, "four distinct records expected, stdout:\n{stdout}\nstderr:\n{stderr}");
+    for (line, n) in counts {
+        assert_eq!(n, 2, "line printed {n} times instead of once per output:\n{line}\nstdout:\n{stdout}");
+    }
+}
