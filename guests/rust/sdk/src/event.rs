@@ -181,3 +181,97 @@ impl<'a> Iterator for Events<'a> {
         event.transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[[EventTime(1700000000.5), {"m":1}], {"k":"v"}]`
+    const WITH_METADATA: &[u8] = b"\x92\x92\xd7\x00\x65\x53\xf1\x00\x1d\xcd\x65\x00\x81\xa1m\x01\x81\xa1k\xa1v";
+    /// `[1700000000, {"k":"v"}]`
+    const FORWARD_INT: &[u8] = b"\x92\xce\x65\x53\xf1\x00\x81\xa1k\xa1v";
+    /// `[1700000000.25, {"k":"v"}]`
+    const FORWARD_FLOAT: &[u8] = b"\x92\xcb\x41\xd9\x54\xfc\x40\x10\x00\x00\x81\xa1k\xa1v";
+
+    fn all(chunk: &[u8]) -> Vec<Result<Event<'_>, DecodeError>> {
+        Events::new(chunk).collect()
+    }
+
+    #[test]
+    fn decodes_both_layouts_and_every_timestamp_encoding() {
+        let body = Value::Map(vec![(Value::Str(b"k"), Value::Str(b"v"))]);
+        let event = all(WITH_METADATA).remove(0).unwrap();
+        assert_eq!(event.timestamp, Timestamp { seconds: 1_700_000_000, nanoseconds: 500_000_000 });
+        assert_eq!(event.metadata, Value::Map(vec![(Value::Str(b"m"), Value::UInt(1))]));
+        assert_eq!(event.body, body);
+
+        let event = all(FORWARD_INT).remove(0).unwrap();
+        assert_eq!(event.timestamp, Timestamp { seconds: 1_700_000_000, nanoseconds: 0 });
+        assert_eq!(event.metadata, Value::Map(Vec::new()), "old layout: empty metadata");
+        assert_eq!(event.body, body);
+
+        let event = all(FORWARD_FLOAT).remove(0).unwrap();
+        assert_eq!(event.timestamp, Timestamp { seconds: 1_700_000_000, nanoseconds: 250_000_000 });
+    }
+
+    #[test]
+    fn reads_consecutive_records_and_ends_cleanly() {
+        let mut chunk = WITH_METADATA.to_vec();
+        chunk.extend_from_slice(FORWARD_INT);
+        let events = all(&chunk);
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(Result::is_ok), "{events:?}");
+        assert!(all(b"").is_empty(), "an empty chunk has no records");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_with_an_offset_inside_the_chunk() {
+        for cut in 1..WITH_METADATA.len() {
+            let events = all(&WITH_METADATA[..cut]);
+            assert_eq!(events.len(), 1, "cut at {cut}: one error, then the iterator ends");
+            let err = events[0].as_ref().expect_err("a truncated record cannot decode");
+            assert!(err.offset <= cut, "cut at {cut}: offset {} past the end", err.offset);
+            assert!(err.to_string().starts_with("malformed chunk at byte offset"), "{err}");
+        }
+    }
+
+    #[test]
+    fn names_what_is_wrong_and_where() {
+        let cases: [(&[u8], usize, &str); 5] = [
+            (b"\x81\xa1k\xa1v", 0, "record is not an array"),
+            (b"\x93\x01\x02\x03", 0, "array of 3, not 2"),
+            (b"\x92\xa1x\x80", 1, "timestamp is a string"),
+            (b"\x92\xd6\x05\x00\x00\x00\x00\x80", 1, "extension type 5"),
+            (b"\x92\x01\xdd\xff\xff\xff\xff", 2, "truncated: array of 4294967295 entries"),
+        ];
+        for (chunk, offset, reason) in cases {
+            let err = all(chunk).remove(0).expect_err("malformed");
+            assert_eq!(err.offset, offset, "{reason}: {err}");
+            assert!(err.reason.contains(reason), "expected {reason:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_recursed() {
+        let mut chunk = b"\x92\x01".to_vec();
+        chunk.extend(std::iter::repeat_n(0x91, 100_000));
+        chunk.push(0xc0);
+        let err = all(&chunk).remove(0).expect_err("too deep");
+        assert!(err.reason.contains("nesting deeper than"), "{err}");
+    }
+
+    #[test]
+    fn group_markers_are_skipped_and_their_attributes_attached() {
+        let mut chunk = Vec::new();
+        // Group start: EventTime seconds 0xffffffff, attributes {"g":1}.
+        chunk.extend_from_slice(b"\x92\x92\xd7\x00\xff\xff\xff\xff\x00\x00\x00\x00\x80\x81\xa1g\x01");
+        chunk.extend_from_slice(FORWARD_INT);
+        // Group end, then a record outside any group.
+        chunk.extend_from_slice(b"\x92\x92\xd7\x00\xff\xff\xff\xfe\x00\x00\x00\x00\x80\x80");
+        chunk.extend_from_slice(FORWARD_INT);
+        let events: Vec<_> = all(&chunk).into_iter().map(Result::unwrap).collect();
+        assert_eq!(events.len(), 2, "markers are not records");
+        assert_eq!(events[0].group_attributes, Some(Value::Map(vec![(Value::Str(b"g"), Value::UInt(1))])));
+        assert_eq!(events[1].group_attributes, None);
+    }
+}

@@ -139,23 +139,23 @@ impl<'a> Reader<'a> {
                 let n = self.u32("a binary length")?;
                 Value::Bin(self.take(n as usize, "a binary")?)
             }
-            Marker::FixArray(n) => self.array_items(n.into(), depth)?,
+            Marker::FixArray(n) => self.array_items(n.into(), depth, at)?,
             Marker::Array16 => {
                 let n = self.u16("an array length")?;
-                self.array_items(n.into(), depth)?
+                self.array_items(n.into(), depth, at)?
             }
             Marker::Array32 => {
                 let n = self.u32("an array length")?;
-                self.array_items(n as usize, depth)?
+                self.array_items(n as usize, depth, at)?
             }
-            Marker::FixMap(n) => self.map_entries(n.into(), depth)?,
+            Marker::FixMap(n) => self.map_entries(n.into(), depth, at)?,
             Marker::Map16 => {
                 let n = self.u16("a map length")?;
-                self.map_entries(n.into(), depth)?
+                self.map_entries(n.into(), depth, at)?
             }
             Marker::Map32 => {
                 let n = self.u32("a map length")?;
-                self.map_entries(n as usize, depth)?
+                self.map_entries(n as usize, depth, at)?
             }
             Marker::FixExt1 => self.ext(1)?,
             Marker::FixExt2 => self.ext(2)?,
@@ -179,10 +179,10 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    fn array_items(&mut self, len: usize, depth: usize) -> Result<Value<'a>, DecodeError> {
+    fn array_items(&mut self, len: usize, depth: usize, at: usize) -> Result<Value<'a>, DecodeError> {
         // Every item takes at least one byte: a length beyond the rest of the chunk is a lie,
         // refused before it can drive a huge allocation.
-        self.check_count(len, 1, "array")?;
+        self.check_count(len, 1, "array", at)?;
         let mut items = Vec::with_capacity(len);
         for _ in 0..len {
             items.push(self.value_at_depth(depth + 1)?);
@@ -190,8 +190,8 @@ impl<'a> Reader<'a> {
         Ok(Value::Array(items))
     }
 
-    fn map_entries(&mut self, len: usize, depth: usize) -> Result<Value<'a>, DecodeError> {
-        self.check_count(len, 2, "map")?;
+    fn map_entries(&mut self, len: usize, depth: usize, at: usize) -> Result<Value<'a>, DecodeError> {
+        self.check_count(len, 2, "map", at)?;
         let mut entries = Vec::with_capacity(len);
         for _ in 0..len {
             let key = self.value_at_depth(depth + 1)?;
@@ -201,11 +201,11 @@ impl<'a> Reader<'a> {
         Ok(Value::Map(entries))
     }
 
-    fn check_count(&self, len: usize, min_bytes: usize, what: &str) -> Result<(), DecodeError> {
+    fn check_count(&self, len: usize, min_bytes: usize, what: &str, at: usize) -> Result<(), DecodeError> {
         let left = self.bytes.len() - self.pos;
         if len.saturating_mul(min_bytes) > left {
             return Err(self.error(
-                self.pos,
+                at,
                 format!("truncated: {what} of {len} entries, only {left} bytes left"),
             ));
         }
