@@ -47,7 +47,9 @@ impl HostConfig {
         let Some(path) = agent.property("wasm_path").filter(|p| !p.trim().is_empty()) else {
             bail!("required key 'wasm_path' (the guest component file) is not set");
         };
-        Ok(Self { wasm_path: PathBuf::from(path.trim()) })
+        Ok(Self {
+            wasm_path: PathBuf::from(path.trim()),
+        })
     }
 }
 
@@ -74,7 +76,9 @@ pub fn resolve(
             bail!("guest declares key '{name}', which the agent reserves for itself");
         }
         if folded.starts_with(HOST_KEY_PREFIX) {
-            bail!("guest declares key '{name}'; keys starting with '{HOST_KEY_PREFIX}' belong to the host");
+            bail!(
+                "guest declares key '{name}'; keys starting with '{HOST_KEY_PREFIX}' belong to the host"
+            );
         }
         if seen.contains(&folded) {
             bail!("guest declares key '{name}' twice (keys are case-insensitive)");
@@ -83,7 +87,10 @@ pub fn resolve(
 
         let value = lookup(name).or_else(|| key.default_value.clone());
         match value {
-            Some(value) => entries.push(ConfigEntry { key: name.to_owned(), value }),
+            Some(value) => entries.push(ConfigEntry {
+                key: name.to_owned(),
+                value,
+            }),
             None if key.required => {
                 bail!("required key '{name}' ({}) is not set", key.description)
             }
@@ -113,10 +120,21 @@ mod tests {
 
     #[test]
     fn applies_defaults_and_keeps_declaration_order() {
-        let schema = [key("b", Some("2"), false), key("a", None, false), key("c", None, true)];
+        let schema = [
+            key("b", Some("2"), false),
+            key("a", None, false),
+            key("c", None, true),
+        ];
         let entries = resolve(&schema, |k| (k == "c").then(|| "3".to_owned())).unwrap();
-        let pairs: Vec<_> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
-        assert_eq!(pairs, [("b", "2"), ("c", "3")], "unset optional key without default is absent");
+        let pairs: Vec<_> = entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("b", "2"), ("c", "3")],
+            "unset optional key without default is absent"
+        );
     }
 
     #[test]
@@ -133,10 +151,18 @@ mod tests {
             ("tls.verify", "reserves"),
             ("wasm_path", "belong to the host"),
         ] {
-            let err = resolve(&[key(name, None, false)], |_| None).unwrap_err().to_string();
-            assert!(err.contains(expected), "key {name}: expected '{expected}' in {err:?}");
+            let err = resolve(&[key(name, None, false)], |_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(expected),
+                "key {name}: expected '{expected}' in {err:?}"
+            );
         }
         let err = resolve(&[key("a", None, false), key("A", None, false)], |_| None).unwrap_err();
-        assert!(err.to_string().contains("twice"), "duplicate key accepted: {err}");
+        assert!(
+            err.to_string().contains("twice"),
+            "duplicate key accepted: {err}"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The one wasmtime engine every instance shares, and how it is configured.
 
 use anyhow::Result;
-use wasmtime::error::Context as _;
 use once_cell::sync::OnceCell;
+use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine};
 
 /// Wasm stack a guest call may use. Worker threads get `WORKER_STACK` of native stack, which
@@ -16,7 +16,8 @@ static ENGINE: OnceCell<Engine> = OnceCell::new();
 /// The shared engine, created on first use. It owns no thread and no signal handler, so it can
 /// outlive every instance (and survive the agent's hot reloads) at no cost.
 pub fn engine() -> Result<&'static Engine> {
-    let engine = ENGINE.get_or_try_init(|| Engine::new(&config()).context("failed to create the wasm engine"))?;
+    let engine = ENGINE
+        .get_or_try_init(|| Engine::new(&config()).context("failed to create the wasm engine"))?;
     Ok(engine)
 }
 

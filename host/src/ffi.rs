@@ -145,7 +145,7 @@ fn register(def: &mut FlbPluginProxyDef) {
 pub unsafe extern "C" fn FLBPluginInit(plugin: *mut FlbgoOutputPlugin) -> c_int {
     guard("FLBPluginInit", status::INIT_FAILED, || {
         // SAFETY: the agent's plugin struct is valid and ours alone during this call.
-        let outcome = unsafe { non_null_mut(plugin, "plugin") }.and_then(|plugin| init(plugin));
+        let outcome = unsafe { non_null_mut(plugin, "plugin") }.and_then(init);
         match outcome {
             Ok(()) => status::INIT_OK,
             Err(err) => {
@@ -224,25 +224,33 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
 /// # Safety
 /// As [`FLBPluginFlushCtx`], without the context.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn FLBPluginFlush(data: *const c_void, size: usize, tag: *const c_char) -> c_int {
-    guard("FLBPluginFlush", status::FLUSH_PANICKED, || match registry::live().as_slice() {
-        // SAFETY: live instances stay valid until their exit call; data and tag as documented.
-        [only] => match unsafe { flush(&*only.0, data, size, tag) } {
-            Ok(flushed) => status::flush(flushed),
-            Err(err) => {
-                eprintln!("[out_wasm] flush refused: {err:#}");
+pub unsafe extern "C" fn FLBPluginFlush(
+    data: *const c_void,
+    size: usize,
+    tag: *const c_char,
+) -> c_int {
+    guard(
+        "FLBPluginFlush",
+        status::FLUSH_PANICKED,
+        || match registry::live().as_slice() {
+            // SAFETY: live instances stay valid until their exit call; data and tag as documented.
+            [only] => match unsafe { flush(&*only.0, data, size, tag) } {
+                Ok(flushed) => status::flush(flushed),
+                Err(err) => {
+                    eprintln!("[out_wasm] flush refused: {err:#}");
+                    status::flush(FlushStatus::Error)
+                }
+            },
+            live => {
+                eprintln!(
+                    "[out_wasm] the agent called the legacy FLBPluginFlush with {} live instances; \
+                 it cannot say which one the chunk is for, so the chunk is refused",
+                    live.len()
+                );
                 status::flush(FlushStatus::Error)
             }
         },
-        live => {
-            eprintln!(
-                "[out_wasm] the agent called the legacy FLBPluginFlush with {} live instances; \
-                 it cannot say which one the chunk is for, so the chunk is refused",
-                live.len()
-            );
-            status::flush(FlushStatus::Error)
-        }
-    })
+    )
 }
 
 /// # Safety
@@ -289,16 +297,20 @@ pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
 /// instances in.
 #[unsafe(no_mangle)]
 pub extern "C" fn FLBPluginExit() -> c_int {
-    guard("FLBPluginExit", status::EXIT_FAILED, || match registry::live().first() {
-        Some(oldest) => match exit(*oldest) {
-            Ok(()) => status::EXIT_OK,
-            Err(err) => {
-                eprintln!("[out_wasm] exit refused: {err:#}");
-                status::EXIT_FAILED
-            }
+    guard(
+        "FLBPluginExit",
+        status::EXIT_FAILED,
+        || match registry::live().first() {
+            Some(oldest) => match exit(*oldest) {
+                Ok(()) => status::EXIT_OK,
+                Err(err) => {
+                    eprintln!("[out_wasm] exit refused: {err:#}");
+                    status::EXIT_FAILED
+                }
+            },
+            None => status::EXIT_OK,
         },
-        None => status::EXIT_OK,
-    })
+    )
 }
 
 fn exit(instance: InstancePtr) -> Result<()> {
@@ -329,7 +341,9 @@ pub unsafe extern "C" fn FLBPluginUnregister(_def: *mut FlbPluginProxyDef) {
         if live > 0 {
             // The agent's hot reload unregisters the old configuration while the new one's
             // instances may already run; they are untouched.
-            eprintln!("[out_wasm] unregistered with {live} instance(s) still live; they keep running");
+            eprintln!(
+                "[out_wasm] unregistered with {live} instance(s) still live; they keep running"
+            );
         }
     })
 }

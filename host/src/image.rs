@@ -31,8 +31,9 @@ impl GuestImage {
         check_header(&bytes)?;
         let digest = hex(&Sha256::digest(&bytes));
         let engine = engine()?;
-        let component =
-            Component::from_binary(engine, &bytes).map_err(anyhow::Error::from).context("failed to compile the component")?;
+        let component = Component::from_binary(engine, &bytes)
+            .map_err(anyhow::Error::from)
+            .context("failed to compile the component")?;
 
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -47,7 +48,11 @@ impl GuestImage {
         let pre = OutputPluginPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("the component does not implement world {WORLD}"))?;
-        Ok(Self { path: path.to_owned(), digest, pre })
+        Ok(Self {
+            path: path.to_owned(),
+            digest,
+            pre,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -91,12 +96,18 @@ mod tests {
         let cases: [(&[u8], &str); 4] = [
             (b"", "not WebAssembly"),
             (b"#!/bin/sh\necho", "not WebAssembly"),
-            (b"\0asm\x01\0\0\0", "core WebAssembly module, not a component"),
+            (
+                b"\0asm\x01\0\0\0",
+                "core WebAssembly module, not a component",
+            ),
             (b"\0asm\x0e\0\x01\0", "unsupported WebAssembly version"),
         ];
         for (bytes, expected) in cases {
             let err = check_header(bytes).unwrap_err().to_string();
-            assert!(err.contains(expected), "{bytes:?}: expected '{expected}' in {err:?}");
+            assert!(
+                err.contains(expected),
+                "{bytes:?}: expected '{expected}' in {err:?}"
+            );
         }
         check_header(b"\0asm\x0d\0\x01\0").expect("a component header is accepted");
     }

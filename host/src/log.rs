@@ -15,7 +15,13 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [Level::Error, Level::Warn, Level::Info, Level::Debug, Level::Trace];
+    pub const ALL: [Level; 5] = [
+        Level::Error,
+        Level::Warn,
+        Level::Info,
+        Level::Debug,
+        Level::Trace,
+    ];
 
     /// The agent's numeric value (`FLB_LOG_ERROR` = 1 ... `FLB_LOG_TRACE` = 5).
     pub fn as_flb(self) -> c_int {
@@ -33,7 +39,11 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(agent: Agent, instance: &str) -> Self {
-        Self { agent, prefix: format!("[output:wasm:{instance}] "), max: agent.max_level() }
+        Self {
+            agent,
+            prefix: format!("[output:wasm:{instance}] "),
+            max: agent.max_level(),
+        }
     }
 
     /// The most verbose level the instance logs at.
@@ -43,7 +53,8 @@ impl Logger {
 
     pub fn log(&self, level: Level, message: &str) {
         if level <= self.max {
-            self.agent.print(level, &format!("{}{message}", self.prefix));
+            self.agent
+                .print(level, &format!("{}{message}", self.prefix));
         }
     }
 

@@ -66,7 +66,9 @@ impl OutputInstance {
             next_worker: AtomicU64::new(0),
             runtime: Some(runtime),
         };
-        let first = this.start_first(agent).with_context(|| format!("failed to initialize guest '{path}'"))?;
+        let first = this
+            .start_first(agent)
+            .with_context(|| format!("failed to initialize guest '{path}'"))?;
         this.idle().push(first);
         this.logger.info(&format!(
             "guest '{path}' (sha256 {}) initialized",
@@ -90,7 +92,12 @@ impl OutputInstance {
 
     fn spawn_worker(&self) -> Result<Worker> {
         let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        let runtime = self.runtime.as_ref().expect("runtime lives until exit").handle().clone();
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("runtime lives until exit")
+            .handle()
+            .clone();
         Worker::spawn(id, self.image.clone(), runtime, &self.logger)
     }
 
@@ -114,7 +121,10 @@ impl OutputInstance {
         }
         let mut worker = self.spawn_worker()?;
         self.init_worker(&mut worker)?;
-        self.logger.debug(&format!("started guest instance #{} for a concurrent flush", worker.id()));
+        self.logger.debug(&format!(
+            "started guest instance #{} for a concurrent flush",
+            worker.id()
+        ));
         Ok(worker)
     }
 
@@ -133,19 +143,30 @@ impl OutputInstance {
         // SAFETY: `chunk` is valid for this whole function, and `call` only returns once the
         // worker is done with the request that carries it.
         let chunk = unsafe { ChunkRef::new(chunk) };
-        let outcome = worker.call(Request::Flush { tag: tag.to_owned(), chunk }, &self.logger);
+        let outcome = worker.call(
+            Request::Flush {
+                tag: tag.to_owned(),
+                chunk,
+            },
+            &self.logger,
+        );
         let status = match outcome {
             Ok(Response::Flush(Ok(()))) => FlushStatus::Ok,
             Ok(Response::Flush(Err(FlushError::Retry(message)))) => {
-                self.logger.warn(&format!("guest asked to retry the chunk of tag '{tag}': {message}"));
+                self.logger.warn(&format!(
+                    "guest asked to retry the chunk of tag '{tag}': {message}"
+                ));
                 FlushStatus::Retry
             }
             Ok(Response::Flush(Err(FlushError::Error(message)))) => {
-                self.logger.error(&format!("guest failed the chunk of tag '{tag}', it is dropped: {message}"));
+                self.logger.error(&format!(
+                    "guest failed the chunk of tag '{tag}', it is dropped: {message}"
+                ));
                 FlushStatus::Error
             }
             Ok(other) => {
-                self.logger.error(&format!("guest flush answered unexpectedly: {other:?}"));
+                self.logger
+                    .error(&format!("guest flush answered unexpectedly: {other:?}"));
                 return FlushStatus::Retry;
             }
             Err(fault) => {
@@ -167,7 +188,10 @@ impl OutputInstance {
         let workers = std::mem::take(&mut *self.idle());
         for mut worker in workers {
             if let Err(fault) = worker.call(Request::Exit, &self.logger) {
-                self.logger.warn(&format!("guest instance #{} faulted in exit: {fault}", worker.id()));
+                self.logger.warn(&format!(
+                    "guest instance #{} faulted in exit: {fault}",
+                    worker.id()
+                ));
             }
             worker.join();
         }

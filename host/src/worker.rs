@@ -35,7 +35,10 @@ impl ChunkRef {
     /// returns. `call` only returns after the worker answered or its thread ended, and the
     /// worker never touches a request's chunk after answering it.
     pub unsafe fn new(chunk: &[u8]) -> Self {
-        Self { ptr: chunk.as_ptr(), len: chunk.len() }
+        Self {
+            ptr: chunk.as_ptr(),
+            len: chunk.len(),
+        }
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -93,7 +96,12 @@ impl Worker {
             .stack_size(WORKER_STACK)
             .spawn(move || serve(&image, &runtime, max_level, &request_rx, &event_tx))
             .context("failed to start a worker thread")?;
-        let mut worker = Self { id, requests, events, thread: Some(thread) };
+        let mut worker = Self {
+            id,
+            requests,
+            events,
+            thread: Some(thread),
+        };
         match worker.wait(logger) {
             Ok(_) => Ok(worker),
             Err(fault) => {
@@ -168,7 +176,9 @@ fn serve(
             return;
         }
         Err(_) => {
-            let _ = events.send(Event::Done(Err(Fault::host("the host panicked while instantiating"))));
+            let _ = events.send(Event::Done(Err(Fault::host(
+                "the host panicked while instantiating",
+            ))));
             return;
         }
     };
@@ -189,7 +199,9 @@ fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fa
     match request {
         Request::Schema => instance.config_schema().map(Response::Schema),
         Request::Init(ctx) => instance.init(&ctx).map(Response::Init),
-        Request::Flush { tag, chunk } => instance.flush(&tag, chunk.as_slice()).map(Response::Flush),
+        Request::Flush { tag, chunk } => {
+            instance.flush(&tag, chunk.as_slice()).map(Response::Flush)
+        }
         Request::Exit => instance.exit().map(|()| Response::Exited),
     }
 }

@@ -2,7 +2,6 @@
 //! agent when `FLUENT_BIT` names its binary).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use out_wasm_e2e::{guest_path, loader_bin, workspace_root};
@@ -18,25 +17,42 @@ const EXPECTED: &str = r#"{"date":1700000000.5,"level":"info","msg":"user logged
 fn run_loader(config: &str) -> (String, String) {
     guest_path("stdout");
     let output = Command::new(loader_bin())
-        .args(["-c", config, "-i", "examples/events.jsonl", "--time", "1700000000.5"])
+        .args([
+            "-c",
+            config,
+            "-i",
+            "examples/events.jsonl",
+            "--time",
+            "1700000000.5",
+        ])
         .current_dir(workspace_root())
         .output()
         .expect("the loader runs");
     let stdout = String::from_utf8(output.stdout).expect("UTF-8 stdout");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "loader failed with {}:\n{stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "loader failed with {}:\n{stderr}",
+        output.status
+    );
     (stdout, stderr)
 }
 
 #[test]
 fn classic_example_prints_what_the_agents_stdout_output_prints() {
     let (stdout, stderr) = run_loader("examples/fluent-bit.conf");
-    assert_eq!(stdout, EXPECTED, "stdout guest output differs from the agent's json_lines; stderr:\n{stderr}");
+    assert_eq!(
+        stdout, EXPECTED,
+        "stdout guest output differs from the agent's json_lines; stderr:\n{stderr}"
+    );
     for needle in [
         "[output:wasm:wasm.1] [demo] running total: 4 records (app.demo=4)",
         "[output:wasm:wasm.1] [demo] final total: 4 records (app.demo=4)",
     ] {
-        assert!(stderr.contains(needle), "expected {needle:?} in the log:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "expected {needle:?} in the log:\n{stderr}"
+        );
     }
 }
 
@@ -44,18 +60,98 @@ fn classic_example_prints_what_the_agents_stdout_output_prints() {
 fn yaml_example_behaves_like_the_classic_one() {
     let (stdout, stderr) = run_loader("examples/fluent-bit.yaml");
     assert_eq!(stdout, EXPECTED, "stderr:\n{stderr}");
-    assert!(stderr.contains("[demo] final total: 4 records"), "counter ran:\n{stderr}");
+    assert!(
+        stderr.contains("[demo] final total: 4 records"),
+        "counter ran:\n{stderr}"
+    );
+}
+
+/// The agent named by `FLUENT_BIT`, or a loud SKIP line and `None`.
+fn real_agent(test: &str) -> Option<std::ffi::OsString> {
+    let agent = std::env::var_os("FLUENT_BIT");
+    if agent.is_none() {
+        eprintln!(
+            "SKIP {test}: FLUENT_BIT is not set (the path of a fluent-bit binary); this test needs the real agent"
+        );
+    }
+    agent
+}
+
+/// Runs the agent with `args` in the repository root, `examples/events.jsonl` on stdin (the
+/// stdin input stops the agent at EOF); kills it after a minute.
+fn run_agent(agent: &std::ffi::OsStr, args: &[&std::ffi::OsStr]) -> (String, String) {
+    let events = std::fs::File::open(workspace_root().join("examples/events.jsonl")).unwrap();
+    let mut child = Command::new(agent)
+        .args(args)
+        .current_dir(workspace_root())
+        .stdin(Stdio::from(events))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the agent starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("agent output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "agent exited with {}:\n{stderr}",
+        output.status
+    );
+    (stdout, stderr)
+}
+
+/// JSON lines with the `date` value blanked: the agent stamps stdin records with the time read.
+fn without_dates(lines: &str) -> Vec<String> {
+    lines
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let rest = l.strip_prefix("{\"date\":").expect("a date first");
+            let end = rest.find(',').expect("more keys after the date");
+            format!("{{\"date\":_{}", &rest[end..])
+        })
+        .collect()
+}
+
+#[test]
+fn real_agent_runs_the_examples() {
+    let Some(agent) = real_agent("real_agent_runs_the_examples") else {
+        return;
+    };
+    guest_path("stdout");
+    guest_path("counter");
+    out_wasm_e2e::plugin_path();
+    for config in ["examples/fluent-bit.conf", "examples/fluent-bit.yaml"] {
+        let (stdout, stderr) = run_agent(&agent, &["-c".as_ref(), config.as_ref()]);
+        assert_eq!(
+            without_dates(&stdout),
+            without_dates(EXPECTED),
+            "{config}: stdout guest output; log:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("[demo] final total: 4 records (app.demo=4)"),
+            "{config}: counter's exit ran:\n{stderr}"
+        );
+    }
 }
 
 /// With the real agent: one pipeline feeds the same records to the built-in `stdout` output
 /// (json_lines) and to the `stdout` guest; every line must appear exactly twice.
 #[test]
 fn real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout() {
-    let Some(agent) = std::env::var_os("FLUENT_BIT") else {
-        eprintln!("SKIP real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout: FLUENT_BIT is not set (path of a fluent-bit binary)");
+    let Some(agent) =
+        real_agent("real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout")
+    else {
         return;
     };
-    let root = workspace_root();
     guest_path("stdout");
     let plugin = out_wasm_e2e::plugin_path();
     let dir = std::env::temp_dir().join(format!("out-wasm-agent-{}", std::process::id()));
@@ -71,24 +167,28 @@ fn real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout() {
         ),
     )
     .unwrap();
-    let events = std::fs::File::open(root.join("examples/events.jsonl")).unwrap();
-    let output = Command::new(Path::new(&agent))
-        .arg("-e")
-        .arg(plugin)
-        .arg("-c")
-        .arg(&config)
-        .stdin(Stdio::from(events))
-        .output()
-        .expect("the agent runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "agent exited with {}:\n{stderr}", output.status);
+    let (stdout, stderr) = run_agent(
+        &agent,
+        &[
+            "-e".as_ref(),
+            plugin.as_os_str(),
+            "-c".as_ref(),
+            config.as_os_str(),
+        ],
+    );
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for line in stdout.lines().filter(|l| l.starts_with('{')) {
         *counts.entry(line).or_default() += 1;
     }
-    assert_eq!(counts.len(), 4, "four distinct records expected, stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        counts.len(),
+        4,
+        "four distinct records expected, stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     for (line, n) in counts {
-        assert_eq!(n, 2, "line printed {n} times instead of once per output:\n{line}\nstdout:\n{stdout}");
+        assert_eq!(
+            n, 2,
+            "line printed {n} times instead of once per output:\n{line}\nstdout:\n{stdout}"
+        );
     }
 }

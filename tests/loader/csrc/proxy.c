@@ -137,8 +137,11 @@ struct loader_instance {
 /*
  * dlopen(RTLD_LAZY), optional FLBPluginPreRegister, required FLBPluginRegister, and the
  * agent's checks of the definition. Returns NULL with a reason in err on failure.
+ * With `legacy` set the loader acts as an agent that predates FlushCtx/ExitCtx and only looks
+ * up FLBPluginFlush and FLBPluginExit.
  */
-struct loader_plugin *loader_plugin_open(const char *path, int hot_reloading, char *err, size_t errlen)
+struct loader_plugin *loader_plugin_open(const char *path, int hot_reloading, int legacy,
+                                         char *err, size_t errlen)
 {
     struct loader_plugin *p;
     int (*pre_register)(int);
@@ -190,9 +193,11 @@ struct loader_plugin *loader_plugin_open(const char *path, int hot_reloading, ch
         goto fail;
     }
     p->go.cb_flush = (int (*)(const void *, size_t, const char *)) dlsym(p->handle, "FLBPluginFlush");
-    p->go.cb_flush_ctx = (int (*)(void *, const void *, size_t, char *)) dlsym(p->handle, "FLBPluginFlushCtx");
     p->go.cb_exit = (int (*)(void)) dlsym(p->handle, "FLBPluginExit");
-    p->go.cb_exit_ctx = (int (*)(void *)) dlsym(p->handle, "FLBPluginExitCtx");
+    if (!legacy) {
+        p->go.cb_flush_ctx = (int (*)(void *, const void *, size_t, char *)) dlsym(p->handle, "FLBPluginFlushCtx");
+        p->go.cb_exit_ctx = (int (*)(void *)) dlsym(p->handle, "FLBPluginExitCtx");
+    }
     p->pre_exit = (int (*)(int)) dlsym(p->handle, "FLBPluginOutputPreExit");
     p->unregister = (void (*)(struct flb_plugin_proxy_def *)) dlsym(p->handle, "FLBPluginUnregister");
     return p;

@@ -110,7 +110,10 @@ pub mod __private {
         T::config_schema().into_iter().map(Into::into).collect()
     }
 
-    pub fn init<T: Output>(slot: &'static LocalKey<Slot<T>>, ctx: InitContext) -> Result<(), String> {
+    pub fn init<T: Output>(
+        slot: &'static LocalKey<Slot<T>>,
+        ctx: InitContext,
+    ) -> Result<(), String> {
         let output = T::init(ctx.into())?;
         slot.with(|slot| *slot.borrow_mut() = Some(output));
         Ok(())

@@ -2,8 +2,8 @@
 
 use std::sync::OnceLock;
 
-pub use crate::bindings::out_wasm::output::logging::Level;
 use crate::bindings::out_wasm::output::logging;
+pub use crate::bindings::out_wasm::output::logging::Level;
 
 static MAX_LEVEL: OnceLock<Level> = OnceLock::new();
 

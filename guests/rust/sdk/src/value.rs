@@ -97,7 +97,9 @@ impl<'a> Value<'a> {
                 }
                 out.push(b']');
             }
-            Value::Map(entries) => write_map(out, entries.iter().map(|(k, v)| (k, v)), escape_unicode),
+            Value::Map(entries) => {
+                write_map(out, entries.iter().map(|(k, v)| (k, v)), escape_unicode)
+            }
         }
     }
 
@@ -121,10 +123,12 @@ fn write_map<'v, 'a: 'v>(
     let mut rest = entries.clone();
     for (key, value) in entries {
         rest.next();
-        if let Value::Str(k) = key {
-            if rest.clone().any(|(later, _)| matches!(later, Value::Str(l) if l == k)) {
-                continue;
-            }
+        if let Value::Str(k) = key
+            && rest
+                .clone()
+                .any(|(later, _)| matches!(later, Value::Str(l) if l == k))
+        {
+            continue;
         }
         if written > 0 {
             out.push(b',');
@@ -139,7 +143,8 @@ fn write_map<'v, 'a: 'v>(
 
 fn push_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
     let mut s = String::new();
-    s.write_fmt(args).expect("formatting into a String cannot fail");
+    s.write_fmt(args)
+        .expect("formatting into a String cannot fail");
     out.extend_from_slice(s.as_bytes());
 }
 
@@ -177,7 +182,11 @@ pub(crate) fn format_g(f: f64, precision: usize) -> String {
 }
 
 fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s }
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
 }
 
 /// The agent's JSON escapes for ASCII: short forms, `\u00XX` for other controls and DEL.
@@ -202,7 +211,10 @@ fn write_str(out: &mut Vec<u8>, bytes: &[u8], escape_unicode: bool) {
     let mut i = 0;
     while i < bytes.len() {
         // Fast path: a run of plain ASCII is copied as is.
-        let run = bytes[i..].iter().take_while(|&&c| c < 0x80 && ascii_escape(c).is_none()).count();
+        let run = bytes[i..]
+            .iter()
+            .take_while(|&&c| c < 0x80 && ascii_escape(c).is_none())
+            .count();
         out.extend_from_slice(&bytes[i..i + run]);
         i += run;
         let Some(&c) = bytes.get(i) else { break };
@@ -235,27 +247,20 @@ fn write_raw_sequence(out: &mut Vec<u8>, bytes: &[u8], i: usize) -> usize {
 /// surrogate pair above the BMP); a sequence cut short by the end of the string is dropped; the
 /// bytes of an invalid sequence each become U+E0XX (XX the byte), written as UTF-8.
 fn write_escaped_sequence(out: &mut Vec<u8>, bytes: &[u8], start: usize) -> usize {
-    let mut len = utf8_len(bytes[start]);
-    if start + len > bytes.len() {
+    let announced = utf8_len(bytes[start]);
+    if start + announced > bytes.len() {
         return start + 1;
     }
     let mut decoder = Utf8Decoder::default();
-    let mut valid = true;
-    let mut consumed = len;
-    for n in 0..len {
-        if decoder.push(bytes[start + n]) == Step::Reject {
-            // An invalid lead byte is taken alone; an invalid continuation byte is left for the
-            // next sequence and only the prefix before it is taken.
-            if n == 0 {
-                len = 1;
-            } else {
-                len = n;
-            }
-            consumed = len;
-            valid = false;
-            break;
-        }
-    }
+    // An invalid lead byte is taken alone; at an invalid continuation byte only the prefix
+    // before it is taken, and the byte starts the next sequence.
+    let rejected_at = (0..announced).find(|n| decoder.push(bytes[start + n]) == Step::Reject);
+    let (len, valid) = match rejected_at {
+        None => (announced, true),
+        Some(0) => (1, false),
+        Some(n) => (n, false),
+    };
+    let consumed = len;
     if valid {
         let cp = decoder.codepoint;
         if cp > 0xFFFF {
@@ -346,13 +351,18 @@ fn utf8_validate_char(s: &[u8]) -> usize {
             2
         }
         c if c & 0xF0 == 0xE0 => {
-            if c == 0xE0 && second.is_some_and(|b| b < 0xA0) || c == 0xED && second.is_some_and(|b| b >= 0xA0) {
+            if c == 0xE0 && second.is_some_and(|b| b < 0xA0)
+                || c == 0xED && second.is_some_and(|b| b >= 0xA0)
+            {
                 return 0;
             }
             3
         }
         c if c & 0xF8 == 0xF0 => {
-            if c == 0xF0 && second.is_some_and(|b| b < 0x90) || c > 0xF4 || c == 0xF4 && second.is_some_and(|b| b > 0x8F) {
+            if c == 0xF0 && second.is_some_and(|b| b < 0x90)
+                || c > 0xF4
+                || c == 0xF4 && second.is_some_and(|b| b > 0x8F)
+            {
                 return 0;
             }
             4
@@ -402,9 +412,11 @@ fn date_value(ts: Timestamp, format: DateFormat) -> Value<'static> {
     match format {
         DateFormat::Double => Value::Float(ts.as_f64()),
         DateFormat::Epoch => Value::UInt(ts.seconds as u64),
-        DateFormat::EpochMs => {
-            Value::UInt((ts.seconds as u64).wrapping_mul(1000).wrapping_add(u64::from(ts.nanoseconds / 1_000_000)))
-        }
+        DateFormat::EpochMs => Value::UInt(
+            (ts.seconds as u64)
+                .wrapping_mul(1000)
+                .wrapping_add(u64::from(ts.nanoseconds / 1_000_000)),
+        ),
         DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => {
             unreachable!("formatted dates are rendered as text, see write_json_line")
         }
@@ -448,7 +460,9 @@ pub fn write_json_line(
     escape_unicode: bool,
 ) {
     let date_text = match date_format {
-        DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => formatted_date(event.timestamp, date_format),
+        DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => {
+            formatted_date(event.timestamp, date_format)
+        }
         _ => String::new(),
     };
     let date = date_key.map(|key| {
@@ -507,7 +521,7 @@ mod tests {
             (1.0e300, "1e+300"),
             (0.0001, "0.0001"),
             (0.00001234, "1.234e-05"),
-            (3.141592653589793, "3.141592653589793"),
+            (std::f64::consts::PI, "3.141592653589793"),
             (2.0f32 as f64 / 3.0, "0.6666666666666666"),
             (9.223372036854776e18, "9.223372036854776e+18"),
             (f64::INFINITY, "inf"),
@@ -522,8 +536,16 @@ mod tests {
     fn strings_escape_like_the_agent() {
         let cases: [(&[u8], bool, &str); 9] = [
             (b"tab\there \"q\" \\ /", true, r#""tab\there \"q\" \\ /""#),
-            (b"\x00\x01\x08\x0b\x0c\x7f", true, r#""\u0000\u0001\b\u000b\f\u007f""#),
-            ("ünï".as_bytes(), true, r#""\u00fc\u006e\u00ef""#.replace("\\u006e", "n").leak()),
+            (
+                b"\x00\x01\x08\x0b\x0c\x7f",
+                true,
+                r#""\u0000\u0001\b\u000b\f\u007f""#,
+            ),
+            (
+                "ünï".as_bytes(),
+                true,
+                r#""\u00fc\u006e\u00ef""#.replace("\\u006e", "n").leak(),
+            ),
             ("ünï".as_bytes(), false, "\"ünï\""),
             ("😀".as_bytes(), true, r#""\ud83d\ude00""#),
             // 0xff announces a 6-byte sequence: with fewer bytes left the agent drops it...
@@ -538,7 +560,11 @@ mod tests {
         for (bytes, escape, expected) in cases {
             let mut out = Vec::new();
             Value::Str(bytes).write_json(&mut out, escape);
-            assert_eq!(String::from_utf8_lossy(&out), expected, "rendering {bytes:?} (escape_unicode {escape})");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                expected,
+                "rendering {bytes:?} (escape_unicode {escape})"
+            );
         }
     }
 
@@ -558,8 +584,17 @@ mod tests {
         assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
-        let ts = Timestamp { seconds: 1_700_000_000, nanoseconds: 123_456_789 };
-        assert_eq!(formatted_date(ts, DateFormat::Iso8601), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(formatted_date(ts, DateFormat::JavaSqlTimestamp), "2023-11-14 22:13:20.123456");
+        let ts = Timestamp {
+            seconds: 1_700_000_000,
+            nanoseconds: 123_456_789,
+        };
+        assert_eq!(
+            formatted_date(ts, DateFormat::Iso8601),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(
+            formatted_date(ts, DateFormat::JavaSqlTimestamp),
+            "2023-11-14 22:13:20.123456"
+        );
     }
 }
