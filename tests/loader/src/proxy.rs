@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
 
-/// Keys the agent consumes itself: a plugin's property lookup never sees them.
+/// Keys the agent consumes itself: a plugin's property lookup never sees them. Kept apart from
+/// the host's copy on purpose: the loader plays the agent and must not share the plugin's view.
 pub const CORE_KEYS: &[&str] = &[
     "alias",
     "host",
