@@ -77,27 +77,51 @@ fn real_agent(test: &str) -> Option<std::ffi::OsString> {
     agent
 }
 
-/// Runs the agent with `args` in the repository root, `examples/events.jsonl` on stdin (the
-/// stdin input stops the agent at EOF); kills it after a minute.
+/// Runs the agent with `args` in the repository root, `examples/events.jsonl` piped to its
+/// stdin (the agent's stdin input needs a pipe, not a file, and stops the agent at EOF); kills
+/// it after a minute.
 fn run_agent(agent: &std::ffi::OsStr, args: &[&std::ffi::OsStr]) -> (String, String) {
-    let events = std::fs::File::open(workspace_root().join("examples/events.jsonl")).unwrap();
+    let events = std::fs::read(workspace_root().join("examples/events.jsonl")).unwrap();
     let mut child = Command::new(agent)
         .args(args)
         .current_dir(workspace_root())
-        .stdin(Stdio::from(events))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the agent starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(&events).expect("the agent reads its stdin");
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().expect("wait").is_none() {
+    // Drain the pipes on their own threads so a chatty agent never blocks on a full pipe.
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut text).map(|_| text)
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut text).map(|_| text)
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
         if std::time::Instant::now() > deadline {
             child.kill().ok();
-            break;
+            break child.wait().expect("wait after kill");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().expect("agent output");
+    };
+    let output = std::process::Output {
+        status,
+        stdout: out.join().unwrap().expect("agent stdout"),
+        stderr: err.join().unwrap().expect("agent stderr"),
+    };
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
