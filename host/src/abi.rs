@@ -55,22 +55,13 @@ pub struct FlbPluginProxyContext {
 /// `struct flb_api`: the function table the agent owns.
 #[repr(C)]
 pub struct FlbApi {
-    pub output_get_property:
-        Option<unsafe extern "C" fn(key: *const c_char, o_ins: *mut c_void) -> *const c_char>,
-    pub input_get_property:
-        Option<unsafe extern "C" fn(key: *const c_char, i_ins: *mut c_void) -> *const c_char>,
+    pub output_get_property: Option<unsafe extern "C" fn(key: *const c_char, o_ins: *mut c_void) -> *const c_char>,
+    pub input_get_property: Option<unsafe extern "C" fn(key: *const c_char, i_ins: *mut c_void) -> *const c_char>,
     pub output_get_cmt_instance: Option<unsafe extern "C" fn(o_ins: *mut c_void) -> *mut c_void>,
     pub input_get_cmt_instance: Option<unsafe extern "C" fn(i_ins: *mut c_void) -> *mut c_void>,
     /// printf-style: always called with a constant `"%s"` format.
-    pub log_print: Option<
-        unsafe extern "C" fn(
-            level: c_int,
-            file: *const c_char,
-            line: c_int,
-            fmt: *const c_char,
-            ...
-        ),
-    >,
+    pub log_print:
+        Option<unsafe extern "C" fn(level: c_int, file: *const c_char, line: c_int, fmt: *const c_char, ...)>,
     pub input_log_check: Option<unsafe extern "C" fn(i_ins: *mut c_void, level: c_int) -> c_int>,
     pub output_log_check: Option<unsafe extern "C" fn(o_ins: *mut c_void, level: c_int) -> c_int>,
     // Custom-plugin entries follow.

@@ -71,18 +71,9 @@ impl Agent {
         let Some(print) = self.api().log_print else {
             return;
         };
-        let message =
-            CString::new(message.replace('\0', "\\0")).expect("interior NULs were replaced");
+        let message = CString::new(message.replace('\0', "\\0")).expect("interior NULs were replaced");
         // SAFETY: a constant "%s" format with exactly one NUL-terminated string argument; the
         // file name is a static C string.
-        unsafe {
-            print(
-                level.as_flb(),
-                c"out_wasm".as_ptr(),
-                0 as c_int,
-                c"%s".as_ptr(),
-                message.as_ptr(),
-            )
-        };
+        unsafe { print(level.as_flb(), c"out_wasm".as_ptr(), 0 as c_int, c"%s".as_ptr(), message.as_ptr()) };
     }
 }

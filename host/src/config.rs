@@ -1,6 +1,7 @@
 //! The instance's configuration: the host's own `wasm_*` keys and the keys a guest declares.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -35,22 +36,77 @@ pub const RESERVED_KEYS: &[&str] = &[
 /// Prefix of the keys the host reads for itself; guests may not declare keys with it.
 pub const HOST_KEY_PREFIX: &str = "wasm_";
 
+/// Default of `wasm_watch_interval`.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
 /// The host's own keys of one `[OUTPUT] Name wasm` section.
 #[derive(Clone, Debug)]
 pub struct HostConfig {
     /// `wasm_path`: the guest component file (required).
     pub wasm_path: PathBuf,
+    /// `wasm_watch` (default on): replace the guest when the file's content changes.
+    pub watch: bool,
+    /// `wasm_watch_interval` (default 2s): how often the file is checked.
+    pub watch_interval: Duration,
+    /// `wasm_cache_dir` (default `$XDG_CACHE_HOME/out_wasm` or `~/.cache/out_wasm`; `off`
+    /// disables): where compiled components are kept.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl HostConfig {
     pub fn read(agent: &Agent) -> Result<Self> {
-        let Some(path) = agent.property("wasm_path").filter(|p| !p.trim().is_empty()) else {
+        Self::from_lookup(|key| agent.property(key))
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let Some(path) = lookup("wasm_path").filter(|p| !p.trim().is_empty()) else {
             bail!("required key 'wasm_path' (the guest component file) is not set");
         };
-        Ok(Self {
-            wasm_path: PathBuf::from(path.trim()),
-        })
+        let watch = match lookup("wasm_watch") {
+            None => true,
+            Some(value) => parse_switch(&value)
+                .with_context(|| format!("invalid value {value:?} for key 'wasm_watch' (on, off)"))?,
+        };
+        let watch_interval = match lookup("wasm_watch_interval") {
+            None => DEFAULT_WATCH_INTERVAL,
+            Some(value) => parse_duration(&value)
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("invalid value {value:?} for key 'wasm_watch_interval' (e.g. 2s, 500ms)"))?,
+        };
+        let cache_dir = match lookup("wasm_cache_dir") {
+            Some(value) if value.trim().eq_ignore_ascii_case("off") => None,
+            Some(value) => Some(PathBuf::from(value.trim())),
+            None => crate::cache::CompileCache::default_dir(),
+        };
+        Ok(Self { wasm_path: PathBuf::from(path.trim()), watch, watch_interval, cache_dir })
     }
+}
+
+/// The agent's boolean spellings.
+fn parse_switch(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// `500ms`, `2s`, `1m`, `1h`, or plain (possibly fractional) seconds.
+fn parse_duration(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = value.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = value.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (value, 1.0)
+    };
+    let seconds: f64 = number.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds * scale))
 }
 
 fn is_reserved(key: &str) -> bool {
@@ -60,10 +116,7 @@ fn is_reserved(key: &str) -> bool {
 
 /// Checks the guest's declared keys and looks each one up with the agent (`lookup`), applying
 /// defaults. Returns the resolved entries in declaration order.
-pub fn resolve(
-    schema: &[ConfigKey],
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<ConfigEntry>> {
+pub fn resolve(schema: &[ConfigKey], lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<ConfigEntry>> {
     let mut seen: Vec<String> = Vec::with_capacity(schema.len());
     let mut entries = Vec::with_capacity(schema.len());
     for key in schema {
@@ -76,9 +129,7 @@ pub fn resolve(
             bail!("guest declares key '{name}', which the agent reserves for itself");
         }
         if folded.starts_with(HOST_KEY_PREFIX) {
-            bail!(
-                "guest declares key '{name}'; keys starting with '{HOST_KEY_PREFIX}' belong to the host"
-            );
+            bail!("guest declares key '{name}'; keys starting with '{HOST_KEY_PREFIX}' belong to the host");
         }
         if seen.contains(&folded) {
             bail!("guest declares key '{name}' twice (keys are case-insensitive)");
@@ -87,10 +138,7 @@ pub fn resolve(
 
         let value = lookup(name).or_else(|| key.default_value.clone());
         match value {
-            Some(value) => entries.push(ConfigEntry {
-                key: name.to_owned(),
-                value,
-            }),
+            Some(value) => entries.push(ConfigEntry { key: name.to_owned(), value }),
             None if key.required => {
                 bail!("required key '{name}' ({}) is not set", key.description)
             }
@@ -119,22 +167,34 @@ mod tests {
     }
 
     #[test]
+    fn host_keys_have_documented_defaults_and_refuse_nonsense() {
+        let config = HostConfig::from_lookup(|k| (k == "wasm_path").then(|| " /g.wasm ".to_owned())).unwrap();
+        assert_eq!(config.wasm_path, PathBuf::from("/g.wasm"));
+        assert!(config.watch, "watching is on by default");
+        assert_eq!(config.watch_interval, DEFAULT_WATCH_INTERVAL);
+        let set = |key: &'static str, value: &'static str| {
+            HostConfig::from_lookup(move |k| match k {
+                "wasm_path" => Some("/g.wasm".to_owned()),
+                k if k == key => Some(value.to_owned()),
+                _ => None,
+            })
+        };
+        assert!(!set("wasm_watch", "off").unwrap().watch);
+        assert_eq!(set("wasm_watch_interval", "250ms").unwrap().watch_interval, Duration::from_millis(250));
+        assert_eq!(set("wasm_watch_interval", "1.5").unwrap().watch_interval, Duration::from_millis(1500));
+        assert_eq!(set("wasm_cache_dir", "OFF").unwrap().cache_dir, None);
+        for (key, value) in [("wasm_watch", "maybe"), ("wasm_watch_interval", "soon"), ("wasm_watch_interval", "0s")] {
+            let err = format!("{:#}", set(key, value).unwrap_err());
+            assert!(err.contains(key), "{key}={value}: error names the key: {err}");
+        }
+    }
+
+    #[test]
     fn applies_defaults_and_keeps_declaration_order() {
-        let schema = [
-            key("b", Some("2"), false),
-            key("a", None, false),
-            key("c", None, true),
-        ];
+        let schema = [key("b", Some("2"), false), key("a", None, false), key("c", None, true)];
         let entries = resolve(&schema, |k| (k == "c").then(|| "3".to_owned())).unwrap();
-        let pairs: Vec<_> = entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str()))
-            .collect();
-        assert_eq!(
-            pairs,
-            [("b", "2"), ("c", "3")],
-            "unset optional key without default is absent"
-        );
+        let pairs: Vec<_> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+        assert_eq!(pairs, [("b", "2"), ("c", "3")], "unset optional key without default is absent");
     }
 
     #[test]
@@ -151,18 +211,10 @@ mod tests {
             ("tls.verify", "reserves"),
             ("wasm_path", "belong to the host"),
         ] {
-            let err = resolve(&[key(name, None, false)], |_| None)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains(expected),
-                "key {name}: expected '{expected}' in {err:?}"
-            );
+            let err = resolve(&[key(name, None, false)], |_| None).unwrap_err().to_string();
+            assert!(err.contains(expected), "key {name}: expected '{expected}' in {err:?}");
         }
         let err = resolve(&[key("a", None, false), key("A", None, false)], |_| None).unwrap_err();
-        assert!(
-            err.to_string().contains("twice"),
-            "duplicate key accepted: {err}"
-        );
+        assert!(err.to_string().contains("twice"), "duplicate key accepted: {err}");
     }
 }

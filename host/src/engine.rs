@@ -16,8 +16,7 @@ static ENGINE: OnceCell<Engine> = OnceCell::new();
 /// The shared engine, created on first use. It owns no thread and no signal handler, so it can
 /// outlive every instance (and survive the agent's hot reloads) at no cost.
 pub fn engine() -> Result<&'static Engine> {
-    let engine = ENGINE
-        .get_or_try_init(|| Engine::new(&config()).context("failed to create the wasm engine"))?;
+    let engine = ENGINE.get_or_try_init(|| Engine::new(&config()).context("failed to create the wasm engine"))?;
     Ok(engine)
 }
 

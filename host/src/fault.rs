@@ -30,20 +30,12 @@ impl Fault {
             Some(trap) => format!("guest trapped: {trap}"),
             None => format!("{:#}", anyhow::Error::from(err)),
         };
-        Self {
-            trap,
-            message,
-            backtrace,
-        }
+        Self { trap, message, backtrace }
     }
 
     /// A fault of the host's own making (the worker thread died, instantiation failed...).
     pub fn host(message: impl Into<String>) -> Self {
-        Self {
-            trap: None,
-            message: message.into(),
-            backtrace: None,
-        }
+        Self { trap: None, message: message.into(), backtrace: None }
     }
 }
 

@@ -11,8 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use anyhow::{Result, anyhow, bail};
 
 use crate::abi::{
-    FLB_EVENT_TYPE_LOGS, FLB_PROXY_GOLANG, FLB_PROXY_OUTPUT_PLUGIN, FlbPluginProxyDef,
-    FlbgoOutputPlugin,
+    FLB_EVENT_TYPE_LOGS, FLB_PROXY_GOLANG, FLB_PROXY_OUTPUT_PLUGIN, FlbPluginProxyDef, FlbgoOutputPlugin,
 };
 use crate::agent::Agent;
 use crate::log::Logger;
@@ -206,8 +205,7 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
 ) -> c_int {
     guard("FLBPluginFlushCtx", status::FLUSH_PANICKED, || {
         // SAFETY: the agent's contract above; flushes only share the instance (`&`).
-        let outcome = unsafe { instance(remote_ctx) }
-            .and_then(|instance| unsafe { flush(instance, data, size, tag) });
+        let outcome = unsafe { instance(remote_ctx) }.and_then(|instance| unsafe { flush(instance, data, size, tag) });
         match outcome {
             Ok(flushed) => status::flush(flushed),
             Err(err) => {
@@ -224,33 +222,25 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
 /// # Safety
 /// As [`FLBPluginFlushCtx`], without the context.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn FLBPluginFlush(
-    data: *const c_void,
-    size: usize,
-    tag: *const c_char,
-) -> c_int {
-    guard(
-        "FLBPluginFlush",
-        status::FLUSH_PANICKED,
-        || match registry::live().as_slice() {
-            // SAFETY: live instances stay valid until their exit call; data and tag as documented.
-            [only] => match unsafe { flush(&*only.0, data, size, tag) } {
-                Ok(flushed) => status::flush(flushed),
-                Err(err) => {
-                    eprintln!("[out_wasm] flush refused: {err:#}");
-                    status::flush(FlushStatus::Error)
-                }
-            },
-            live => {
-                eprintln!(
-                    "[out_wasm] the agent called the legacy FLBPluginFlush with {} live instances; \
-                 it cannot say which one the chunk is for, so the chunk is refused",
-                    live.len()
-                );
+pub unsafe extern "C" fn FLBPluginFlush(data: *const c_void, size: usize, tag: *const c_char) -> c_int {
+    guard("FLBPluginFlush", status::FLUSH_PANICKED, || match registry::live().as_slice() {
+        // SAFETY: live instances stay valid until their exit call; data and tag as documented.
+        [only] => match unsafe { flush(&*only.0, data, size, tag) } {
+            Ok(flushed) => status::flush(flushed),
+            Err(err) => {
+                eprintln!("[out_wasm] flush refused: {err:#}");
                 status::flush(FlushStatus::Error)
             }
         },
-    )
+        live => {
+            eprintln!(
+                "[out_wasm] the agent called the legacy FLBPluginFlush with {} live instances; \
+                 it cannot say which one the chunk is for, so the chunk is refused",
+                live.len()
+            );
+            status::flush(FlushStatus::Error)
+        }
+    })
 }
 
 /// # Safety
@@ -282,13 +272,11 @@ unsafe fn flush(
 /// not used again by the agent.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
-    guard("FLBPluginExitCtx", status::EXIT_FAILED, || {
-        match exit(InstancePtr(remote_ctx.cast())) {
-            Ok(()) => status::EXIT_OK,
-            Err(err) => {
-                eprintln!("[out_wasm] exit refused: {err:#}");
-                status::EXIT_FAILED
-            }
+    guard("FLBPluginExitCtx", status::EXIT_FAILED, || match exit(InstancePtr(remote_ctx.cast())) {
+        Ok(()) => status::EXIT_OK,
+        Err(err) => {
+            eprintln!("[out_wasm] exit refused: {err:#}");
+            status::EXIT_FAILED
         }
     })
 }
@@ -297,20 +285,16 @@ pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
 /// instances in.
 #[unsafe(no_mangle)]
 pub extern "C" fn FLBPluginExit() -> c_int {
-    guard(
-        "FLBPluginExit",
-        status::EXIT_FAILED,
-        || match registry::live().first() {
-            Some(oldest) => match exit(*oldest) {
-                Ok(()) => status::EXIT_OK,
-                Err(err) => {
-                    eprintln!("[out_wasm] exit refused: {err:#}");
-                    status::EXIT_FAILED
-                }
-            },
-            None => status::EXIT_OK,
+    guard("FLBPluginExit", status::EXIT_FAILED, || match registry::live().first() {
+        Some(oldest) => match exit(*oldest) {
+            Ok(()) => status::EXIT_OK,
+            Err(err) => {
+                eprintln!("[out_wasm] exit refused: {err:#}");
+                status::EXIT_FAILED
+            }
         },
-    )
+        None => status::EXIT_OK,
+    })
 }
 
 fn exit(instance: InstancePtr) -> Result<()> {
@@ -341,9 +325,7 @@ pub unsafe extern "C" fn FLBPluginUnregister(_def: *mut FlbPluginProxyDef) {
         if live > 0 {
             // The agent's hot reload unregisters the old configuration while the new one's
             // instances may already run; they are untouched.
-            eprintln!(
-                "[out_wasm] unregistered with {live} instance(s) still live; they keep running"
-            );
+            eprintln!("[out_wasm] unregistered with {live} instance(s) still live; they keep running");
         }
     })
 }

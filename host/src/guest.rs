@@ -24,10 +24,7 @@ pub struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -80,11 +77,7 @@ pub struct GuestInstance {
 impl GuestInstance {
     /// Instantiates `image` with a deny-by-default WASI context: no directories, no environment,
     /// no network; stdout and stderr are the agent's.
-    pub fn instantiate(
-        image: &GuestImage,
-        max_level: Level,
-        events: Sender<Event>,
-    ) -> anyhow::Result<Self> {
+    pub fn instantiate(image: &GuestImage, max_level: Level, events: Sender<Event>) -> anyhow::Result<Self> {
         let wasi = WasiCtxBuilder::new()
             .inherit_stdout()
             .inherit_stderr()
@@ -92,12 +85,7 @@ impl GuestInstance {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            max_level,
-            events,
-        };
+        let state = HostState { wasi, table: ResourceTable::new(), max_level, events };
         let mut store = Store::new(engine()?, state);
         let plugin = image.pre().instantiate(&mut store)?;
         Ok(Self { store, plugin })
@@ -109,23 +97,17 @@ impl GuestInstance {
 
     pub fn config_schema(&mut self) -> Result<Vec<ConfigKey>, Fault> {
         let exports = self.exports().clone();
-        exports
-            .call_config_schema(&mut self.store)
-            .map_err(Fault::from_call)
+        exports.call_config_schema(&mut self.store).map_err(Fault::from_call)
     }
 
     pub fn init(&mut self, ctx: &InitContext) -> Result<Result<(), String>, Fault> {
         let exports = self.exports().clone();
-        exports
-            .call_init(&mut self.store, ctx)
-            .map_err(Fault::from_call)
+        exports.call_init(&mut self.store, ctx).map_err(Fault::from_call)
     }
 
     pub fn flush(&mut self, tag: &str, chunk: &[u8]) -> Result<Result<(), FlushError>, Fault> {
         let exports = self.exports().clone();
-        exports
-            .call_flush(&mut self.store, tag, chunk)
-            .map_err(Fault::from_call)
+        exports.call_flush(&mut self.store, tag, chunk).map_err(Fault::from_call)
     }
 
     pub fn exit(&mut self) -> Result<(), Fault> {

@@ -1,12 +1,14 @@
 //! A guest component file, compiled and linked once, from which guest instances are made.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::{OutputPlugin, OutputPluginPre};
+use crate::cache::{self, CompileCache, Origin};
 use crate::engine::engine;
 use crate::guest::HostState;
 
@@ -21,19 +23,28 @@ const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 pub struct GuestImage {
     path: PathBuf,
     digest: String,
+    origin: Origin,
+    load_time: Duration,
     pre: OutputPluginPre<HostState>,
 }
 
 impl GuestImage {
-    /// Reads, checks, compiles and links the component at `path`.
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads, checks, compiles (or takes from `cache`) and links the component at `path`.
+    pub fn load(path: &Path, cache: Option<&CompileCache>) -> Result<Self> {
         let bytes = std::fs::read(path).context("failed to read the file")?;
-        check_header(&bytes)?;
-        let digest = hex(&Sha256::digest(&bytes));
+        Self::from_bytes(path, &bytes, cache)
+    }
+
+    /// As [`GuestImage::load`], for bytes already read from `path`.
+    pub fn from_bytes(path: &Path, bytes: &[u8], cache: Option<&CompileCache>) -> Result<Self> {
+        let started = Instant::now();
+        check_header(bytes)?;
+        let digest = digest(bytes);
         let engine = engine()?;
-        let component = Component::from_binary(engine, &bytes)
-            .map_err(anyhow::Error::from)
-            .context("failed to compile the component")?;
+        let (component, origin) = match cache {
+            Some(cache) => cache.load_or_compile(engine, bytes, &digest)?,
+            None => (cache::compile(engine, bytes)?, Origin::Compiled),
+        };
 
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -48,11 +59,7 @@ impl GuestImage {
         let pre = OutputPluginPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("the component does not implement world {WORLD}"))?;
-        Ok(Self {
-            path: path.to_owned(),
-            digest,
-            pre,
-        })
+        Ok(Self { path: path.to_owned(), digest, origin, load_time: started.elapsed(), pre })
     }
 
     pub fn path(&self) -> &Path {
@@ -64,9 +71,23 @@ impl GuestImage {
         &self.digest
     }
 
+    /// Whether the code came from the cache or was compiled, and how long loading took.
+    pub fn provenance(&self) -> String {
+        let how = match self.origin {
+            Origin::Cache => "loaded from the compile cache",
+            Origin::Compiled => "compiled",
+        };
+        format!("{how} in {} ms", self.load_time.as_millis())
+    }
+
     pub(crate) fn pre(&self) -> &OutputPluginPre<HostState> {
         &self.pre
     }
+}
+
+/// Lowercase hex SHA-256 of a component file.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn check_header(bytes: &[u8]) -> Result<()> {
@@ -83,10 +104,6 @@ fn check_header(bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,18 +113,12 @@ mod tests {
         let cases: [(&[u8], &str); 4] = [
             (b"", "not WebAssembly"),
             (b"#!/bin/sh\necho", "not WebAssembly"),
-            (
-                b"\0asm\x01\0\0\0",
-                "core WebAssembly module, not a component",
-            ),
+            (b"\0asm\x01\0\0\0", "core WebAssembly module, not a component"),
             (b"\0asm\x0e\0\x01\0", "unsupported WebAssembly version"),
         ];
         for (bytes, expected) in cases {
             let err = check_header(bytes).unwrap_err().to_string();
-            assert!(
-                err.contains(expected),
-                "{bytes:?}: expected '{expected}' in {err:?}"
-            );
+            assert!(err.contains(expected), "{bytes:?}: expected '{expected}' in {err:?}");
         }
         check_header(b"\0asm\x0d\0\x01\0").expect("a component header is accepted");
     }

@@ -15,14 +15,18 @@
 //!   agent thread (its event loop, or its output workers), concurrently when `workers` > 1, on
 //!   coroutine stacks of 64 KiB with no guard page: the flush path does no deep recursion and
 //!   no large stack frames, and hands the guest call to a worker thread with an 8 MiB stack.
-//!   Agent API calls (property lookup, logging) are only made on the agent's threads.
+//!   The agent's log is only written on the agent's threads: lines from the plugin's own
+//!   threads (the watcher) are queued and written by the next call the agent makes. Property
+//!   lookups also happen on the watcher thread during a hot swap: they only read the
+//!   instance's property list, which the agent never changes after init and frees only after
+//!   the exit call, which joins the watcher first.
 //! * **Lifetimes.** The chunk and tag are borrowed for one flush call; the agent thread stays
 //!   blocked until the worker has answered, so the worker reads the chunk in place without a
 //!   copy. The API table and instance handle live until the instance's exit call.
 //! * **Unload.** The library is linked with `-z nodelete`: the agent's dlclose() (on shutdown
 //!   and on every hot reload) leaves it mapped, and a later dlopen() runs Register again on the
 //!   same globals, so no state may be one-shot. Every thread the plugin starts (guest workers,
-//!   the per-instance I/O runtime) is joined in the instance's exit call: after the last exit
+//!   the watcher, the per-instance I/O runtime) is joined in the instance's exit call: after the last exit
 //!   no plugin code runs. The wasm engine is shared and owns no thread.
 //! * **Signals and panics.** Wasmtime's signal-based traps are off (the agent re-installs its
 //!   own SIGSEGV/SIGFPE handlers on every SIGHUP); every export runs under `catch_unwind`, and
@@ -31,6 +35,7 @@
 pub mod abi;
 pub mod agent;
 pub mod bindings;
+pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod fault;
@@ -40,4 +45,6 @@ pub mod image;
 pub mod log;
 pub mod output;
 pub mod registry;
+pub mod version;
+pub mod watch;
 pub mod worker;

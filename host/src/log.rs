@@ -1,6 +1,8 @@
 //! Log levels and the per-instance logger that prefixes lines like the agent's own plugins.
 
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::agent::Agent;
 
@@ -15,13 +17,7 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [
-        Level::Error,
-        Level::Warn,
-        Level::Info,
-        Level::Debug,
-        Level::Trace,
-    ];
+    pub const ALL: [Level; 5] = [Level::Error, Level::Warn, Level::Info, Level::Debug, Level::Trace];
 
     /// The agent's numeric value (`FLB_LOG_ERROR` = 1 ... `FLB_LOG_TRACE` = 5).
     pub fn as_flb(self) -> c_int {
@@ -29,12 +25,26 @@ impl Level {
     }
 }
 
+/// Lines logged on plugin threads, waiting for an agent thread to write them.
+#[derive(Default)]
+struct Outbox {
+    pending: AtomicBool,
+    lines: Mutex<Vec<(Level, String)>>,
+}
+
 /// Logs on behalf of one output instance: `[output:wasm:wasm.0] message`.
+///
+/// The agent's log is only written on the agent's own threads (from any other thread it would
+/// bypass the agent's log file and go to stderr). A logger made with [`Logger::deferred`], for
+/// the plugin's own threads, queues its lines instead; [`Logger::drain`] writes them, in order,
+/// on the next call the agent makes.
 #[derive(Clone)]
 pub struct Logger {
     agent: Agent,
     prefix: String,
     max: Level,
+    outbox: Arc<Outbox>,
+    deferred: bool,
 }
 
 impl Logger {
@@ -43,6 +53,24 @@ impl Logger {
             agent,
             prefix: format!("[output:wasm:{instance}] "),
             max: agent.max_level(),
+            outbox: Arc::default(),
+            deferred: false,
+        }
+    }
+
+    /// The same logger for use on a plugin thread: lines wait for [`Logger::drain`].
+    pub fn deferred(&self) -> Self {
+        Self { deferred: true, ..self.clone() }
+    }
+
+    /// Writes the lines queued by deferred loggers. Call on agent threads only.
+    pub fn drain(&self) {
+        if !self.outbox.pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let lines = std::mem::take(&mut *self.outbox.lines.lock().unwrap_or_else(PoisonError::into_inner));
+        for (level, line) in lines {
+            self.agent.print(level, &line);
         }
     }
 
@@ -52,9 +80,15 @@ impl Logger {
     }
 
     pub fn log(&self, level: Level, message: &str) {
-        if level <= self.max {
-            self.agent
-                .print(level, &format!("{}{message}", self.prefix));
+        if level > self.max {
+            return;
+        }
+        let line = format!("{}{message}", self.prefix);
+        if self.deferred {
+            self.outbox.lines.lock().unwrap_or_else(PoisonError::into_inner).push((level, line));
+            self.outbox.pending.store(true, Ordering::Release);
+        } else {
+            self.agent.print(level, &line);
         }
     }
 

@@ -1,16 +1,20 @@
-//! One `[OUTPUT] Name wasm` section: its guest image, resolved config and pool of workers.
+//! One `[OUTPUT] Name wasm` section: its current guest version, its worker pool and its
+//! watcher.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::agent::Agent;
 use crate::bindings::{FlushError, InitContext};
+use crate::cache::CompileCache;
 use crate::config::{self, HostConfig};
 use crate::image::GuestImage;
 use crate::log::Logger;
+use crate::version::GuestVersion;
+use crate::watch::{FileStamp, Watcher};
 use crate::worker::{ChunkRef, Request, Response, Worker};
 
 /// How a flush ended, in the agent's terms; mapped to its status codes in `ffi`.
@@ -21,18 +25,92 @@ pub enum FlushStatus {
     Error,
 }
 
+/// What the agent-facing instance and its watcher thread share.
+pub struct Shared {
+    pub name: String,
+    pub agent: Agent,
+    pub logger: Logger,
+    pub host: HostConfig,
+    cache: Option<CompileCache>,
+    next_worker: AtomicU64,
+    runtime: tokio::runtime::Handle,
+    current: Mutex<Option<Arc<GuestVersion>>>,
+}
+
+impl Shared {
+    /// The version new flushes go to.
+    pub fn current(&self) -> Arc<GuestVersion> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone().expect("a version is installed at init")
+    }
+
+    /// Makes `version` the one new flushes go to; returns the one it replaces.
+    pub fn install(&self, version: Arc<GuestVersion>) -> Option<Arc<GuestVersion>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner).replace(version)
+    }
+
+    fn spawn_worker(&self, image: &Arc<GuestImage>, logger: &Logger) -> Result<Worker> {
+        let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        Worker::spawn(id, image.clone(), self.runtime.clone(), logger)
+    }
+
+    fn init_worker(worker: &mut Worker, ctx: &InitContext, logger: &Logger) -> Result<()> {
+        match worker.call(Request::Init(ctx.clone()), logger) {
+            Ok(Response::Init(Ok(()))) => Ok(()),
+            Ok(Response::Init(Err(message))) => bail!("guest init returned an error: {message}"),
+            Ok(other) => bail!("guest init answered unexpectedly: {other:?}"),
+            Err(fault) => Err(anyhow!("{fault}").context("guest faulted in init")),
+        }
+    }
+
+    /// Loads a guest (from `bytes`, or from the file), resolves the keys it declares and
+    /// initialises its first instance: a version ready to serve. Compiling, instantiating and
+    /// init all happen here, never on the flush path of another version.
+    pub fn prepare(&self, bytes: Option<&[u8]>, logger: &Logger) -> Result<Arc<GuestVersion>> {
+        let path = &self.host.wasm_path;
+        let image = match bytes {
+            Some(bytes) => GuestImage::from_bytes(path, bytes, self.cache.as_ref()),
+            None => GuestImage::load(path, self.cache.as_ref()),
+        }
+        .with_context(|| format!("failed to load guest '{}'", path.display()))?;
+        let image = Arc::new(image);
+        let setup = || -> Result<Arc<GuestVersion>> {
+            let mut worker = self.spawn_worker(&image, logger)?;
+            let schema = match worker.call(Request::Schema, logger) {
+                Ok(Response::Schema(schema)) => schema,
+                Ok(other) => bail!("config-schema answered unexpectedly: {other:?}"),
+                Err(fault) => return Err(anyhow!("{fault}").context("guest faulted in config-schema")),
+            };
+            let ctx = InitContext {
+                instance: self.name.clone(),
+                guest_path: path.display().to_string(),
+                guest_digest: image.digest().to_owned(),
+                config: config::resolve_with_agent(&schema, &self.agent)?,
+            };
+            Self::init_worker(&mut worker, &ctx, logger)?;
+            Ok(Arc::new(GuestVersion::new(image.clone(), ctx, worker)))
+        };
+        setup().with_context(|| format!("failed to initialize guest '{}'", path.display()))
+    }
+
+    /// Gives a worker its exit call and stops its thread.
+    pub fn exit_worker(mut worker: Worker, logger: &Logger) {
+        if let Err(fault) = worker.call(Request::Exit, logger) {
+            logger.warn(&format!("guest instance #{} faulted in exit: {fault}", worker.id()));
+        }
+        worker.join();
+    }
+}
+
 /// The plugin's state for one output instance, owned by the agent's `remote_context`.
 ///
-/// Guest instances live on workers. A flush takes an idle worker, or starts a new one when all
-/// are busy, so an instance with `workers N` in the agent ends up with N guest instances that
-/// flush concurrently; one without ends up with one. A worker whose guest faulted is discarded
-/// and the next flush starts a fresh one.
+/// Guest instances live on workers. A flush takes an idle worker of the current version, or
+/// starts a new one when all are busy, so an instance with `workers N` in the agent ends up
+/// with N guest instances that flush concurrently. A worker whose guest faulted is discarded
+/// and the next flush starts a fresh one. With watching on, a watcher thread replaces the
+/// version when the guest file's content changes.
 pub struct OutputInstance {
-    logger: Logger,
-    image: Arc<GuestImage>,
-    init_ctx: InitContext,
-    idle: Mutex<Vec<Worker>>,
-    next_worker: AtomicU64,
+    shared: Arc<Shared>,
+    watcher: Option<Watcher>,
     /// Drives WASI's host-side I/O for this instance's guests; shut down in `exit`.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -42,9 +120,13 @@ impl OutputInstance {
     /// initialises one guest instance. Any failure refuses the instance.
     pub fn init(agent: &Agent, logger: Logger, name: &str) -> Result<Self> {
         let host = HostConfig::read(agent)?;
-        let path = host.wasm_path.display().to_string();
-        let image = GuestImage::load(&host.wasm_path)
-            .with_context(|| format!("failed to load guest '{path}'"))?;
+        let cache = host.cache_dir.as_deref().and_then(|dir| match CompileCache::open(dir) {
+            Ok(cache) => Some(cache),
+            Err(err) => {
+                logger.warn(&format!("compiling without a cache: {err:#}"));
+                None
+            }
+        });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(2)
@@ -52,89 +134,73 @@ impl OutputInstance {
             .enable_all()
             .build()
             .context("failed to start the I/O runtime")?;
-        let init_ctx = InitContext {
-            instance: name.to_owned(),
-            guest_path: path.clone(),
-            guest_digest: image.digest().to_owned(),
-            config: Vec::new(),
-        };
-        let mut this = Self {
+        // Stamped before reading, so a change racing with init is seen by the watcher.
+        let stamp = FileStamp::of(&host.wasm_path);
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            agent: *agent,
             logger,
-            image: Arc::new(image),
-            init_ctx,
-            idle: Mutex::new(Vec::new()),
+            host,
+            cache,
             next_worker: AtomicU64::new(0),
-            runtime: Some(runtime),
-        };
-        let first = this
-            .start_first(agent)
-            .with_context(|| format!("failed to initialize guest '{path}'"))?;
-        this.idle().push(first);
-        this.logger.info(&format!(
-            "guest '{path}' (sha256 {}) initialized",
-            &this.image.digest()[..12]
+            runtime: runtime.handle().clone(),
+            current: Mutex::new(None),
+        });
+        let version = shared.prepare(None, &shared.logger)?;
+        shared.logger.info(&format!(
+            "guest '{}' (sha256 {}) initialized, {}",
+            shared.host.wasm_path.display(),
+            short(version.digest()),
+            version.image.provenance()
         ));
-        Ok(this)
-    }
-
-    /// The first worker also answers the guest's config schema, which the agent then resolves.
-    fn start_first(&mut self, agent: &Agent) -> Result<Worker> {
-        let mut worker = self.spawn_worker()?;
-        let schema = match worker.call(Request::Schema, &self.logger) {
-            Ok(Response::Schema(schema)) => schema,
-            Ok(other) => bail!("config-schema answered unexpectedly: {other:?}"),
-            Err(fault) => return Err(anyhow!("{fault}").context("guest faulted in config-schema")),
+        shared.install(version);
+        let watcher = if shared.host.watch {
+            Some(Watcher::start(shared.clone(), stamp).context("failed to start the guest file watcher")?)
+        } else {
+            None
         };
-        self.init_ctx.config = config::resolve_with_agent(&schema, agent)?;
-        self.init_worker(&mut worker)?;
-        Ok(worker)
+        Ok(Self { shared, watcher, runtime: Some(runtime) })
     }
 
-    fn spawn_worker(&self) -> Result<Worker> {
-        let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("runtime lives until exit")
-            .handle()
-            .clone();
-        Worker::spawn(id, self.image.clone(), runtime, &self.logger)
-    }
-
-    fn init_worker(&self, worker: &mut Worker) -> Result<()> {
-        match worker.call(Request::Init(self.init_ctx.clone()), &self.logger) {
-            Ok(Response::Init(Ok(()))) => Ok(()),
-            Ok(Response::Init(Err(message))) => bail!("guest init returned an error: {message}"),
-            Ok(other) => bail!("guest init answered unexpectedly: {other:?}"),
-            Err(fault) => Err(anyhow!("{fault}").context("guest faulted in init")),
-        }
-    }
-
-    fn idle(&self) -> MutexGuard<'_, Vec<Worker>> {
-        // A panic while holding the lock leaves a plain Vec behind, still consistent.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn checkout(&self) -> Result<Worker> {
-        if let Some(worker) = self.idle().pop() {
+    fn checkout(&self, version: &GuestVersion) -> Result<Worker> {
+        if let Some(worker) = version.take_idle() {
             return Ok(worker);
         }
-        let mut worker = self.spawn_worker()?;
-        self.init_worker(&mut worker)?;
-        self.logger.debug(&format!(
-            "started guest instance #{} for a concurrent flush",
-            worker.id()
-        ));
+        let logger = &self.shared.logger;
+        let mut worker = self.shared.spawn_worker(&version.image, logger)?;
+        Shared::init_worker(&mut worker, &version.init_ctx, logger)?;
+        logger.debug(&format!("started guest instance #{} for a concurrent flush", worker.id()));
         Ok(worker)
     }
 
-    /// Delivers one chunk to a guest instance.
+    /// Returns a healthy worker to its version, or retires it if a swap replaced the version
+    /// while it was flushing.
+    fn checkin(&self, version: &GuestVersion, worker: Worker) {
+        if let Err(worker) = version.put_back(worker) {
+            match &self.watcher {
+                Some(watcher) => watcher.retire(worker),
+                None => Shared::exit_worker(worker, &self.shared.logger),
+            }
+        }
+    }
+
+    /// Delivers one chunk to a guest instance of the current version.
     pub fn flush(&self, tag: &str, chunk: &[u8]) -> FlushStatus {
-        let path = &self.init_ctx.guest_path;
-        let mut worker = match self.checkout() {
+        let logger = &self.shared.logger;
+        logger.drain();
+        let status = self.flush_once(tag, chunk);
+        logger.drain();
+        status
+    }
+
+    fn flush_once(&self, tag: &str, chunk: &[u8]) -> FlushStatus {
+        let logger = &self.shared.logger;
+        let version = self.shared.current();
+        let path = &version.init_ctx.guest_path;
+        let mut worker = match self.checkout(&version) {
             Ok(worker) => worker,
             Err(err) => {
-                self.logger.error(&format!(
+                logger.error(&format!(
                     "failed to start an instance of guest '{path}', the chunk will be retried: {err:#}"
                 ));
                 return FlushStatus::Retry;
@@ -143,34 +209,23 @@ impl OutputInstance {
         // SAFETY: `chunk` is valid for this whole function, and `call` only returns once the
         // worker is done with the request that carries it.
         let chunk = unsafe { ChunkRef::new(chunk) };
-        let outcome = worker.call(
-            Request::Flush {
-                tag: tag.to_owned(),
-                chunk,
-            },
-            &self.logger,
-        );
+        let outcome = worker.call(Request::Flush { tag: tag.to_owned(), chunk }, logger);
         let status = match outcome {
             Ok(Response::Flush(Ok(()))) => FlushStatus::Ok,
             Ok(Response::Flush(Err(FlushError::Retry(message)))) => {
-                self.logger.warn(&format!(
-                    "guest asked to retry the chunk of tag '{tag}': {message}"
-                ));
+                logger.warn(&format!("guest asked to retry the chunk of tag '{tag}': {message}"));
                 FlushStatus::Retry
             }
             Ok(Response::Flush(Err(FlushError::Error(message)))) => {
-                self.logger.error(&format!(
-                    "guest failed the chunk of tag '{tag}', it is dropped: {message}"
-                ));
+                logger.error(&format!("guest failed the chunk of tag '{tag}', it is dropped: {message}"));
                 FlushStatus::Error
             }
             Ok(other) => {
-                self.logger
-                    .error(&format!("guest flush answered unexpectedly: {other:?}"));
+                logger.error(&format!("guest flush answered unexpectedly: {other:?}"));
                 return FlushStatus::Retry;
             }
             Err(fault) => {
-                self.logger.error(&format!(
+                logger.error(&format!(
                     "guest '{path}' instance #{} faulted in flush and is discarded; the chunk of tag \
                      '{tag}' will be retried: {fault}",
                     worker.id()
@@ -178,26 +233,30 @@ impl OutputInstance {
                 return FlushStatus::Retry;
             }
         };
-        self.idle().push(worker);
+        self.checkin(&version, worker);
         status
     }
 
-    /// Gives every guest instance its exit call, then stops the worker threads and the runtime.
-    /// The agent calls this once, after the instance's last flush returned.
+    /// Stops the watcher, gives every guest instance its exit call, then stops the worker
+    /// threads and the runtime. The agent calls this once, after the instance's last flush.
     pub fn exit(mut self) {
-        let workers = std::mem::take(&mut *self.idle());
-        for mut worker in workers {
-            if let Err(fault) = worker.call(Request::Exit, &self.logger) {
-                self.logger.warn(&format!(
-                    "guest instance #{} faulted in exit: {fault}",
-                    worker.id()
-                ));
-            }
-            worker.join();
+        let logger = self.shared.logger.clone();
+        if let Some(watcher) = self.watcher.take() {
+            watcher.stop();
+        }
+        logger.drain();
+        for worker in self.shared.current().retire() {
+            Shared::exit_worker(worker, &logger);
         }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(1));
         }
-        self.logger.debug("exited");
+        logger.debug("exited");
+        logger.drain();
     }
+}
+
+/// The first 12 hex digits of a digest, as logs show it.
+pub fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
 }

@@ -23,10 +23,7 @@ pub struct InstancePtr(pub *mut OutputInstance);
 // rules written in `lib.rs`.
 unsafe impl Send for InstancePtr {}
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    initialised: 0,
-    live: Vec::new(),
-});
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { initialised: 0, live: Vec::new() });
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)

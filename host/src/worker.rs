@@ -35,10 +35,7 @@ impl ChunkRef {
     /// returns. `call` only returns after the worker answered or its thread ended, and the
     /// worker never touches a request's chunk after answering it.
     pub unsafe fn new(chunk: &[u8]) -> Self {
-        Self {
-            ptr: chunk.as_ptr(),
-            len: chunk.len(),
-        }
+        Self { ptr: chunk.as_ptr(), len: chunk.len() }
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -82,12 +79,7 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker thread and instantiates the guest on it. Returns once the instance
     /// exists; guest logs are written through `logger` meanwhile.
-    pub fn spawn(
-        id: u64,
-        image: Arc<GuestImage>,
-        runtime: tokio::runtime::Handle,
-        logger: &Logger,
-    ) -> Result<Self> {
+    pub fn spawn(id: u64, image: Arc<GuestImage>, runtime: tokio::runtime::Handle, logger: &Logger) -> Result<Self> {
         let (requests, request_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
         let max_level = logger.max_level();
@@ -96,12 +88,7 @@ impl Worker {
             .stack_size(WORKER_STACK)
             .spawn(move || serve(&image, &runtime, max_level, &request_rx, &event_tx))
             .context("failed to start a worker thread")?;
-        let mut worker = Self {
-            id,
-            requests,
-            events,
-            thread: Some(thread),
-        };
+        let mut worker = Self { id, requests, events, thread: Some(thread) };
         match worker.wait(logger) {
             Ok(_) => Ok(worker),
             Err(fault) => {
@@ -166,9 +153,7 @@ fn serve(
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
     let _runtime = runtime.enter();
-    let instance = catch_unwind(AssertUnwindSafe(|| {
-        GuestInstance::instantiate(image, max_level, events.clone())
-    }));
+    let instance = catch_unwind(AssertUnwindSafe(|| GuestInstance::instantiate(image, max_level, events.clone())));
     let mut instance = match instance {
         Ok(Ok(instance)) => instance,
         Ok(Err(err)) => {
@@ -176,9 +161,7 @@ fn serve(
             return;
         }
         Err(_) => {
-            let _ = events.send(Event::Done(Err(Fault::host(
-                "the host panicked while instantiating",
-            ))));
+            let _ = events.send(Event::Done(Err(Fault::host("the host panicked while instantiating"))));
             return;
         }
     };
@@ -199,9 +182,7 @@ fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fa
     match request {
         Request::Schema => instance.config_schema().map(Response::Schema),
         Request::Init(ctx) => instance.init(&ctx).map(Response::Init),
-        Request::Flush { tag, chunk } => {
-            instance.flush(&tag, chunk.as_slice()).map(Response::Flush)
-        }
+        Request::Flush { tag, chunk } => instance.flush(&tag, chunk.as_slice()).map(Response::Flush),
         Request::Exit => instance.exit().map(|()| Response::Exited),
     }
 }

@@ -10,21 +10,15 @@ use std::sync::OnceLock;
 use out_wasm_loader::{Call, Instance, Plugin, Properties};
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
-pub const GUESTS: &[&str] = &["stdout", "counter", "probe", "bad-schema", "not-a-plugin"];
+pub const GUESTS: &[&str] = &["stdout", "counter", "probe", "bad-schema", "not-a-plugin", "tally", "tally-v2"];
 
 pub fn workspace_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .canonicalize()
-            .expect("workspace root")
-    })
+    ROOT.get_or_init(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root"))
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 fn cargo(args: &[&str]) {
@@ -34,29 +28,17 @@ fn cargo(args: &[&str]) {
         .current_dir(workspace_root())
         .status()
         .unwrap_or_else(|err| panic!("failed to run {cargo}: {err}"));
-    assert!(
-        status.success(),
-        "cargo {} failed with {status}",
-        args.join(" ")
-    );
+    assert!(status.success(), "cargo {} failed with {status}", args.join(" "));
 }
 
 /// `out_wasm.so`, built in release mode and named as users name it.
 pub fn plugin_path() -> &'static Path {
     static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
     PLUGIN.get_or_init(|| {
-        cargo(&[
-            "build",
-            "--release",
-            "-p",
-            "out-wasm",
-            "-p",
-            "out-wasm-loader",
-        ]);
+        cargo(&["build", "--release", "-p", "out-wasm", "-p", "out-wasm-loader"]);
         let release = target_dir().join("release");
         let named = release.join("out_wasm.so");
-        std::fs::copy(release.join("libout_wasm.so"), &named)
-            .expect("failed to copy libout_wasm.so to out_wasm.so");
+        std::fs::copy(release.join("libout_wasm.so"), &named).expect("failed to copy libout_wasm.so to out_wasm.so");
         named
     })
 }
@@ -79,14 +61,8 @@ pub fn guest_path(name: &str) -> PathBuf {
         cargo(&args);
     });
     // Libraries are named with underscores, binaries keep their dashes.
-    let file = if name == "not-a-plugin" {
-        name.to_owned()
-    } else {
-        name.replace('-', "_")
-    };
-    target_dir()
-        .join("wasm32-wasip2/release")
-        .join(format!("{file}.wasm"))
+    let file = if name == "not-a-plugin" { name.to_owned() } else { name.replace('-', "_") };
+    target_dir().join("wasm32-wasip2/release").join(format!("{file}.wasm"))
 }
 
 /// Loads the plugin (dlopen + Register) the way the agent does.
@@ -103,8 +79,7 @@ pub fn props(pairs: &[(&str, &str)]) -> Properties {
 pub fn init_ok(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> Instance {
     let call = plugin.init(props(pairs));
     let text = call.log_text();
-    call.value
-        .unwrap_or_else(|code| panic!("expected init to succeed, got {code}; log:\n{text}"))
+    call.value.unwrap_or_else(|code| panic!("expected init to succeed, got {code}; log:\n{text}"))
 }
 
 /// Initialises an instance that must fail; returns its log text.
@@ -114,10 +89,7 @@ pub fn init_err(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> Call<i32> {
     match call.value {
         Ok(instance) => {
             instance.exit();
-            panic!(
-                "expected init to fail for {pairs:?}; log:\n{}",
-                Call { value: (), logs }.log_text()
-            );
+            panic!("expected init to fail for {pairs:?}; log:\n{}", Call { value: (), logs }.log_text());
         }
         Err(code) => Call { value: code, logs },
     }
@@ -141,24 +113,13 @@ pub fn chunk_with(
     layout: out_wasm_loader::Layout,
     encoding: out_wasm_loader::TimeEncoding,
 ) -> Vec<u8> {
-    let bodies: Vec<serde_json::Value> = bodies
-        .iter()
-        .map(|b| serde_json::from_str(b).expect("test body is JSON"))
-        .collect();
-    let time = out_wasm_loader::Time {
-        seconds,
-        nanoseconds,
-    };
-    out_wasm_loader::events::chunks(&bodies, usize::MAX, time, layout, encoding)
-        .expect("encodes")
-        .remove(0)
+    let bodies: Vec<serde_json::Value> =
+        bodies.iter().map(|b| serde_json::from_str(b).expect("test body is JSON")).collect();
+    let time = out_wasm_loader::Time { seconds, nanoseconds };
+    out_wasm_loader::events::chunks(&bodies, usize::MAX, time, layout, encoding).expect("encodes").remove(0)
 }
 
 /// The messages of `call`'s log lines that contain `needle`.
 pub fn lines_with<T>(call: &Call<T>, needle: &str) -> Vec<String> {
-    call.logs
-        .iter()
-        .filter(|l| l.message.contains(needle))
-        .map(|l| l.message.clone())
-        .collect()
+    call.logs.iter().filter(|l| l.message.contains(needle)).map(|l| l.message.clone()).collect()
 }

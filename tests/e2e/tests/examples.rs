@@ -17,42 +17,25 @@ const EXPECTED: &str = r#"{"date":1700000000.5,"level":"info","msg":"user logged
 fn run_loader(config: &str) -> (String, String) {
     guest_path("stdout");
     let output = Command::new(loader_bin())
-        .args([
-            "-c",
-            config,
-            "-i",
-            "examples/events.jsonl",
-            "--time",
-            "1700000000.5",
-        ])
+        .args(["-c", config, "-i", "examples/events.jsonl", "--time", "1700000000.5"])
         .current_dir(workspace_root())
         .output()
         .expect("the loader runs");
     let stdout = String::from_utf8(output.stdout).expect("UTF-8 stdout");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "loader failed with {}:\n{stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "loader failed with {}:\n{stderr}", output.status);
     (stdout, stderr)
 }
 
 #[test]
 fn classic_example_prints_what_the_agents_stdout_output_prints() {
     let (stdout, stderr) = run_loader("examples/fluent-bit.conf");
-    assert_eq!(
-        stdout, EXPECTED,
-        "stdout guest output differs from the agent's json_lines; stderr:\n{stderr}"
-    );
+    assert_eq!(stdout, EXPECTED, "stdout guest output differs from the agent's json_lines; stderr:\n{stderr}");
     for needle in [
         "[output:wasm:wasm.1] [demo] running total: 4 records (app.demo=4)",
         "[output:wasm:wasm.1] [demo] final total: 4 records (app.demo=4)",
     ] {
-        assert!(
-            stderr.contains(needle),
-            "expected {needle:?} in the log:\n{stderr}"
-        );
+        assert!(stderr.contains(needle), "expected {needle:?} in the log:\n{stderr}");
     }
 }
 
@@ -60,10 +43,7 @@ fn classic_example_prints_what_the_agents_stdout_output_prints() {
 fn yaml_example_behaves_like_the_classic_one() {
     let (stdout, stderr) = run_loader("examples/fluent-bit.yaml");
     assert_eq!(stdout, EXPECTED, "stderr:\n{stderr}");
-    assert!(
-        stderr.contains("[demo] final total: 4 records"),
-        "counter ran:\n{stderr}"
-    );
+    assert!(stderr.contains("[demo] final total: 4 records"), "counter ran:\n{stderr}");
 }
 
 /// The agent named by `FLUENT_BIT`, or a loud SKIP line and `None`.
@@ -124,11 +104,7 @@ fn run_agent(agent: &std::ffi::OsStr, args: &[&std::ffi::OsStr]) -> (String, Str
     };
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "agent exited with {}:\n{stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "agent exited with {}:\n{stderr}", output.status);
     (stdout, stderr)
 }
 
@@ -155,11 +131,7 @@ fn real_agent_runs_the_examples() {
     out_wasm_e2e::plugin_path();
     for config in ["examples/fluent-bit.conf", "examples/fluent-bit.yaml"] {
         let (stdout, stderr) = run_agent(&agent, &["-c".as_ref(), config.as_ref()]);
-        assert_eq!(
-            without_dates(&stdout),
-            without_dates(EXPECTED),
-            "{config}: stdout guest output; log:\n{stderr}"
-        );
+        assert_eq!(without_dates(&stdout), without_dates(EXPECTED), "{config}: stdout guest output; log:\n{stderr}");
         assert!(
             stderr.contains("[demo] final total: 4 records (app.demo=4)"),
             "{config}: counter's exit ran:\n{stderr}"
@@ -171,9 +143,7 @@ fn real_agent_runs_the_examples() {
 /// (json_lines) and to the `stdout` guest; every line must appear exactly twice.
 #[test]
 fn real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout() {
-    let Some(agent) =
-        real_agent("real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout")
-    else {
+    let Some(agent) = real_agent("real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout") else {
         return;
     };
     guest_path("stdout");
@@ -191,28 +161,13 @@ fn real_agent_prints_the_same_lines_from_the_guest_and_its_builtin_stdout() {
         ),
     )
     .unwrap();
-    let (stdout, stderr) = run_agent(
-        &agent,
-        &[
-            "-e".as_ref(),
-            plugin.as_os_str(),
-            "-c".as_ref(),
-            config.as_os_str(),
-        ],
-    );
+    let (stdout, stderr) = run_agent(&agent, &["-e".as_ref(), plugin.as_os_str(), "-c".as_ref(), config.as_os_str()]);
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for line in stdout.lines().filter(|l| l.starts_with('{')) {
         *counts.entry(line).or_default() += 1;
     }
-    assert_eq!(
-        counts.len(),
-        4,
-        "four distinct records expected, stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    assert_eq!(counts.len(), 4, "four distinct records expected, stdout:\n{stdout}\nstderr:\n{stderr}");
     for (line, n) in counts {
-        assert_eq!(
-            n, 2,
-            "line printed {n} times instead of once per output:\n{line}\nstdout:\n{stdout}"
-        );
+        assert_eq!(n, 2, "line printed {n} times instead of once per output:\n{line}\nstdout:\n{stdout}");
     }
 }

@@ -13,51 +13,21 @@ fn legacy_symbols_serve_a_single_instance_and_refuse_to_guess_between_two() {
 
     let first = init_ok(&mut plugin, &pairs("first"));
     let call = first.flush(&data, "t");
-    assert_eq!(
-        call.value,
-        FLB_OK,
-        "one live instance: the chunk is its, log:\n{}",
-        call.log_text()
-    );
-    assert_eq!(
-        lines_with(&call, "probe event #1").len(),
-        1,
-        "{}",
-        call.log_text()
-    );
+    assert_eq!(call.value, FLB_OK, "one live instance: the chunk is its, log:\n{}", call.log_text());
+    assert_eq!(lines_with(&call, "probe event #1").len(), 1, "{}", call.log_text());
 
     let second = init_ok(&mut plugin, &pairs("second"));
     let call = second.flush(&data, "t");
-    assert_eq!(
-        call.value, FLB_ERROR,
-        "two live instances: no guessing which one the chunk is for"
-    );
-    assert!(
-        lines_with(&call, "probe event").is_empty(),
-        "no guest saw the chunk:\n{}",
-        call.log_text()
-    );
+    assert_eq!(call.value, FLB_ERROR, "two live instances: no guessing which one the chunk is for");
+    assert!(lines_with(&call, "probe event").is_empty(), "no guest saw the chunk:\n{}", call.log_text());
 
     // Legacy exit stops the oldest instance first, the order the agent exits them in.
     let exit = first.exit();
     assert_eq!(exit.value, FLB_OK);
-    assert!(
-        lines_with(&exit, "[output:wasm:wasm.0] probe exit flushes=1").len() == 1,
-        "{}",
-        exit.log_text()
-    );
+    assert!(lines_with(&exit, "[output:wasm:wasm.0] probe exit flushes=1").len() == 1, "{}", exit.log_text());
     let call = second.flush(&data, "t");
-    assert_eq!(
-        call.value,
-        FLB_OK,
-        "one instance left: it takes the chunk, log:\n{}",
-        call.log_text()
-    );
+    assert_eq!(call.value, FLB_OK, "one instance left: it takes the chunk, log:\n{}", call.log_text());
     let exit = second.exit();
-    assert!(
-        lines_with(&exit, "[output:wasm:wasm.1] probe exit flushes=1").len() == 1,
-        "{}",
-        exit.log_text()
-    );
+    assert!(lines_with(&exit, "[output:wasm:wasm.1] probe exit flushes=1").len() == 1, "{}", exit.log_text());
     plugin.close();
 }

@@ -11,39 +11,15 @@ fn two_instances_of_different_guests_live_side_by_side() {
     let mut plugin = open_plugin();
     let probe = guest_path("probe");
     let counter = guest_path("counter");
-    let a = init_ok(
-        &mut plugin,
-        &[("wasm_path", probe.to_str().unwrap()), ("label", "a")],
-    );
-    let b = init_ok(
-        &mut plugin,
-        &[
-            ("wasm_path", counter.to_str().unwrap()),
-            ("label", "b"),
-            ("every", "2"),
-        ],
-    );
+    let a = init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "a")]);
+    let b = init_ok(&mut plugin, &[("wasm_path", counter.to_str().unwrap()), ("label", "b"), ("every", "2")]);
     let data = chunk(&[r#"{"x":1}"#, r#"{"x":2}"#], 5, 0);
     let from_a = a.flush(&data, "t");
     let from_b = b.flush(&data, "t");
     assert_eq!((from_a.value, from_b.value), (FLB_OK, FLB_OK));
-    assert_eq!(
-        lines_with(&from_a, "probe event").len(),
-        2,
-        "probe saw its records:\n{}",
-        from_a.log_text()
-    );
-    assert!(
-        lines_with(&from_a, "[b]").is_empty(),
-        "no cross-talk:\n{}",
-        from_a.log_text()
-    );
-    assert_eq!(
-        lines_with(&from_b, "[b] running total: 2 records (t=2)").len(),
-        1,
-        "counter:\n{}",
-        from_b.log_text()
-    );
+    assert_eq!(lines_with(&from_a, "probe event").len(), 2, "probe saw its records:\n{}", from_a.log_text());
+    assert!(lines_with(&from_a, "[b]").is_empty(), "no cross-talk:\n{}", from_a.log_text());
+    assert_eq!(lines_with(&from_b, "[b] running total: 2 records (t=2)").len(), 1, "counter:\n{}", from_b.log_text());
     let exit_b = b.exit();
     assert_eq!(
         lines_with(&exit_b, "[b] final total: 2 records").len(),
@@ -53,9 +29,7 @@ fn two_instances_of_different_guests_live_side_by_side() {
     );
     let exit_a = a.exit();
     assert!(
-        exit_a.logs.iter().any(|l| l
-            .message
-            .contains("[output:wasm:wasm.0] probe exit flushes=1")),
+        exit_a.logs.iter().any(|l| l.message.contains("[output:wasm:wasm.0] probe exit flushes=1")),
         "{}",
         exit_a.log_text()
     );
@@ -67,14 +41,7 @@ fn concurrent_flushes_run_on_separate_guest_instances() {
     let mut plugin = open_plugin();
     let probe = guest_path("probe");
     // Each flush holds its instance for 300 ms, so the second caller finds the first busy.
-    let instance = init_ok(
-        &mut plugin,
-        &[
-            ("wasm_path", probe.to_str().unwrap()),
-            ("label", "c"),
-            ("sleep_ms", "300"),
-        ],
-    );
+    let instance = init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "c"), ("sleep_ms", "300")]);
     let barrier = Barrier::new(2);
     let data = chunk(&[r#"{"n":1}"#], 1, 0);
     let calls: Vec<_> = std::thread::scope(|scope| {
@@ -97,21 +64,10 @@ fn concurrent_flushes_run_on_separate_guest_instances() {
             call.log_text()
         );
     }
-    let inits: usize = calls
-        .iter()
-        .map(|c| lines_with(c, "probe init").len())
-        .sum();
-    assert_eq!(
-        inits, 1,
-        "one extra guest instance was started for the second worker"
-    );
+    let inits: usize = calls.iter().map(|c| lines_with(c, "probe init").len()).sum();
+    assert_eq!(inits, 1, "one extra guest instance was started for the second worker");
     let exit = instance.exit();
-    assert_eq!(
-        lines_with(&exit, "probe exit flushes=1").len(),
-        2,
-        "both instances exit:\n{}",
-        exit.log_text()
-    );
+    assert_eq!(lines_with(&exit, "probe exit flushes=1").len(), 2, "both instances exit:\n{}", exit.log_text());
     plugin.close();
 }
 
@@ -126,21 +82,13 @@ fn register_again_during_a_hot_reload_leaves_old_instances_working() {
     // The agent's reload: dlopen the same .so again and Register while old instances are live.
     let mut new_plugin = Plugin::open_with(plugin_path(), true).expect("registers again");
     assert_eq!(new_plugin.name(), "wasm");
-    assert_eq!(
-        old.flush(&data, "t").value,
-        FLB_OK,
-        "old instance still flushes after Register"
-    );
+    assert_eq!(old.flush(&data, "t").value, FLB_OK, "old instance still flushes after Register");
     // Then old instances exit and the old handle is unregistered and closed...
     old.exit();
     old_plugin.close();
     // ...and the new configuration starts, numbering its instances from 0 again.
     let call = new_plugin.init(out_wasm_e2e::props(&pairs));
-    assert!(
-        lines_with(&call, "probe init instance=wasm.0").len() == 1,
-        "{}",
-        call.log_text()
-    );
+    assert!(lines_with(&call, "probe init instance=wasm.0").len() == 1, "{}", call.log_text());
     let new = call.value.expect("new instance starts");
     assert_eq!(new.flush(&data, "t").value, FLB_OK);
     new.exit();

@@ -9,25 +9,12 @@ fn whole_load_unload_cycles_repeat_in_one_process() {
     let probe = guest_path("probe");
     for cycle in 0..4 {
         let mut plugin = open_plugin();
-        let instance = init_ok(
-            &mut plugin,
-            &[("wasm_path", probe.to_str().unwrap()), ("label", "cycle")],
-        );
+        let instance = init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "cycle")]);
         let call = instance.flush(&chunk(&[r#"{"c":1}"#], 1, 0), "t");
-        assert_eq!(
-            call.value,
-            FLB_OK,
-            "cycle {cycle}: log:\n{}",
-            call.log_text()
-        );
+        assert_eq!(call.value, FLB_OK, "cycle {cycle}: log:\n{}", call.log_text());
         let exit = instance.exit();
         assert_eq!(exit.value, 1, "cycle {cycle}: exit returns FLB_OK");
-        assert_eq!(
-            lines_with(&exit, "probe exit flushes=1").len(),
-            1,
-            "cycle {cycle}:\n{}",
-            exit.log_text()
-        );
+        assert_eq!(lines_with(&exit, "probe exit flushes=1").len(), 1, "cycle {cycle}:\n{}", exit.log_text());
         plugin.close();
     }
     // Every instance joined its threads at exit: none of ours is left running.

@@ -15,11 +15,7 @@ pub struct Section {
 impl Section {
     /// The value of `key`, case-insensitively (the last one, as the agent keeps).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        self.entries.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -33,23 +29,15 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        if is_yaml(path) {
-            parse_yaml(&text, dir)
-        } else {
-            parse_classic(&text, dir)
-        }
-        .with_context(|| format!("failed to parse {}", path.display()))
+        if is_yaml(path) { parse_yaml(&text, dir) } else { parse_classic(&text, dir) }
+            .with_context(|| format!("failed to parse {}", path.display()))
     }
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 /// `[SECTION]` headers and `Key Value` lines; `#` comments.
@@ -65,18 +53,13 @@ fn classic_sections(text: &str) -> Result<Vec<(String, Section)>> {
             continue;
         }
         if line.starts_with('@') {
-            bail!(
-                "line {}: directives ({line}) are not supported by the loader",
-                n + 1
-            );
+            bail!("line {}: directives ({line}) are not supported by the loader", n + 1);
         }
         let Some((_, section)) = sections.last_mut() else {
             bail!("line {}: entry outside a section", n + 1);
         };
         let (key, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-        section
-            .entries
-            .push((key.to_owned(), value.trim().to_owned()));
+        section.entries.push((key.to_owned(), value.trim().to_owned()));
     }
     Ok(sections)
 }
@@ -84,11 +67,7 @@ fn classic_sections(text: &str) -> Result<Vec<(String, Section)>> {
 /// The agent resolves a relative `plugins_file` against the main config's directory.
 fn resolve(dir: &Path, file: &str) -> PathBuf {
     let path = Path::new(file);
-    if path.is_absolute() {
-        path.to_owned()
-    } else {
-        dir.join(path)
-    }
+    if path.is_absolute() { path.to_owned() } else { dir.join(path) }
 }
 
 fn parse_classic(text: &str, dir: &Path) -> Result<AgentConfig> {
@@ -97,9 +76,7 @@ fn parse_classic(text: &str, dir: &Path) -> Result<AgentConfig> {
         match name.as_str() {
             "SERVICE" => {
                 if let Some(file) = section.get("plugins_file") {
-                    config
-                        .plugins
-                        .extend(read_plugins_file(&resolve(dir, file))?);
+                    config.plugins.extend(read_plugins_file(&resolve(dir, file))?);
                 }
             }
             "INPUT" => config.inputs.push(section),
@@ -112,23 +89,15 @@ fn parse_classic(text: &str, dir: &Path) -> Result<AgentConfig> {
 }
 
 fn plugin_paths(section: &Section) -> Vec<PathBuf> {
-    section
-        .entries
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("path"))
-        .map(|(_, v)| PathBuf::from(v))
-        .collect()
+    section.entries.iter().filter(|(k, _)| k.eq_ignore_ascii_case("path")).map(|(_, v)| PathBuf::from(v)).collect()
 }
 
 fn read_plugins_file(path: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read plugins file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("failed to read plugins file {}", path.display()))?;
     if is_yaml(path) {
         let docs = YamlLoader::load_from_str(&text)?;
-        return Ok(docs
-            .first()
-            .map(|doc| yaml_plugins(&doc["plugins"]))
-            .unwrap_or_default());
+        return Ok(docs.first().map(|doc| yaml_plugins(&doc["plugins"])).unwrap_or_default());
     }
     Ok(classic_sections(&text)?
         .into_iter()
@@ -138,12 +107,7 @@ fn read_plugins_file(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn yaml_plugins(list: &Yaml) -> Vec<PathBuf> {
-    list.as_vec()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str())
-        .map(PathBuf::from)
-        .collect()
+    list.as_vec().into_iter().flatten().filter_map(|p| p.as_str()).map(PathBuf::from).collect()
 }
 
 fn yaml_scalar(value: &Yaml) -> Option<String> {
@@ -159,10 +123,7 @@ fn yaml_sections(list: &Yaml) -> Vec<Section> {
     let mut sections = Vec::new();
     for item in list.as_vec().into_iter().flatten() {
         let Some(map) = item.as_hash() else { continue };
-        let entries = map
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), yaml_scalar(v)?)))
-            .collect();
+        let entries = map.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), yaml_scalar(v)?))).collect();
         sections.push(Section { entries });
     }
     sections
@@ -170,14 +131,10 @@ fn yaml_sections(list: &Yaml) -> Vec<Section> {
 
 fn parse_yaml(text: &str, dir: &Path) -> Result<AgentConfig> {
     let docs = YamlLoader::load_from_str(text)?;
-    let Some(doc) = docs.first() else {
-        bail!("empty YAML document")
-    };
+    let Some(doc) = docs.first() else { bail!("empty YAML document") };
     let mut config = AgentConfig::default();
     if let Some(file) = doc["service"]["plugins_file"].as_str() {
-        config
-            .plugins
-            .extend(read_plugins_file(&resolve(dir, file))?);
+        config.plugins.extend(read_plugins_file(&resolve(dir, file))?);
     }
     config.plugins.extend(yaml_plugins(&doc["plugins"]));
     config.inputs = yaml_sections(&doc["pipeline"]["inputs"]);
@@ -193,9 +150,7 @@ pub fn tag_matches(pattern: &str, tag: &str) -> bool {
             let Some(tail) = tag.strip_prefix(head) else {
                 return false;
             };
-            (0..=tail.len())
-                .filter(|i| tail.is_char_boundary(*i))
-                .any(|i| tag_matches(rest, &tail[i..]))
+            (0..=tail.len()).filter(|i| tail.is_char_boundary(*i)).any(|i| tag_matches(rest, &tail[i..]))
         }
     }
 }
@@ -211,11 +166,7 @@ mod tests {
         assert_eq!(config.inputs[0].get("tag"), Some("app.x"));
         let out = &config.outputs[0];
         assert_eq!(out.get("NAME"), Some("wasm"));
-        assert_eq!(
-            out.get("label"),
-            Some("two words"),
-            "values keep inner spaces"
-        );
+        assert_eq!(out.get("label"), Some("two words"), "values keep inner spaces");
     }
 
     #[test]
@@ -224,11 +175,7 @@ mod tests {
         let config = parse_yaml(text, Path::new(".")).unwrap();
         assert_eq!(config.plugins, [PathBuf::from("/x/out_wasm.so")]);
         assert_eq!(config.inputs[0].get("tag"), Some("app.y"));
-        assert_eq!(
-            config.outputs[0].get("every"),
-            Some("5"),
-            "integers become text"
-        );
+        assert_eq!(config.outputs[0].get("every"), Some("5"), "integers become text");
     }
 
     #[test]

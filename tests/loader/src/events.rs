@@ -34,13 +34,8 @@ pub struct Time {
 
 impl Time {
     pub fn now() -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        Self {
-            seconds: now.as_secs() as u32,
-            nanoseconds: now.subsec_nanos(),
-        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Self { seconds: now.as_secs() as u32, nanoseconds: now.subsec_nanos() }
     }
 }
 
@@ -67,10 +62,7 @@ pub fn encode_record(
             rmp::encode::write_uint(out, time.seconds.into())?;
         }
         TimeEncoding::Float => {
-            rmp::encode::write_f64(
-                out,
-                f64::from(time.seconds) + f64::from(time.nanoseconds) / 1e9,
-            )?;
+            rmp::encode::write_f64(out, f64::from(time.seconds) + f64::from(time.nanoseconds) / 1e9)?;
         }
     }
     if layout == Layout::WithMetadata {
@@ -118,8 +110,7 @@ pub fn parse_lines(text: &str) -> Result<Vec<Json>> {
         if line.trim().is_empty() {
             continue;
         }
-        let body: Json =
-            serde_json::from_str(line).with_context(|| format!("line {}: not JSON", n + 1))?;
+        let body: Json = serde_json::from_str(line).with_context(|| format!("line {}: not JSON", n + 1))?;
         if !body.is_object() {
             bail!("line {}: a record must be a JSON object", n + 1);
         }

@@ -54,17 +54,8 @@ unsafe extern "C" {
     fn loader_plugin_name(p: *mut RawPlugin) -> *const c_char;
     fn loader_plugin_description(p: *mut RawPlugin) -> *const c_char;
     fn loader_plugin_event_type(p: *mut RawPlugin) -> c_int;
-    fn loader_instance_init(
-        p: *mut RawPlugin,
-        o_ins: *mut c_void,
-        out: *mut *mut RawInstance,
-    ) -> c_int;
-    fn loader_instance_flush(
-        ins: *mut RawInstance,
-        data: *const c_void,
-        size: usize,
-        tag: *const c_char,
-    ) -> c_int;
+    fn loader_instance_init(p: *mut RawPlugin, o_ins: *mut c_void, out: *mut *mut RawInstance) -> c_int;
+    fn loader_instance_flush(ins: *mut RawInstance, data: *const c_void, size: usize, tag: *const c_char) -> c_int;
     fn loader_instance_exit(ins: *mut RawInstance, hot_reloading: c_int) -> c_int;
     fn loader_plugin_close(p: *mut RawPlugin);
 }
@@ -106,11 +97,7 @@ pub struct Call<T> {
 impl<T> Call<T> {
     /// All log lines joined, for assertion messages.
     pub fn log_text(&self) -> String {
-        self.logs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.logs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -136,9 +123,7 @@ fn capture<T>(f: impl FnOnce() -> T) -> Call<T> {
 #[unsafe(no_mangle)]
 extern "C" fn loader_log(level: c_int, message: *const c_char) {
     // SAFETY: the C side passes a NUL-terminated buffer valid for this call.
-    let message = unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned();
+    let message = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
     let line = LogLine { level, message };
     if ECHO.load(Ordering::Relaxed) {
         eprintln!("{line}");
@@ -173,9 +158,7 @@ impl Properties {
                     _ => 3,
                 };
             }
-            let consumed = CORE_KEYS.contains(&key.as_str())
-                || key.starts_with("tls.")
-                || key.starts_with("net.");
+            let consumed = CORE_KEYS.contains(&key.as_str()) || key.starts_with("tls.") || key.starts_with("net.");
             if consumed || value.is_empty() {
                 continue;
             }
@@ -183,10 +166,7 @@ impl Properties {
                 kept.push((key, value));
             }
         }
-        Self {
-            entries: kept,
-            log_level,
-        }
+        Self { entries: kept, log_level }
     }
 }
 
@@ -198,14 +178,8 @@ extern "C" fn loader_get_property(o_ins: *mut c_void, key: *const c_char) -> *co
     // SAFETY: o_ins is the `Properties` an `Instance` owns, alive while the plugin can call us.
     let props = unsafe { &*o_ins.cast::<Properties>() };
     // SAFETY: the plugin passes a NUL-terminated key.
-    let key = unsafe { CStr::from_ptr(key) }
-        .to_string_lossy()
-        .to_ascii_lowercase();
-    props
-        .entries
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
+    let key = unsafe { CStr::from_ptr(key) }.to_string_lossy().to_ascii_lowercase();
+    props.entries.iter().find(|(k, _)| *k == key).map_or(std::ptr::null(), |(_, v)| v.as_ptr())
 }
 
 #[unsafe(no_mangle)]
@@ -264,10 +238,7 @@ impl Plugin {
             let reason = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
             bail!("failed to load plugin {}: {reason}", path.display());
         }
-        Ok(Self {
-            raw,
-            path: path.to_owned(),
-        })
+        Ok(Self { raw, path: path.to_owned() })
     }
 
     pub fn path(&self) -> &Path {
@@ -277,9 +248,7 @@ impl Plugin {
     /// The output name the plugin registered.
     pub fn name(&self) -> String {
         // SAFETY: Register set a NUL-terminated name (checked at open).
-        unsafe { CStr::from_ptr(loader_plugin_name(self.raw)) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(loader_plugin_name(self.raw)) }.to_string_lossy().into_owned()
     }
 
     pub fn description(&self) -> String {
@@ -289,9 +258,7 @@ impl Plugin {
             return String::new();
         }
         // SAFETY: as above.
-        unsafe { CStr::from_ptr(ptr) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
     }
 
     pub fn event_type(&self) -> i32 {
@@ -306,15 +273,9 @@ impl Plugin {
         let mut raw = std::ptr::null_mut();
         // SAFETY: `raw` plugin is live; `o_ins` outlives the instance (moved into it below).
         let call = capture(|| unsafe { loader_instance_init(self.raw, o_ins, &mut raw) });
-        let value = if call.value > 0 && !raw.is_null() {
-            Ok(Instance { raw, _props: props })
-        } else {
-            Err(call.value)
-        };
-        Call {
-            value,
-            logs: call.logs,
-        }
+        let value =
+            if call.value > 0 && !raw.is_null() { Ok(Instance { raw, _props: props }) } else { Err(call.value) };
+        Call { value, logs: call.logs }
     }
 
     /// FLBPluginUnregister and dlclose.
@@ -357,9 +318,7 @@ impl Instance {
     /// One flush on the calling thread.
     pub fn flush_here(&self, chunk: &[u8], tag: &CStr) -> Call<i32> {
         // SAFETY: the instance is live; chunk and tag are valid for the call.
-        capture(|| unsafe {
-            loader_instance_flush(self.raw, chunk.as_ptr().cast(), chunk.len(), tag.as_ptr())
-        })
+        capture(|| unsafe { loader_instance_flush(self.raw, chunk.as_ptr().cast(), chunk.len(), tag.as_ptr()) })
     }
 
     /// FLBPluginOutputPreExit and FLBPluginExitCtx.

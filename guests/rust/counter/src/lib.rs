@@ -19,17 +19,8 @@ struct Counter {
 
 impl Counter {
     fn report(&self, when: &str) {
-        let tags: Vec<String> = self
-            .per_tag
-            .iter()
-            .map(|(tag, n)| format!("{tag}={n}"))
-            .collect();
-        info!(
-            "[{}] {when}: {} records ({})",
-            self.label,
-            self.total,
-            tags.join(", ")
-        );
+        let tags: Vec<String> = self.per_tag.iter().map(|(tag, n)| format!("{tag}={n}")).collect();
+        info!("[{}] {when}: {} records ({})", self.label, self.total, tags.join(", "));
     }
 }
 
@@ -37,24 +28,15 @@ impl Output for Counter {
     fn config_schema() -> Vec<ConfigKey> {
         vec![
             ConfigKey::required("label", "name of this counter in its log lines"),
-            ConfigKey::optional(
-                "every",
-                "log the totals after every this many records (0: only at exit)",
-            )
-            .default("1000"),
+            ConfigKey::optional("every", "log the totals after every this many records (0: only at exit)")
+                .default("1000"),
         ]
     }
 
     fn init(ctx: InitContext) -> Result<Self, String> {
         let label = ctx.config.get("label").unwrap_or_default().to_owned();
         let every = ctx.config.parse::<u64>("every")?.unwrap_or(1000);
-        Ok(Counter {
-            label,
-            every,
-            total: 0,
-            next_report: every,
-            per_tag: BTreeMap::new(),
-        })
+        Ok(Counter { label, every, total: 0, next_report: every, per_tag: BTreeMap::new() })
     }
 
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {

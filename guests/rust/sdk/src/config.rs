@@ -16,20 +16,12 @@ pub struct ConfigKey {
 impl ConfigKey {
     /// A key the operator may leave out.
     pub fn optional(name: &str, description: &str) -> Self {
-        Self {
-            name: name.into(),
-            description: description.into(),
-            default: None,
-            required: false,
-        }
+        Self { name: name.into(), description: description.into(), default: None, required: false }
     }
 
     /// A key the operator must set: the agent refuses to start without it.
     pub fn required(name: &str, description: &str) -> Self {
-        Self {
-            required: true,
-            ..Self::optional(name, description)
-        }
+        Self { required: true, ..Self::optional(name, description) }
     }
 
     /// The value used when the operator sets none.
@@ -41,12 +33,7 @@ impl ConfigKey {
 
 impl From<ConfigKey> for wit::ConfigKey {
     fn from(key: ConfigKey) -> Self {
-        Self {
-            name: key.name,
-            description: key.description,
-            default_value: key.default,
-            required: key.required,
-        }
+        Self { name: key.name, description: key.description, default_value: key.default, required: key.required }
     }
 }
 
@@ -59,10 +46,7 @@ pub struct Config {
 impl Config {
     /// The value of `key` (as declared; matched case-insensitively), if it has one.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
 
     /// The value of `key` parsed as `T`; an error names the key and the value.
@@ -71,11 +55,7 @@ impl Config {
         T::Err: std::fmt::Display,
     {
         self.get(key)
-            .map(|value| {
-                value
-                    .parse()
-                    .map_err(|err| format!("invalid value {value:?} for key '{key}': {err}"))
-            })
+            .map(|value| value.parse().map_err(|err| format!("invalid value {value:?} for key '{key}': {err}")))
             .transpose()
     }
 
@@ -103,9 +83,7 @@ impl From<wit::InitContext> for InitContext {
             instance: ctx.instance,
             guest_path: ctx.guest_path,
             guest_digest: ctx.guest_digest,
-            config: Config {
-                entries: ctx.config.into_iter().map(|e| (e.key, e.value)).collect(),
-            },
+            config: Config { entries: ctx.config.into_iter().map(|e| (e.key, e.value)).collect() },
         }
     }
 }

@@ -30,15 +30,9 @@ impl Timestamp {
     fn from_f64(seconds: f64) -> Self {
         let whole = seconds.trunc();
         let nanos = ((seconds - whole) * 1e9) as i64;
-        let (seconds, nanos) = if nanos < 0 {
-            (whole as i64 - 1, nanos + 1_000_000_000)
-        } else {
-            (whole as i64, nanos)
-        };
-        Self {
-            seconds,
-            nanoseconds: nanos.clamp(0, 999_999_999) as u32,
-        }
+        let (seconds, nanos) =
+            if nanos < 0 { (whole as i64 - 1, nanos + 1_000_000_000) } else { (whole as i64, nanos) };
+        Self { seconds, nanoseconds: nanos.clamp(0, 999_999_999) as u32 }
     }
 }
 
@@ -72,20 +66,13 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(offset: usize, reason: impl Into<String>) -> Self {
-        Self {
-            offset,
-            reason: reason.into(),
-        }
+        Self { offset, reason: reason.into() }
     }
 }
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "malformed chunk at byte offset {}: {}",
-            self.offset, self.reason
-        )
+        write!(f, "malformed chunk at byte offset {}: {}", self.offset, self.reason)
     }
 }
 
@@ -101,11 +88,7 @@ pub struct Events<'a> {
 
 impl<'a> Events<'a> {
     pub fn new(chunk: &'a [u8]) -> Self {
-        Self {
-            reader: Reader::new(chunk),
-            failed: false,
-            group: None,
-        }
+        Self { reader: Reader::new(chunk), failed: false, group: None }
     }
 
     /// The next record that is not a group marker, or `None` at the end of the chunk.
@@ -115,12 +98,7 @@ impl<'a> Events<'a> {
             match stamp {
                 Stamp::Time(timestamp) => {
                     let group_attributes = self.group.clone();
-                    return Ok(Some(Event {
-                        timestamp,
-                        metadata,
-                        body,
-                        group_attributes,
-                    }));
+                    return Ok(Some(Event { timestamp, metadata, body, group_attributes }));
                 }
                 Stamp::GroupStart => self.group = Some(body),
                 Stamp::GroupEnd => self.group = None,
@@ -134,10 +112,7 @@ impl<'a> Events<'a> {
         match self.reader.array_len()? {
             Some(2) => {}
             Some(n) => {
-                return Err(DecodeError::new(
-                    start,
-                    format!("record is an array of {n}, not 2"),
-                ));
+                return Err(DecodeError::new(start, format!("record is an array of {n}, not 2")));
             }
             None => return Err(DecodeError::new(start, "record is not an array")),
         }
@@ -147,10 +122,7 @@ impl<'a> Events<'a> {
             match self.reader.array_len()? {
                 Some(2) => {}
                 Some(n) => {
-                    return Err(DecodeError::new(
-                        header_at,
-                        format!("record header is an array of {n}, not 2"),
-                    ));
+                    return Err(DecodeError::new(header_at, format!("record header is an array of {n}, not 2")));
                 }
                 None => unreachable!("peeked an array marker"),
             }
@@ -180,39 +152,21 @@ impl<'a> Events<'a> {
                 let seconds = u32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
                 let nanoseconds = u32::from_be_bytes(payload[4..].try_into().expect("4 bytes"));
                 if nanoseconds >= 1_000_000_000 {
-                    return Err(DecodeError::new(
-                        at,
-                        format!("EventTime has {nanoseconds} nanoseconds"),
-                    ));
+                    return Err(DecodeError::new(at, format!("EventTime has {nanoseconds} nanoseconds")));
                 }
-                Timestamp {
-                    seconds: seconds.into(),
-                    nanoseconds,
-                }
+                Timestamp { seconds: seconds.into(), nanoseconds }
             }
             Value::Ext(kind, payload) => {
                 return Err(DecodeError::new(
                     at,
-                    format!(
-                        "timestamp is extension type {kind} of {} bytes, not EventTime",
-                        payload.len()
-                    ),
+                    format!("timestamp is extension type {kind} of {} bytes, not EventTime", payload.len()),
                 ));
             }
-            Value::UInt(seconds) => Timestamp {
-                seconds: seconds.min(i64::MAX as u64) as i64,
-                nanoseconds: 0,
-            },
-            Value::Int(seconds) => Timestamp {
-                seconds,
-                nanoseconds: 0,
-            },
+            Value::UInt(seconds) => Timestamp { seconds: seconds.min(i64::MAX as u64) as i64, nanoseconds: 0 },
+            Value::Int(seconds) => Timestamp { seconds, nanoseconds: 0 },
             Value::Float(seconds) if seconds.is_finite() => Timestamp::from_f64(seconds),
             other => {
-                return Err(DecodeError::new(
-                    at,
-                    format!("timestamp is {}, not a time", other.kind()),
-                ));
+                return Err(DecodeError::new(at, format!("timestamp is {}, not a time", other.kind())));
             }
         };
         Ok(Stamp::Time(time))
@@ -220,10 +174,7 @@ impl<'a> Events<'a> {
 }
 
 fn is_array(marker: Option<Marker>) -> bool {
-    matches!(
-        marker,
-        Some(Marker::FixArray(_) | Marker::Array16 | Marker::Array32)
-    )
+    matches!(marker, Some(Marker::FixArray(_) | Marker::Array16 | Marker::Array32))
 }
 
 impl<'a> Iterator for Events<'a> {
@@ -244,8 +195,7 @@ mod tests {
     use super::*;
 
     /// `[[EventTime(1700000000.5), {"m":1}], {"k":"v"}]`
-    const WITH_METADATA: &[u8] =
-        b"\x92\x92\xd7\x00\x65\x53\xf1\x00\x1d\xcd\x65\x00\x81\xa1m\x01\x81\xa1k\xa1v";
+    const WITH_METADATA: &[u8] = b"\x92\x92\xd7\x00\x65\x53\xf1\x00\x1d\xcd\x65\x00\x81\xa1m\x01\x81\xa1k\xa1v";
     /// `[1700000000, {"k":"v"}]`
     const FORWARD_INT: &[u8] = b"\x92\xce\x65\x53\xf1\x00\x81\xa1k\xa1v";
     /// `[1700000000.25, {"k":"v"}]`
@@ -259,42 +209,17 @@ mod tests {
     fn decodes_both_layouts_and_every_timestamp_encoding() {
         let body = Value::Map(vec![(Value::Str(b"k"), Value::Str(b"v"))]);
         let event = all(WITH_METADATA).remove(0).unwrap();
-        assert_eq!(
-            event.timestamp,
-            Timestamp {
-                seconds: 1_700_000_000,
-                nanoseconds: 500_000_000
-            }
-        );
-        assert_eq!(
-            event.metadata,
-            Value::Map(vec![(Value::Str(b"m"), Value::UInt(1))])
-        );
+        assert_eq!(event.timestamp, Timestamp { seconds: 1_700_000_000, nanoseconds: 500_000_000 });
+        assert_eq!(event.metadata, Value::Map(vec![(Value::Str(b"m"), Value::UInt(1))]));
         assert_eq!(event.body, body);
 
         let event = all(FORWARD_INT).remove(0).unwrap();
-        assert_eq!(
-            event.timestamp,
-            Timestamp {
-                seconds: 1_700_000_000,
-                nanoseconds: 0
-            }
-        );
-        assert_eq!(
-            event.metadata,
-            Value::Map(Vec::new()),
-            "old layout: empty metadata"
-        );
+        assert_eq!(event.timestamp, Timestamp { seconds: 1_700_000_000, nanoseconds: 0 });
+        assert_eq!(event.metadata, Value::Map(Vec::new()), "old layout: empty metadata");
         assert_eq!(event.body, body);
 
         let event = all(FORWARD_FLOAT).remove(0).unwrap();
-        assert_eq!(
-            event.timestamp,
-            Timestamp {
-                seconds: 1_700_000_000,
-                nanoseconds: 250_000_000
-            }
-        );
+        assert_eq!(event.timestamp, Timestamp { seconds: 1_700_000_000, nanoseconds: 250_000_000 });
     }
 
     #[test]
@@ -311,24 +236,10 @@ mod tests {
     fn every_truncation_is_an_error_with_an_offset_inside_the_chunk() {
         for cut in 1..WITH_METADATA.len() {
             let events = all(&WITH_METADATA[..cut]);
-            assert_eq!(
-                events.len(),
-                1,
-                "cut at {cut}: one error, then the iterator ends"
-            );
-            let err = events[0]
-                .as_ref()
-                .expect_err("a truncated record cannot decode");
-            assert!(
-                err.offset <= cut,
-                "cut at {cut}: offset {} past the end",
-                err.offset
-            );
-            assert!(
-                err.to_string()
-                    .starts_with("malformed chunk at byte offset"),
-                "{err}"
-            );
+            assert_eq!(events.len(), 1, "cut at {cut}: one error, then the iterator ends");
+            let err = events[0].as_ref().expect_err("a truncated record cannot decode");
+            assert!(err.offset <= cut, "cut at {cut}: offset {} past the end", err.offset);
+            assert!(err.to_string().starts_with("malformed chunk at byte offset"), "{err}");
         }
     }
 
@@ -339,11 +250,7 @@ mod tests {
             (b"\x93\x01\x02\x03", 0, "array of 3, not 2"),
             (b"\x92\xa1x\x80", 1, "timestamp is a string"),
             (b"\x92\xd6\x05\x00\x00\x00\x00\x80", 1, "extension type 5"),
-            (
-                b"\x92\x01\xdd\xff\xff\xff\xff",
-                2,
-                "truncated: array of 4294967295 entries",
-            ),
+            (b"\x92\x01\xdd\xff\xff\xff\xff", 2, "truncated: array of 4294967295 entries"),
         ];
         for (chunk, offset, reason) in cases {
             let err = all(chunk).remove(0).expect_err("malformed");
@@ -365,19 +272,14 @@ mod tests {
     fn group_markers_are_skipped_and_their_attributes_attached() {
         let mut chunk = Vec::new();
         // Group start: EventTime seconds 0xffffffff, attributes {"g":1}.
-        chunk.extend_from_slice(
-            b"\x92\x92\xd7\x00\xff\xff\xff\xff\x00\x00\x00\x00\x80\x81\xa1g\x01",
-        );
+        chunk.extend_from_slice(b"\x92\x92\xd7\x00\xff\xff\xff\xff\x00\x00\x00\x00\x80\x81\xa1g\x01");
         chunk.extend_from_slice(FORWARD_INT);
         // Group end, then a record outside any group.
         chunk.extend_from_slice(b"\x92\x92\xd7\x00\xff\xff\xff\xfe\x00\x00\x00\x00\x80\x80");
         chunk.extend_from_slice(FORWARD_INT);
         let events: Vec<_> = all(&chunk).into_iter().map(Result::unwrap).collect();
         assert_eq!(events.len(), 2, "markers are not records");
-        assert_eq!(
-            events[0].group_attributes,
-            Some(Value::Map(vec![(Value::Str(b"g"), Value::UInt(1))]))
-        );
+        assert_eq!(events[0].group_attributes, Some(Value::Map(vec![(Value::Str(b"g"), Value::UInt(1))])));
         assert_eq!(events[1].group_attributes, None);
     }
 }

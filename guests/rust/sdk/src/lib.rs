@@ -110,20 +110,13 @@ pub mod __private {
         T::config_schema().into_iter().map(Into::into).collect()
     }
 
-    pub fn init<T: Output>(
-        slot: &'static LocalKey<Slot<T>>,
-        ctx: InitContext,
-    ) -> Result<(), String> {
+    pub fn init<T: Output>(slot: &'static LocalKey<Slot<T>>, ctx: InitContext) -> Result<(), String> {
         let output = T::init(ctx.into())?;
         slot.with(|slot| *slot.borrow_mut() = Some(output));
         Ok(())
     }
 
-    pub fn flush<T: Output>(
-        slot: &'static LocalKey<Slot<T>>,
-        tag: String,
-        chunk: Vec<u8>,
-    ) -> Result<(), FlushError> {
+    pub fn flush<T: Output>(slot: &'static LocalKey<Slot<T>>, tag: String, chunk: Vec<u8>) -> Result<(), FlushError> {
         slot.with(|slot| match slot.borrow_mut().as_mut() {
             Some(output) => output.flush(Chunk::new(&tag, &chunk)),
             None => Err(FlushError::Retry("flush before init".into())),
@@ -171,7 +164,7 @@ macro_rules! export_output {
                 }
             }
 
-            $crate::bindings::export!(OutWasmGuest with_types_in $crate::bindings);
+    $crate::bindings::export!(OutWasmGuest with_types_in $crate::bindings);
         };
     };
 }

@@ -37,29 +37,16 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| {
-                self.error(
-                    self.pos,
-                    format!(
-                        "truncated: {what} needs {n} bytes, {} left",
-                        self.bytes.len() - self.pos
-                    ),
-                )
-            })?;
+        let end = self.pos.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or_else(|| {
+            self.error(self.pos, format!("truncated: {what} needs {n} bytes, {} left", self.bytes.len() - self.pos))
+        })?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
-        Ok(self
-            .take(N, what)?
-            .try_into()
-            .expect("take returns N bytes"))
+        Ok(self.take(N, what)?.try_into().expect("take returns N bytes"))
     }
 
     fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
@@ -189,12 +176,7 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    fn array_items(
-        &mut self,
-        len: usize,
-        depth: usize,
-        at: usize,
-    ) -> Result<Value<'a>, DecodeError> {
+    fn array_items(&mut self, len: usize, depth: usize, at: usize) -> Result<Value<'a>, DecodeError> {
         // Every item takes at least one byte: a length beyond the rest of the chunk is a lie,
         // refused before it can drive a huge allocation.
         self.check_count(len, 1, "array", at)?;
@@ -205,12 +187,7 @@ impl<'a> Reader<'a> {
         Ok(Value::Array(items))
     }
 
-    fn map_entries(
-        &mut self,
-        len: usize,
-        depth: usize,
-        at: usize,
-    ) -> Result<Value<'a>, DecodeError> {
+    fn map_entries(&mut self, len: usize, depth: usize, at: usize) -> Result<Value<'a>, DecodeError> {
         self.check_count(len, 2, "map", at)?;
         let mut entries = Vec::with_capacity(len);
         for _ in 0..len {
@@ -221,19 +198,10 @@ impl<'a> Reader<'a> {
         Ok(Value::Map(entries))
     }
 
-    fn check_count(
-        &self,
-        len: usize,
-        min_bytes: usize,
-        what: &str,
-        at: usize,
-    ) -> Result<(), DecodeError> {
+    fn check_count(&self, len: usize, min_bytes: usize, what: &str, at: usize) -> Result<(), DecodeError> {
         let left = self.bytes.len() - self.pos;
         if len.saturating_mul(min_bytes) > left {
-            return Err(self.error(
-                at,
-                format!("truncated: {what} of {len} entries, only {left} bytes left"),
-            ));
+            return Err(self.error(at, format!("truncated: {what} of {len} entries, only {left} bytes left")));
         }
         Ok(())
     }

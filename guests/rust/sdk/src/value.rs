@@ -97,9 +97,7 @@ impl<'a> Value<'a> {
                 }
                 out.push(b']');
             }
-            Value::Map(entries) => {
-                write_map(out, entries.iter().map(|(k, v)| (k, v)), escape_unicode)
-            }
+            Value::Map(entries) => write_map(out, entries.iter().map(|(k, v)| (k, v)), escape_unicode),
         }
     }
 
@@ -124,9 +122,7 @@ fn write_map<'v, 'a: 'v>(
     for (key, value) in entries {
         rest.next();
         if let Value::Str(k) = key
-            && rest
-                .clone()
-                .any(|(later, _)| matches!(later, Value::Str(l) if l == k))
+            && rest.clone().any(|(later, _)| matches!(later, Value::Str(l) if l == k))
         {
             continue;
         }
@@ -143,8 +139,7 @@ fn write_map<'v, 'a: 'v>(
 
 fn push_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
     let mut s = String::new();
-    s.write_fmt(args)
-        .expect("formatting into a String cannot fail");
+    s.write_fmt(args).expect("formatting into a String cannot fail");
     out.extend_from_slice(s.as_bytes());
 }
 
@@ -182,20 +177,16 @@ pub(crate) fn format_g(f: f64, precision: usize) -> String {
 }
 
 fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s }
 }
 
 /// The agent's JSON escapes for ASCII: short forms, `\u00XX` for other controls and DEL.
 fn ascii_escape(c: u8) -> Option<&'static str> {
     const CONTROL: [&str; 32] = [
-        "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
-        "\\b", "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011",
-        "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017", "\\u0018", "\\u0019",
-        "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+        "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007", "\\b", "\\t", "\\n",
+        "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014",
+        "\\u0015", "\\u0016", "\\u0017", "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e",
+        "\\u001f",
     ];
     match c {
         0..=0x1f => Some(CONTROL[c as usize]),
@@ -211,10 +202,7 @@ fn write_str(out: &mut Vec<u8>, bytes: &[u8], escape_unicode: bool) {
     let mut i = 0;
     while i < bytes.len() {
         // Fast path: a run of plain ASCII is copied as is.
-        let run = bytes[i..]
-            .iter()
-            .take_while(|&&c| c < 0x80 && ascii_escape(c).is_none())
-            .count();
+        let run = bytes[i..].iter().take_while(|&&c| c < 0x80 && ascii_escape(c).is_none()).count();
         out.extend_from_slice(&bytes[i..i + run]);
         i += run;
         let Some(&c) = bytes.get(i) else { break };
@@ -351,9 +339,7 @@ fn utf8_validate_char(s: &[u8]) -> usize {
             2
         }
         c if c & 0xF0 == 0xE0 => {
-            if c == 0xE0 && second.is_some_and(|b| b < 0xA0)
-                || c == 0xED && second.is_some_and(|b| b >= 0xA0)
-            {
+            if c == 0xE0 && second.is_some_and(|b| b < 0xA0) || c == 0xED && second.is_some_and(|b| b >= 0xA0) {
                 return 0;
             }
             3
@@ -401,9 +387,7 @@ impl std::str::FromStr for DateFormat {
             "iso8601" => Ok(Self::Iso8601),
             "epoch" => Ok(Self::Epoch),
             "epoch_ms" => Ok(Self::EpochMs),
-            _ => Err(format!(
-                "unknown date format {s:?} (double, java_sql_timestamp, iso8601, epoch, epoch_ms)"
-            )),
+            _ => Err(format!("unknown date format {s:?} (double, java_sql_timestamp, iso8601, epoch, epoch_ms)")),
         }
     }
 }
@@ -412,11 +396,9 @@ fn date_value(ts: Timestamp, format: DateFormat) -> Value<'static> {
     match format {
         DateFormat::Double => Value::Float(ts.as_f64()),
         DateFormat::Epoch => Value::UInt(ts.seconds as u64),
-        DateFormat::EpochMs => Value::UInt(
-            (ts.seconds as u64)
-                .wrapping_mul(1000)
-                .wrapping_add(u64::from(ts.nanoseconds / 1_000_000)),
-        ),
+        DateFormat::EpochMs => {
+            Value::UInt((ts.seconds as u64).wrapping_mul(1000).wrapping_add(u64::from(ts.nanoseconds / 1_000_000)))
+        }
         DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => {
             unreachable!("formatted dates are rendered as text, see write_json_line")
         }
@@ -460,9 +442,7 @@ pub fn write_json_line(
     escape_unicode: bool,
 ) {
     let date_text = match date_format {
-        DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => {
-            formatted_date(event.timestamp, date_format)
-        }
+        DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => formatted_date(event.timestamp, date_format),
         _ => String::new(),
     };
     let date = date_key.map(|key| {
@@ -489,12 +469,8 @@ pub fn write_json_line(
         Value::Map(entries) => Box::new(entries.iter().map(|(k, v)| (k, v))),
         other => Box::new(std::iter::once((&log_key, other))),
     };
-    let entries: Vec<(&Value<'_>, &Value<'_>)> = date
-        .iter()
-        .chain(internal.iter())
-        .map(|(k, v)| (k, v))
-        .chain(body)
-        .collect();
+    let entries: Vec<(&Value<'_>, &Value<'_>)> =
+        date.iter().chain(internal.iter()).map(|(k, v)| (k, v)).chain(body).collect();
     write_map(out, entries.iter().copied(), escape_unicode);
     out.push(b'\n');
 }
@@ -536,16 +512,8 @@ mod tests {
     fn strings_escape_like_the_agent() {
         let cases: [(&[u8], bool, &str); 9] = [
             (b"tab\there \"q\" \\ /", true, r#""tab\there \"q\" \\ /""#),
-            (
-                b"\x00\x01\x08\x0b\x0c\x7f",
-                true,
-                r#""\u0000\u0001\b\u000b\f\u007f""#,
-            ),
-            (
-                "ünï".as_bytes(),
-                true,
-                r#""\u00fc\u006e\u00ef""#.replace("\\u006e", "n").leak(),
-            ),
+            (b"\x00\x01\x08\x0b\x0c\x7f", true, r#""\u0000\u0001\b\u000b\f\u007f""#),
+            ("ünï".as_bytes(), true, r#""\u00fc\u006e\u00ef""#.replace("\\u006e", "n").leak()),
             ("ünï".as_bytes(), false, "\"ünï\""),
             ("😀".as_bytes(), true, r#""\ud83d\ude00""#),
             // 0xff announces a 6-byte sequence: with fewer bytes left the agent drops it...
@@ -560,11 +528,7 @@ mod tests {
         for (bytes, escape, expected) in cases {
             let mut out = Vec::new();
             Value::Str(bytes).write_json(&mut out, escape);
-            assert_eq!(
-                String::from_utf8_lossy(&out),
-                expected,
-                "rendering {bytes:?} (escape_unicode {escape})"
-            );
+            assert_eq!(String::from_utf8_lossy(&out), expected, "rendering {bytes:?} (escape_unicode {escape})");
         }
     }
 
@@ -584,17 +548,8 @@ mod tests {
         assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
-        let ts = Timestamp {
-            seconds: 1_700_000_000,
-            nanoseconds: 123_456_789,
-        };
-        assert_eq!(
-            formatted_date(ts, DateFormat::Iso8601),
-            "2023-11-14T22:13:20.123456Z"
-        );
-        assert_eq!(
-            formatted_date(ts, DateFormat::JavaSqlTimestamp),
-            "2023-11-14 22:13:20.123456"
-        );
+        let ts = Timestamp { seconds: 1_700_000_000, nanoseconds: 123_456_789 };
+        assert_eq!(formatted_date(ts, DateFormat::Iso8601), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(formatted_date(ts, DateFormat::JavaSqlTimestamp), "2023-11-14 22:13:20.123456");
     }
 }

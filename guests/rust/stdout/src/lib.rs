@@ -10,9 +10,7 @@
 
 use std::io::Write;
 
-use out_wasm_guest::{
-    Chunk, ConfigKey, DateFormat, FlushError, InitContext, Output, export_output, write_json_line,
-};
+use out_wasm_guest::{Chunk, ConfigKey, DateFormat, FlushError, InitContext, Output, export_output, write_json_line};
 
 struct Stdout {
     date_key: Option<String>,
@@ -25,30 +23,18 @@ fn switch(key: &str, value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "on" | "true" | "yes" => Ok(true),
         "off" | "false" | "no" => Ok(false),
-        _ => Err(format!(
-            "invalid value {value:?} for key '{key}': expected on or off"
-        )),
+        _ => Err(format!("invalid value {value:?} for key '{key}': expected on or off")),
     }
 }
 
 impl Output for Stdout {
     fn config_schema() -> Vec<ConfigKey> {
         vec![
-            ConfigKey::optional(
-                "json_date_key",
-                "key of the record time; off to leave it out",
-            )
-            .default("date"),
-            ConfigKey::optional(
-                "json_date_format",
-                "double, epoch, epoch_ms, iso8601 or java_sql_timestamp",
-            )
-            .default("double"),
-            ConfigKey::optional(
-                "escape_unicode",
-                "on: write non-ASCII as \\uXXXX like the agent; off: keep UTF-8",
-            )
-            .default("on"),
+            ConfigKey::optional("json_date_key", "key of the record time; off to leave it out").default("date"),
+            ConfigKey::optional("json_date_format", "double, epoch, epoch_ms, iso8601 or java_sql_timestamp")
+                .default("double"),
+            ConfigKey::optional("escape_unicode", "on: write non-ASCII as \\uXXXX like the agent; off: keep UTF-8")
+                .default("on"),
         ]
     }
 
@@ -63,10 +49,7 @@ impl Output for Stdout {
         Ok(Stdout {
             date_key,
             date_format: config.parse("json_date_format")?.unwrap_or_default(),
-            escape_unicode: switch(
-                "escape_unicode",
-                config.get("escape_unicode").unwrap_or("on"),
-            )?,
+            escape_unicode: switch("escape_unicode", config.get("escape_unicode").unwrap_or("on"))?,
             buffer: Vec::new(),
         })
     }
@@ -74,13 +57,7 @@ impl Output for Stdout {
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
         self.buffer.clear();
         for event in chunk.events() {
-            write_json_line(
-                &mut self.buffer,
-                &event?,
-                self.date_key.as_deref(),
-                self.date_format,
-                self.escape_unicode,
-            );
+            write_json_line(&mut self.buffer, &event?, self.date_key.as_deref(), self.date_format, self.escape_unicode);
         }
         // One write per chunk, as the agent does, so lines of concurrent flushes never interleave.
         let mut stdout = std::io::stdout().lock();

@@ -10,10 +10,7 @@ struct BadSchema;
 
 impl Output for BadSchema {
     fn config_schema() -> Vec<ConfigKey> {
-        vec![ConfigKey::optional(
-            "Match",
-            "a key the agent keeps for itself",
-        )]
+        vec![ConfigKey::optional("Match", "a key the agent keeps for itself")]
     }
 
     fn init(_ctx: InitContext) -> Result<Self, String> {

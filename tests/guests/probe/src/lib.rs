@@ -17,9 +17,7 @@
 
 use std::time::Duration;
 
-use out_wasm_guest::{
-    Chunk, ConfigKey, FlushError, InitContext, Output, Value, export_output, info,
-};
+use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, Output, Value, export_output, info};
 
 struct Probe {
     mode: String,

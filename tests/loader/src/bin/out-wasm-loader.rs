@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use out_wasm_loader::{
-    AgentConfig, FLB_OK, FLB_RETRY, Instance, Layout, Plugin, Properties, Time, TimeEncoding,
-    echo_logs, events, status_name, tag_matches,
+    AgentConfig, FLB_OK, FLB_RETRY, Instance, Layout, Plugin, Properties, Time, TimeEncoding, echo_logs, events,
+    status_name, tag_matches,
 };
 
 struct Args {
@@ -55,10 +55,7 @@ fn parse_args() -> Result<Args> {
             "--records-per-chunk" => args.per_chunk = value()?.parse()?,
             "--time" => {
                 let secs: f64 = value()?.parse()?;
-                args.time = Some(Time {
-                    seconds: secs as u32,
-                    nanoseconds: ((secs.fract()) * 1e9).round() as u32,
-                });
+                args.time = Some(Time { seconds: secs as u32, nanoseconds: ((secs.fract()) * 1e9).round() as u32 });
             }
             "--layout" => {
                 args.layout = match value()?.as_str() {
@@ -117,12 +114,7 @@ fn run() -> Result<ExitCode> {
     let mut plugins = Vec::new();
     for path in config.plugins.iter().chain(&args.plugins) {
         let plugin = Plugin::open(path)?;
-        eprintln!(
-            "[loader] loaded {} as output '{}' ({})",
-            path.display(),
-            plugin.name(),
-            plugin.description()
-        );
+        eprintln!("[loader] loaded {} as output '{}' ({})", path.display(), plugin.name(), plugin.description());
         plugins.push(plugin);
     }
 
@@ -130,33 +122,19 @@ fn run() -> Result<ExitCode> {
     let mut ids = 0;
     for section in &config.outputs {
         let name = section.get("name").unwrap_or_default();
-        let Some(plugin) = plugins
-            .iter_mut()
-            .find(|p| p.name().eq_ignore_ascii_case(name))
-        else {
+        let Some(plugin) = plugins.iter_mut().find(|p| p.name().eq_ignore_ascii_case(name)) else {
             eprintln!("[loader] output '{name}' is not an external plugin; ignored");
             continue;
         };
         let instance_name = format!("{name}.{ids}");
         ids += 1;
-        let init = plugin.init(Properties::new(
-            section
-                .entries
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        ));
+        let init = plugin.init(Properties::new(section.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
         match init.value {
             Ok(instance) => outputs.push(Output {
                 name: instance_name,
                 matcher: section.get("match").unwrap_or("*").to_owned(),
-                workers: section
-                    .get("workers")
-                    .and_then(|w| w.parse().ok())
-                    .unwrap_or(0),
-                retry_limit: section
-                    .get("retry_limit")
-                    .and_then(|w| w.parse().ok())
-                    .unwrap_or(1),
+                workers: section.get("workers").and_then(|w| w.parse().ok()).unwrap_or(0),
+                retry_limit: section.get("retry_limit").and_then(|w| w.parse().ok()).unwrap_or(1),
                 instance,
             }),
             Err(code) => {
@@ -168,15 +146,9 @@ fn run() -> Result<ExitCode> {
         }
     }
 
-    let tag = config
-        .inputs
-        .first()
-        .and_then(|i| i.get("tag"))
-        .unwrap_or("stdin.0")
-        .to_owned();
+    let tag = config.inputs.first().and_then(|i| i.get("tag")).unwrap_or("stdin.0").to_owned();
     let text = match &args.input {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read {}", path.display()))?,
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?,
         None => {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text)?;
@@ -253,11 +225,7 @@ fn flush_all(output: &Output, chunks: &[Vec<u8>], tag: &str, repeat: usize) -> [
                         _ => 2,
                     };
                     if slot != 0 {
-                        eprintln!(
-                            "[loader] {}: chunk {i} ended with {}",
-                            output.name,
-                            status_name(status)
-                        );
+                        eprintln!("[loader] {}: chunk {i} ended with {}", output.name, status_name(status));
                     }
                     counts[slot].fetch_add(1, Ordering::Relaxed);
                 }

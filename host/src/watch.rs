@@ -1,0 +1,169 @@
+//! The watcher: one plugin thread per watched instance that notices a new guest file, swaps it
+//! in off the flush path, and retires the instances of the version it replaced.
+//!
+//! A swap happens only when the file's *content* changes (its SHA-256), after the file stayed
+//! unchanged for one interval (so a copy in progress is not read half-way). The new version is
+//! compiled (or taken from the compile cache), instantiated, given the instance's config (its
+//! declared keys are read again) and initialised before it is installed; until then, and if any
+//! step fails, the current version keeps serving. Flushes already running finish on the old
+//! version; the old instances get their exit call when they are idle.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::image;
+use crate::log::Logger;
+use crate::output::{Shared, short};
+use crate::worker::Worker;
+
+/// What identifies one state of a file without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    /// The stamp of the file `path` leads to (symlinks followed, as a Kubernetes volume's
+    /// `..data` link is), or `None` if it cannot be read right now.
+    pub fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        let ns = |secs: i64, nsecs: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsecs);
+        Some(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+enum Control {
+    /// A worker of a retired version finished its flush: give it its exit call.
+    Retire(Worker),
+    Stop,
+}
+
+/// Handle to the watcher thread of one instance.
+pub struct Watcher {
+    control: Sender<Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Starts watching `shared.host.wasm_path`; `loaded` is the file's stamp when the current
+    /// version was read.
+    pub fn start(shared: Arc<Shared>, loaded: Option<FileStamp>) -> Result<Self> {
+        let (control, requests) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("out-wasm-watch-{}", shared.name))
+            .spawn(move || run(&shared, loaded, &requests))
+            .context("failed to start a thread")?;
+        Ok(Self { control, thread: Some(thread) })
+    }
+
+    /// Hands over a worker of a retired version, to be exited off the flush path.
+    pub fn retire(&self, worker: Worker) {
+        // The watcher only stops in `stop`, after the agent's last flush; should it be gone, the
+        // worker's own Drop still ends its thread.
+        let _ = self.control.send(Control::Retire(worker));
+    }
+
+    /// Stops the thread after the exit calls it still owes, and waits for it.
+    pub fn stop(mut self) {
+        let _ = self.control.send(Control::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct State {
+    /// Stamp of the file content the current version came from (or last tried).
+    loaded: Option<FileStamp>,
+    /// Stamp seen at the previous check, while waiting for the file to settle.
+    seen: Option<FileStamp>,
+    /// Digest of the last file that failed to swap in: not tried again until it changes.
+    failed: Option<String>,
+}
+
+fn run(shared: &Shared, loaded: Option<FileStamp>, control: &Receiver<Control>) {
+    let logger = shared.logger.deferred();
+    let interval = shared.host.watch_interval;
+    let mut state = State { loaded, seen: None, failed: None };
+    let mut next_check = Instant::now() + interval;
+    loop {
+        match control.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
+            Ok(Control::Retire(worker)) => Shared::exit_worker(worker, &logger),
+            Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                check(shared, &mut state, &logger);
+                next_check = Instant::now() + interval;
+            }
+        }
+    }
+    // Workers retired just before the stop still get their exit call.
+    while let Ok(Control::Retire(worker)) = control.try_recv() {
+        Shared::exit_worker(worker, &logger);
+    }
+}
+
+fn check(shared: &Shared, state: &mut State, logger: &Logger) {
+    let path = &shared.host.wasm_path;
+    // Missing for a moment (a rename in progress, a volume being updated): look again later.
+    let Some(stamp) = FileStamp::of(path) else { return };
+    if Some(stamp) == state.loaded {
+        state.seen = None;
+        return;
+    }
+    if state.seen != Some(stamp) {
+        // Changed since the last check: wait until it stays put for one interval.
+        state.seen = Some(stamp);
+        return;
+    }
+    state.seen = None;
+    state.loaded = Some(stamp);
+    let Ok(bytes) = std::fs::read(path) else { return };
+    let digest = image::digest(&bytes);
+    let current = shared.current();
+    if digest == current.digest() || state.failed.as_deref() == Some(digest.as_str()) {
+        return;
+    }
+    let started = Instant::now();
+    match shared.prepare(Some(&bytes), logger) {
+        Ok(version) => {
+            let provenance = version.image.provenance();
+            let old = shared.install(version);
+            logger.info(&format!(
+                "swapped guest '{}': sha256 {} -> {} in {} ms ({provenance})",
+                path.display(),
+                short(current.digest()),
+                short(&digest),
+                started.elapsed().as_millis()
+            ));
+            state.failed = None;
+            for worker in old.map(|old| old.retire()).unwrap_or_default() {
+                Shared::exit_worker(worker, logger);
+            }
+        }
+        Err(err) => {
+            logger.error(&format!(
+                "failed to swap in guest '{}' (sha256 {}), still serving sha256 {}: {err:#}",
+                path.display(),
+                short(&digest),
+                short(current.digest())
+            ));
+            state.failed = Some(digest);
+        }
+    }
+}
