@@ -3,6 +3,9 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "output-plugin",
+    // Guest calls are futures so that a deadline can stop them even while the guest waits in
+    // a host call (a WASI sleep, a blocked write), not only while it computes.
+    exports: { default: async },
 });
 
 pub use self::exports::out_wasm::output::output::Guest as OutputExports;

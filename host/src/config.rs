@@ -51,6 +51,35 @@ pub struct HostConfig {
     /// `wasm_cache_dir` (default `$XDG_CACHE_HOME/out_wasm` or `~/.cache/out_wasm`; `off`
     /// disables): where compiled components are kept.
     pub cache_dir: Option<PathBuf>,
+    pub limits: Limits,
+    /// `wasm_on_trap` (default `retry`): what the agent is told when a guest faults in flush.
+    pub on_fault: OnFault,
+}
+
+/// What a guest instance may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// `wasm_memory_limit` (default 128M): bytes of each linear memory.
+    pub memory: usize,
+    /// `wasm_flush_timeout` (default 10s): how long one flush (or exit) may run.
+    pub flush_timeout: Duration,
+    /// `wasm_init_timeout` (default 30s): how long instantiation, config-schema and init may run.
+    pub init_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { memory: 128 << 20, flush_timeout: Duration::from_secs(10), init_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// The answer to the agent for a chunk whose flush faulted (trap, deadline, memory cap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFault {
+    /// FLB_RETRY: the chunk is kept and flushed again (by a fresh instance).
+    Retry,
+    /// FLB_ERROR: the chunk is dropped.
+    Error,
 }
 
 impl HostConfig {
@@ -78,8 +107,48 @@ impl HostConfig {
             Some(value) => Some(PathBuf::from(value.trim())),
             None => crate::cache::CompileCache::default_dir(),
         };
-        Ok(Self { wasm_path: PathBuf::from(path.trim()), watch, watch_interval, cache_dir })
+        let defaults = Limits::default();
+        let duration = |key: &str, default: Duration| -> Result<Duration> {
+            match lookup(key) {
+                None => Ok(default),
+                Some(value) => parse_duration(&value)
+                    .filter(|d| !d.is_zero())
+                    .with_context(|| format!("invalid value {value:?} for key '{key}' (e.g. 10s, 500ms)")),
+            }
+        };
+        let memory = match lookup("wasm_memory_limit") {
+            None => defaults.memory,
+            Some(value) => parse_size(&value)
+                .filter(|n| *n >= 1 << 16)
+                .with_context(|| format!("invalid value {value:?} for key 'wasm_memory_limit' (e.g. 64M, 1G; at least 64K)"))?,
+        };
+        let limits = Limits {
+            memory,
+            flush_timeout: duration("wasm_flush_timeout", defaults.flush_timeout)?,
+            init_timeout: duration("wasm_init_timeout", defaults.init_timeout)?,
+        };
+        let on_fault = match lookup("wasm_on_trap").map(|v| v.trim().to_ascii_lowercase()) {
+            None => OnFault::Retry,
+            Some(v) if v == "retry" => OnFault::Retry,
+            Some(v) if v == "error" => OnFault::Error,
+            Some(v) => bail!("invalid value {v:?} for key 'wasm_on_trap' (retry, error)"),
+        };
+        Ok(Self { wasm_path: PathBuf::from(path.trim()), watch, watch_interval, cache_dir, limits, on_fault })
     }
+}
+
+/// `64M`, `1G`, `512K`, or bytes: the agent's size spellings (powers of 1024).
+fn parse_size(value: &str) -> Option<usize> {
+    let value = value.trim().to_ascii_uppercase();
+    let value = value.strip_suffix('B').unwrap_or(&value);
+    let (number, shift) = match value.chars().last()? {
+        'K' => (&value[..value.len() - 1], 10),
+        'M' => (&value[..value.len() - 1], 20),
+        'G' => (&value[..value.len() - 1], 30),
+        _ => (value, 0),
+    };
+    let n: usize = number.trim().parse().ok()?;
+    n.checked_mul(1 << shift)
 }
 
 /// The agent's boolean spellings.
@@ -183,7 +252,21 @@ mod tests {
         assert_eq!(set("wasm_watch_interval", "250ms").unwrap().watch_interval, Duration::from_millis(250));
         assert_eq!(set("wasm_watch_interval", "1.5").unwrap().watch_interval, Duration::from_millis(1500));
         assert_eq!(set("wasm_cache_dir", "OFF").unwrap().cache_dir, None);
-        for (key, value) in [("wasm_watch", "maybe"), ("wasm_watch_interval", "soon"), ("wasm_watch_interval", "0s")] {
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.on_fault, OnFault::Retry);
+        assert_eq!(set("wasm_memory_limit", "64M").unwrap().limits.memory, 64 << 20);
+        assert_eq!(set("wasm_memory_limit", "1g").unwrap().limits.memory, 1 << 30);
+        assert_eq!(set("wasm_flush_timeout", "250ms").unwrap().limits.flush_timeout, Duration::from_millis(250));
+        assert_eq!(set("wasm_on_trap", "Error").unwrap().on_fault, OnFault::Error);
+        for (key, value) in [
+            ("wasm_watch", "maybe"),
+            ("wasm_watch_interval", "soon"),
+            ("wasm_watch_interval", "0s"),
+            ("wasm_memory_limit", "lots"),
+            ("wasm_memory_limit", "1K"),
+            ("wasm_flush_timeout", "0"),
+            ("wasm_on_trap", "ignore"),
+        ] {
             let err = format!("{:#}", set(key, value).unwrap_err());
             assert!(err.contains(key), "{key}={value}: error names the key: {err}");
         }

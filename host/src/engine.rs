@@ -1,5 +1,10 @@
 //! The one wasmtime engine every instance shares, and how it is configured.
 
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
 use anyhow::Result;
 use once_cell::sync::OnceCell;
 use wasmtime::error::Context as _;
@@ -14,7 +19,8 @@ pub const WORKER_STACK: usize = 8 << 20;
 static ENGINE: OnceCell<Engine> = OnceCell::new();
 
 /// The shared engine, created on first use. It owns no thread and no signal handler, so it can
-/// outlive every instance (and survive the agent's hot reloads) at no cost.
+/// outlive every instance (and survive the agent's hot reloads) at no cost; the epoch ticker
+/// runs only while instances live.
 pub fn engine() -> Result<&'static Engine> {
     let engine = ENGINE.get_or_try_init(|| Engine::new(&config()).context("failed to create the wasm engine"))?;
     Ok(engine)
@@ -32,5 +38,56 @@ fn config() -> Config {
         config.cranelift_flag_set("enable_table_access_spectre_mitigation", "false");
     }
     config.max_wasm_stack(MAX_WASM_STACK);
+    // Deadlines: running wasm yields to the host at every epoch tick, where the call's
+    // timeout can end it.
+    config.epoch_interruption(true);
     config
+}
+
+/// How often the epoch advances: the granularity of guest deadlines.
+pub const TICK: Duration = Duration::from_millis(10);
+
+struct Ticker {
+    users: usize,
+    thread: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+static TICKER: Mutex<Ticker> = Mutex::new(Ticker { users: 0, thread: None });
+
+/// Keeps the epoch ticking while held: one thread for the whole process, started by the first
+/// live instance and stopped (joined) when the last one exits.
+pub struct TickerGuard(());
+
+impl TickerGuard {
+    pub fn acquire() -> Result<Self> {
+        let engine = engine()?.clone();
+        let mut ticker = TICKER.lock().unwrap_or_else(PoisonError::into_inner);
+        if ticker.thread.is_none() {
+            let (stop, stopped) = mpsc::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name("out-wasm-epoch".into())
+                .spawn(move || {
+                    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|err| anyhow::anyhow!("failed to start the epoch thread: {err}"))?;
+            ticker.thread = Some((stop, thread));
+        }
+        ticker.users += 1;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for TickerGuard {
+    fn drop(&mut self) {
+        let mut ticker = TICKER.lock().unwrap_or_else(PoisonError::into_inner);
+        ticker.users -= 1;
+        if ticker.users == 0
+            && let Some((stop, thread)) = ticker.thread.take()
+        {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
 }

@@ -12,6 +12,8 @@ use wasmtime::{Trap, WasmBacktrace};
 pub struct Fault {
     /// The trap, if the guest trapped (rather than the host failing around the call).
     pub trap: Option<Trap>,
+    /// The call ran past its deadline and was stopped.
+    pub deadline: bool,
     /// One-line description, without the backtrace.
     pub message: String,
     /// The guest's wasm backtrace, one frame a line, when wasmtime captured one.
@@ -28,14 +30,24 @@ impl Fault {
             .filter(|bt| !bt.is_empty());
         let message = match trap {
             Some(trap) => format!("guest trapped: {trap}"),
-            None => format!("{:#}", anyhow::Error::from(err)),
+            None => format!("guest trapped: {:#}", anyhow::Error::from(err)),
         };
-        Self { trap, message, backtrace }
+        Self { trap, deadline: false, message, backtrace }
+    }
+
+    /// A call stopped at its deadline (`key` is the setting that sets it).
+    pub fn deadline(call: &str, limit: std::time::Duration, key: &str) -> Self {
+        Self {
+            trap: None,
+            deadline: true,
+            message: format!("guest exceeded its {call} deadline of {} ms ({key}) and was stopped", limit.as_millis()),
+            backtrace: None,
+        }
     }
 
     /// A fault of the host's own making (the worker thread died, instantiation failed...).
     pub fn host(message: impl Into<String>) -> Self {
-        Self { trap: None, message: message.into(), backtrace: None }
+        Self { trap: None, deadline: false, message: message.into(), backtrace: None }
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::sync::mpsc::Sender;
 
-use wasmtime::Store;
 use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{ConfigKey, FlushError, InitContext, OutputPlugin, logging};
@@ -20,6 +20,33 @@ pub struct HostState {
     max_level: Level,
     /// Carries the guest's log lines to the agent thread waiting on the current call.
     events: Sender<Event>,
+    limiter: MemoryCap,
+}
+
+/// Caps each linear memory of a guest. Growing past the cap traps with a message that names
+/// the limit, instead of handing the guest a failed allocation it would abort on anyway.
+struct MemoryCap {
+    limit: usize,
+}
+
+/// Table entries a guest may have (a pointer each): far above what real guests use.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            wasmtime::bail!(
+                "guest exceeded its memory limit: it asked for {} MiB, wasm_memory_limit is {} MiB",
+                desired.div_ceil(1 << 20),
+                self.limit >> 20
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
 }
 
 impl WasiView for HostState {
@@ -75,9 +102,15 @@ pub struct GuestInstance {
 }
 
 impl GuestInstance {
-    /// Instantiates `image` with a deny-by-default WASI context: no directories, no environment,
-    /// no network; stdout and stderr are the agent's.
-    pub fn instantiate(image: &GuestImage, max_level: Level, events: Sender<Event>) -> anyhow::Result<Self> {
+    /// Instantiates `image` with a deny-by-default WASI context (no directories, no environment,
+    /// no network; stdout and stderr are the agent's) and `memory_limit` bytes of linear memory
+    /// at most; growing past it traps.
+    pub async fn instantiate(
+        image: &GuestImage,
+        max_level: Level,
+        events: Sender<Event>,
+        memory_limit: usize,
+    ) -> anyhow::Result<Self> {
         let wasi = WasiCtxBuilder::new()
             .inherit_stdout()
             .inherit_stderr()
@@ -85,9 +118,13 @@ impl GuestInstance {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let state = HostState { wasi, table: ResourceTable::new(), max_level, events };
+        let limiter = MemoryCap { limit: memory_limit };
+        let state = HostState { wasi, table: ResourceTable::new(), max_level, events, limiter };
         let mut store = Store::new(engine()?, state);
-        let plugin = image.pre().instantiate(&mut store)?;
+        store.limiter(|state| &mut state.limiter);
+        // Yield to the executor at every epoch tick, so the call's timeout gets to run.
+        store.epoch_deadline_async_yield_and_update(1);
+        let plugin = image.pre().instantiate_async(&mut store).await?;
         Ok(Self { store, plugin })
     }
 
@@ -95,23 +132,23 @@ impl GuestInstance {
         self.plugin.out_wasm_output_output()
     }
 
-    pub fn config_schema(&mut self) -> Result<Vec<ConfigKey>, Fault> {
+    pub async fn config_schema(&mut self) -> Result<Vec<ConfigKey>, Fault> {
         let exports = self.exports().clone();
-        exports.call_config_schema(&mut self.store).map_err(Fault::from_call)
+        exports.call_config_schema(&mut self.store).await.map_err(Fault::from_call)
     }
 
-    pub fn init(&mut self, ctx: &InitContext) -> Result<Result<(), String>, Fault> {
+    pub async fn init(&mut self, ctx: &InitContext) -> Result<Result<(), String>, Fault> {
         let exports = self.exports().clone();
-        exports.call_init(&mut self.store, ctx).map_err(Fault::from_call)
+        exports.call_init(&mut self.store, ctx).await.map_err(Fault::from_call)
     }
 
-    pub fn flush(&mut self, tag: &str, chunk: &[u8]) -> Result<Result<(), FlushError>, Fault> {
+    pub async fn flush(&mut self, tag: &str, chunk: &[u8]) -> Result<Result<(), FlushError>, Fault> {
         let exports = self.exports().clone();
-        exports.call_flush(&mut self.store, tag, chunk).map_err(Fault::from_call)
+        exports.call_flush(&mut self.store, tag, chunk).await.map_err(Fault::from_call)
     }
 
-    pub fn exit(&mut self) -> Result<(), Fault> {
+    pub async fn exit(&mut self) -> Result<(), Fault> {
         let exports = self.exports().clone();
-        exports.call_exit(&mut self.store).map_err(Fault::from_call)
+        exports.call_exit(&mut self.store).await.map_err(Fault::from_call)
     }
 }

@@ -47,7 +47,7 @@ impl GuestImage {
         };
 
         let mut linker = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("failed to link WASI")?;
         OutputPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)

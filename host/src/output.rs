@@ -3,14 +3,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::agent::Agent;
 use crate::bindings::{FlushError, InitContext};
 use crate::cache::CompileCache;
-use crate::config::{self, HostConfig};
+use crate::config::{self, HostConfig, OnFault};
+use crate::engine::TickerGuard;
+use crate::fault::Fault;
 use crate::image::GuestImage;
 use crate::log::Logger;
 use crate::version::GuestVersion;
@@ -50,7 +52,7 @@ impl Shared {
 
     fn spawn_worker(&self, image: &Arc<GuestImage>, logger: &Logger) -> Result<Worker> {
         let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        Worker::spawn(id, image.clone(), self.runtime.clone(), logger)
+        Worker::spawn(id, image.clone(), self.runtime.clone(), self.host.limits, logger)
     }
 
     fn init_worker(worker: &mut Worker, ctx: &InitContext, logger: &Logger) -> Result<()> {
@@ -111,8 +113,54 @@ impl Shared {
 pub struct OutputInstance {
     shared: Arc<Shared>,
     watcher: Option<Watcher>,
+    faults: Mutex<FaultState>,
     /// Drives WASI's host-side I/O for this instance's guests; shut down in `exit`.
     runtime: Option<tokio::runtime::Runtime>,
+    /// Keeps the epoch (the clock of guest deadlines) ticking while the instance lives.
+    _ticker: TickerGuard,
+}
+
+/// A guest that faults again and again must not become a hot loop of instance starts and
+/// log lines: after the second fault in a row new instances wait, longer each time, and fault
+/// lines are written at most once per `FAULT_LOG_INTERVAL`.
+#[derive(Default)]
+struct FaultState {
+    consecutive: u32,
+    hold_until: Option<Instant>,
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const FAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl FaultState {
+    /// Counts a fault; returns the line to log, or `None` if it is suppressed.
+    fn record(&mut self, line: String) -> Option<String> {
+        self.consecutive += 1;
+        if self.consecutive >= 2 {
+            let factor = 1u32 << (self.consecutive - 2).min(16);
+            self.hold_until = Some(Instant::now() + (FIRST_BACKOFF * factor).min(MAX_BACKOFF));
+        }
+        let now = Instant::now();
+        if self.last_logged.is_some_and(|at| now.duration_since(at) < FAULT_LOG_INTERVAL) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last_logged = Some(now);
+        let suppressed = std::mem::take(&mut self.suppressed);
+        Some(if suppressed > 0 { format!("{line} ({suppressed} more faults since the last report)") } else { line })
+    }
+
+    fn holding(&self) -> Option<Duration> {
+        self.hold_until.and_then(|until| until.checked_duration_since(Instant::now()))
+    }
+
+    fn recovered(&mut self) {
+        self.consecutive = 0;
+        self.hold_until = None;
+    }
 }
 
 impl OutputInstance {
@@ -134,6 +182,7 @@ impl OutputInstance {
             .enable_all()
             .build()
             .context("failed to start the I/O runtime")?;
+        let ticker = TickerGuard::acquire()?;
         // Stamped before reading, so a change racing with init is seen by the watcher.
         let stamp = FileStamp::of(&host.wasm_path);
         let shared = Arc::new(Shared {
@@ -159,7 +208,7 @@ impl OutputInstance {
         } else {
             None
         };
-        Ok(Self { shared, watcher, runtime: Some(runtime) })
+        Ok(Self { shared, watcher, faults: Mutex::default(), runtime: Some(runtime), _ticker: ticker })
     }
 
     fn checkout(&self, version: &GuestVersion) -> Result<Worker> {
@@ -193,16 +242,37 @@ impl OutputInstance {
         status
     }
 
+    fn faults(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Logs a fault (rate-limited) and answers the agent as `wasm_on_trap` says.
+    fn faulted(&self, line: String) -> FlushStatus {
+        if let Some(line) = self.faults().record(line) {
+            self.shared.logger.error(&line);
+        }
+        match self.shared.host.on_fault {
+            OnFault::Retry => FlushStatus::Retry,
+            OnFault::Error => FlushStatus::Error,
+        }
+    }
+
     fn flush_once(&self, tag: &str, chunk: &[u8]) -> FlushStatus {
         let logger = &self.shared.logger;
+        // Backing off after repeated faults: no guest ran, so the chunk is always kept.
+        if self.faults().holding().is_some() {
+            return FlushStatus::Retry;
+        }
         let version = self.shared.current();
         let path = &version.init_ctx.guest_path;
         let mut worker = match self.checkout(&version) {
             Ok(worker) => worker,
             Err(err) => {
-                logger.error(&format!(
+                if let Some(line) = self.faults().record(format!(
                     "failed to start an instance of guest '{path}', the chunk will be retried: {err:#}"
-                ));
+                )) {
+                    logger.error(&line);
+                }
                 return FlushStatus::Retry;
             }
         };
@@ -224,17 +294,21 @@ impl OutputInstance {
                 logger.error(&format!("guest flush answered unexpectedly: {other:?}"));
                 return FlushStatus::Retry;
             }
-            Err(fault) => {
-                logger.error(&format!(
-                    "guest '{path}' instance #{} faulted in flush and is discarded; the chunk of tag \
-                     '{tag}' will be retried: {fault}",
-                    worker.id()
-                ));
-                return FlushStatus::Retry;
-            }
+            Err(fault) => return self.faulted(self.fault_line(path, worker.id(), tag, &fault)),
         };
+        self.faults().recovered();
         self.checkin(&version, worker);
         status
+    }
+
+    fn fault_line(&self, path: &str, instance: u64, tag: &str, fault: &Fault) -> String {
+        let answer = match self.shared.host.on_fault {
+            OnFault::Retry => "will be retried",
+            OnFault::Error => "is dropped (wasm_on_trap error)",
+        };
+        format!(
+            "guest '{path}' instance #{instance} faulted in flush and is discarded; the chunk of tag '{tag}' {answer}: {fault}"
+        )
     }
 
     /// Stops the watcher, gives every guest instance its exit call, then stops the worker

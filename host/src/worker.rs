@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result};
 
 use crate::bindings::{ConfigKey, FlushError, InitContext};
+use crate::config::Limits;
 use crate::engine::WORKER_STACK;
 use crate::fault::Fault;
 use crate::guest::GuestInstance;
@@ -79,14 +80,20 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker thread and instantiates the guest on it. Returns once the instance
     /// exists; guest logs are written through `logger` meanwhile.
-    pub fn spawn(id: u64, image: Arc<GuestImage>, runtime: tokio::runtime::Handle, logger: &Logger) -> Result<Self> {
+    pub fn spawn(
+        id: u64,
+        image: Arc<GuestImage>,
+        runtime: tokio::runtime::Handle,
+        limits: Limits,
+        logger: &Logger,
+    ) -> Result<Self> {
         let (requests, request_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
         let max_level = logger.max_level();
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-{id}"))
             .stack_size(WORKER_STACK)
-            .spawn(move || serve(&image, &runtime, max_level, &request_rx, &event_tx))
+            .spawn(move || serve(&image, &runtime, max_level, limits, &request_rx, &event_tx))
             .context("failed to start a worker thread")?;
         let mut worker = Self { id, requests, events, thread: Some(thread) };
         match worker.wait(logger) {
@@ -143,21 +150,34 @@ impl Drop for Worker {
 
 /// The worker thread's body: instantiate, then serve requests until the channel closes, the
 /// guest exits, or the instance is poisoned by a fault.
+///
+/// Every guest call runs under a deadline. Running wasm yields at each epoch tick and a call
+/// waiting in a host function is a pending future, so the deadline stops both; the stopped
+/// call's instance is discarded.
 fn serve(
     image: &GuestImage,
     runtime: &tokio::runtime::Handle,
     max_level: Level,
+    limits: Limits,
     requests: &Receiver<Request>,
     events: &Sender<Event>,
 ) {
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
     let _runtime = runtime.enter();
-    let instance = catch_unwind(AssertUnwindSafe(|| GuestInstance::instantiate(image, max_level, events.clone())));
+    let instantiate = GuestInstance::instantiate(image, max_level, events.clone(), limits.memory);
+    let instance = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async { tokio::time::timeout(limits.init_timeout, instantiate).await })
+    }));
     let mut instance = match instance {
-        Ok(Ok(instance)) => instance,
-        Ok(Err(err)) => {
+        Ok(Ok(Ok(instance))) => instance,
+        Ok(Ok(Err(err))) => {
             let _ = events.send(Event::Done(Err(Fault::host(format!("{err:#}")))));
+            return;
+        }
+        Ok(Err(_elapsed)) => {
+            let fault = Fault::deadline("instantiation", limits.init_timeout, "wasm_init_timeout");
+            let _ = events.send(Event::Done(Err(fault)));
             return;
         }
         Err(_) => {
@@ -169,8 +189,21 @@ fn serve(
 
     for request in requests {
         let exiting = matches!(request, Request::Exit);
-        let outcome = catch_unwind(AssertUnwindSafe(|| handle(&mut instance, request)))
-            .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest call")));
+        let (call, limit, key) = match request {
+            Request::Schema => ("config-schema", limits.init_timeout, "wasm_init_timeout"),
+            Request::Init(_) => ("init", limits.init_timeout, "wasm_init_timeout"),
+            Request::Flush { .. } => ("flush", limits.flush_timeout, "wasm_flush_timeout"),
+            Request::Exit => ("exit", limits.flush_timeout, "wasm_flush_timeout"),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(async {
+                match tokio::time::timeout(limit, handle(&mut instance, request)).await {
+                    Ok(outcome) => outcome,
+                    Err(_elapsed) => Err(Fault::deadline(call, limit, key)),
+                }
+            })
+        }))
+        .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest call")));
         let poisoned = outcome.is_err();
         if events.send(Event::Done(outcome)).is_err() || poisoned || exiting {
             break;
@@ -178,11 +211,11 @@ fn serve(
     }
 }
 
-fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fault> {
+async fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fault> {
     match request {
-        Request::Schema => instance.config_schema().map(Response::Schema),
-        Request::Init(ctx) => instance.init(&ctx).map(Response::Init),
-        Request::Flush { tag, chunk } => instance.flush(&tag, chunk.as_slice()).map(Response::Flush),
-        Request::Exit => instance.exit().map(|()| Response::Exited),
+        Request::Schema => instance.config_schema().await.map(Response::Schema),
+        Request::Init(ctx) => instance.init(&ctx).await.map(Response::Init),
+        Request::Flush { tag, chunk } => instance.flush(&tag, chunk.as_slice()).await.map(Response::Flush),
+        Request::Exit => instance.exit().await.map(|()| Response::Exited),
     }
 }
