@@ -21,7 +21,13 @@ pub struct HostState {
     /// Carries the guest's log lines to the agent thread waiting on the current call.
     events: Sender<Event>,
     limiter: MemoryCap,
+    /// Log lines the guest may still write in the current call; the rest are counted.
+    log_budget: u32,
+    log_dropped: u64,
 }
+
+/// Log lines one guest call may write: a guest cannot flood the agent's log.
+pub const LOG_LINES_PER_CALL: u32 = 1000;
 
 /// Caps each linear memory of a guest. Growing past the cap traps with a message that names
 /// the limit, instead of handing the guest a failed allocation it would abort on anyway.
@@ -64,10 +70,16 @@ impl logging::Host for HostState {
 
     fn log(&mut self, level: logging::Level, message: String) {
         let level = Level::from(level);
-        if level <= self.max_level {
-            // The receiver is gone only when the waiting call was abandoned; nothing to do then.
-            let _ = self.events.send(Event::Log(level, message));
+        if level > self.max_level {
+            return;
         }
+        if self.log_budget == 0 {
+            self.log_dropped += 1;
+            return;
+        }
+        self.log_budget -= 1;
+        // The receiver is gone only when the waiting call was abandoned; nothing to do then.
+        let _ = self.events.send(Event::Log(level, message));
     }
 }
 
@@ -119,13 +131,33 @@ impl GuestInstance {
             .allow_ip_name_lookup(false)
             .build();
         let limiter = MemoryCap { limit: memory_limit };
-        let state = HostState { wasi, table: ResourceTable::new(), max_level, events, limiter };
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            max_level,
+            events,
+            limiter,
+            log_budget: LOG_LINES_PER_CALL,
+            log_dropped: 0,
+        };
         let mut store = Store::new(engine()?, state);
         store.limiter(|state| &mut state.limiter);
         // Yield to the executor at every epoch tick, so the call's timeout gets to run.
         store.epoch_deadline_async_yield_and_update(1);
         let plugin = image.pre().instantiate_async(&mut store).await?;
         Ok(Self { store, plugin })
+    }
+
+    /// Starts a call: the guest gets its full log budget again.
+    pub fn begin_call(&mut self) {
+        let state = self.store.data_mut();
+        state.log_budget = LOG_LINES_PER_CALL;
+        state.log_dropped = 0;
+    }
+
+    /// Log lines the guest wrote past its budget in the current call.
+    pub fn dropped_log_lines(&self) -> u64 {
+        self.store.data().log_dropped
     }
 
     fn exports(&self) -> &crate::bindings::exports::out_wasm::output::output::Guest {

@@ -16,7 +16,7 @@ use crate::bindings::{ConfigKey, FlushError, InitContext};
 use crate::config::Limits;
 use crate::engine::WORKER_STACK;
 use crate::fault::Fault;
-use crate::guest::GuestInstance;
+use crate::guest::{GuestInstance, LOG_LINES_PER_CALL};
 use crate::image::GuestImage;
 use crate::log::{Level, Logger};
 
@@ -195,6 +195,7 @@ fn serve(
             Request::Flush { .. } => ("flush", limits.flush_timeout, "wasm_flush_timeout"),
             Request::Exit => ("exit", limits.flush_timeout, "wasm_flush_timeout"),
         };
+        instance.begin_call();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             runtime.block_on(async {
                 match tokio::time::timeout(limit, handle(&mut instance, request)).await {
@@ -204,6 +205,13 @@ fn serve(
             })
         }))
         .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest call")));
+        let dropped = instance.dropped_log_lines();
+        if dropped > 0 {
+            let line = format!(
+                "guest wrote {dropped} more log lines in one {call} call; dropped (at most {LOG_LINES_PER_CALL} a call)"
+            );
+            let _ = events.send(Event::Log(Level::Warn, line));
+        }
         let poisoned = outcome.is_err();
         if events.send(Event::Done(outcome)).is_err() || poisoned || exiting {
             break;

@@ -1,0 +1,154 @@
+//! Test guest `hostile`: misbehaves on purpose, in the way its `mode` key names, so tests can
+//! show that no guest hurts the agent.
+//!
+//! Contract:
+//! - Keys: `mode` (required), `target` (a path or `host:port` for the modes that need one),
+//!   `every` (default `3`), `sleep_ms` (default `0`).
+//! - init logs `hostile init mode=<mode>` at info. Mode `spin-init` then loops forever.
+//! - flush: a chunk none of whose records has `"evil": true` is delivered: the guest logs
+//!   `hostile delivered <n>` and answers ok (after sleeping `sleep_ms`). A chunk with an evil
+//!   record triggers the mode:
+//!   - `spin`: loops forever, computing.
+//!   - `sleep`: sleeps an hour, waiting in a host call (WASI clocks).
+//!   - `alloc-until-cap`: allocates 1 MiB blocks and keeps them, without end.
+//!   - `huge-alloc`: asks for 1.5 GiB in one allocation (wasm32 allows at most 2 GiB).
+//!   - `oob-load`: loads from an address past the end of its linear memory.
+//!   - `recursion`: recurses without end.
+//!   - `panic`: panics.
+//!   - `flood-log`: writes 100,000 log lines, then answers ok.
+//!   - `read`: reads the file `target`; `write`: writes a file at `target`; `connect`: opens a
+//!     TCP connection to `target`. Success answers ok and logs `hostile <mode> succeeded`;
+//!     failure answers error with `hostile <mode> denied: <reason>`.
+//! - Mode `trap-every`: every `every`-th flush panics, evil or not; the others deliver.
+//! - exit logs `hostile exit`; in mode `panic-exit` it then panics.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, Output, Value, export_output, info};
+
+struct Hostile {
+    mode: String,
+    target: String,
+    every: u64,
+    sleep: Duration,
+    flushes: u64,
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion, reason = "exhausting the stack is the point")]
+fn recurse(depth: u64) -> u64 {
+    black_box(recurse(black_box(depth) + 1)) + 1
+}
+
+impl Hostile {
+    fn evil(&self) -> Result<(), FlushError> {
+        match self.mode.as_str() {
+            "spin" => loop {
+                black_box(());
+            },
+            "sleep" => {
+                std::thread::sleep(Duration::from_secs(3600));
+                Ok(())
+            }
+            "alloc-until-cap" => {
+                let mut kept = Vec::new();
+                loop {
+                    kept.push(black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "huge-alloc" => {
+                let v: Vec<u8> = Vec::with_capacity(black_box(3usize << 29));
+                black_box(&v);
+                Ok(())
+            }
+            "oob-load" => {
+                // SAFETY: none; reading outside linear memory is this guest's purpose.
+                let value = unsafe { std::ptr::read_volatile(black_box(0xffff_fff0usize) as *const u64) };
+                black_box(value);
+                Ok(())
+            }
+            "recursion" => {
+                black_box(recurse(0));
+                Ok(())
+            }
+            "panic" => panic!("hostile guest panics on purpose"),
+            "flood-log" => {
+                for i in 0..100_000 {
+                    info!("hostile flood line {i}");
+                }
+                Ok(())
+            }
+            "read" => self.report(std::fs::read(&self.target).map(|bytes| bytes.len())),
+            "write" => self.report(std::fs::write(&self.target, b"hostile\n").map(|()| 8)),
+            "connect" => self.report(std::net::TcpStream::connect(&self.target).map(|_| 0)),
+            other => Err(FlushError::Error(format!("unknown mode {other}"))),
+        }
+    }
+
+    fn report(&self, outcome: std::io::Result<usize>) -> Result<(), FlushError> {
+        match outcome {
+            Ok(n) => {
+                info!("hostile {} succeeded: {n} bytes", self.mode);
+                Ok(())
+            }
+            Err(err) => Err(FlushError::Error(format!("hostile {} denied: {err}", self.mode))),
+        }
+    }
+}
+
+impl Output for Hostile {
+    fn config_schema() -> Vec<ConfigKey> {
+        vec![
+            ConfigKey::required("mode", "how to misbehave"),
+            ConfigKey::optional("target", "path or host:port for read, write and connect").default(""),
+            ConfigKey::optional("every", "trap-every: which flushes panic").default("3"),
+            ConfigKey::optional("sleep_ms", "how long a delivering flush takes").default("0"),
+        ]
+    }
+
+    fn init(ctx: InitContext) -> Result<Self, String> {
+        let mode = ctx.config.get("mode").unwrap_or_default().to_owned();
+        info!("hostile init mode={mode}");
+        if mode == "spin-init" {
+            loop {
+                black_box(());
+            }
+        }
+        Ok(Hostile {
+            mode,
+            target: ctx.config.get("target").unwrap_or_default().to_owned(),
+            every: ctx.config.parse("every")?.unwrap_or(3),
+            sleep: Duration::from_millis(ctx.config.parse("sleep_ms")?.unwrap_or(0)),
+            flushes: 0,
+        })
+    }
+
+    fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
+        self.flushes += 1;
+        if self.mode == "trap-every" && self.flushes % self.every == 0 {
+            panic!("hostile guest panics on flush {}", self.flushes);
+        }
+        let mut records = 0;
+        let mut evil = false;
+        for event in chunk.events() {
+            evil |= event?.body.get("evil") == Some(&Value::Bool(true));
+            records += 1;
+        }
+        if evil {
+            return self.evil();
+        }
+        std::thread::sleep(self.sleep);
+        info!("hostile delivered {records}");
+        Ok(())
+    }
+
+    fn exit(&mut self) {
+        info!("hostile exit");
+        if self.mode == "panic-exit" {
+            panic!("hostile guest panics in exit");
+        }
+    }
+}
+
+export_output!(Hostile);
