@@ -118,9 +118,9 @@ impl HostConfig {
         };
         let memory = match lookup("wasm_memory_limit") {
             None => defaults.memory,
-            Some(value) => parse_size(&value)
-                .filter(|n| *n >= 1 << 16)
-                .with_context(|| format!("invalid value {value:?} for key 'wasm_memory_limit' (e.g. 64M, 1G; at least 64K)"))?,
+            Some(value) => parse_size(&value).filter(|n| *n >= 1 << 16).with_context(|| {
+                format!("invalid value {value:?} for key 'wasm_memory_limit' (e.g. 64M, 1G; at least 64K)")
+            })?,
         };
         let limits = Limits {
             memory,

@@ -30,7 +30,8 @@ impl Fault {
             .filter(|bt| !bt.is_empty());
         let message = match trap {
             Some(trap) => format!("guest trapped: {trap}"),
-            None => format!("guest trapped: {:#}", anyhow::Error::from(err)),
+            // A host-raised trap (the memory cap): its own message, the backtrace kept apart.
+            None => format!("guest trapped: {}", anyhow::Error::from(err).root_cause()),
         };
         Self { trap, deadline: false, message, backtrace }
     }

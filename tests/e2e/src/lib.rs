@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use out_wasm_loader::{Call, Instance, Plugin, Properties};
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
-pub const GUESTS: &[&str] = &["stdout", "counter", "probe", "bad-schema", "not-a-plugin", "tally", "tally-v2", "hostile"];
+pub const GUESTS: &[&str] =
+    &["stdout", "counter", "probe", "bad-schema", "not-a-plugin", "tally", "tally-v2", "hostile"];
 
 pub fn workspace_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();

@@ -54,7 +54,13 @@ fn faults_are_answered_retry_logged_and_followed_by_a_fresh_instance() {
         let started = Instant::now();
         let call = instance.flush(&chunk(&[EVIL], 1, 0), "t");
         let took = started.elapsed();
-        assert_eq!(call.value, FLB_RETRY, "{mode}: expected FLB_RETRY, got {}; log:\n{}", status_name(call.value), call.log_text());
+        assert_eq!(
+            call.value,
+            FLB_RETRY,
+            "{mode}: expected FLB_RETRY, got {}; log:\n{}",
+            status_name(call.value),
+            call.log_text()
+        );
         let mut all = vec!["faulted in flush and is discarded", "hostile.wasm", "will be retried"];
         all.extend_from_slice(needles);
         assert_logged(&call, 1, &all);
@@ -104,7 +110,11 @@ fn denied_capabilities_are_the_guests_errors_not_faults() {
 fn a_guest_that_traps_every_few_chunks_is_replaced_each_time() {
     let (plugin, instance) = hostile("trap-every", &[("every", "2")]);
     let statuses: Vec<i32> = (0..6).map(|_| instance.flush(&chunk(&[PLAIN], 1, 0), "t").value).collect();
-    assert_eq!(statuses, [FLB_OK, FLB_RETRY, FLB_OK, FLB_RETRY, FLB_OK, FLB_RETRY], "each fresh instance traps on its 2nd flush");
+    assert_eq!(
+        statuses,
+        [FLB_OK, FLB_RETRY, FLB_OK, FLB_RETRY, FLB_OK, FLB_RETRY],
+        "each fresh instance traps on its 2nd flush"
+    );
     instance.exit();
     plugin.close();
 }
@@ -148,10 +158,17 @@ fn init_and_exit_faults_are_contained() {
     let mut plugin = open_plugin();
     let call = init_err(
         &mut plugin,
-        &[("wasm_path", path.to_str().unwrap()), ("mode", "spin-init"), ("wasm_init_timeout", "500ms"), ("wasm_watch", "off")],
+        &[
+            ("wasm_path", path.to_str().unwrap()),
+            ("mode", "spin-init"),
+            ("wasm_init_timeout", "500ms"),
+            ("wasm_watch", "off"),
+        ],
     );
     assert!(
-        call.logs.iter().any(|l| l.level == 1 && l.message.contains("exceeded its init deadline of 500 ms (wasm_init_timeout)")),
+        call.logs
+            .iter()
+            .any(|l| l.level == 1 && l.message.contains("exceeded its init deadline of 500 ms (wasm_init_timeout)")),
         "a guest stuck in init fails the instance; log:\n{}",
         call.log_text()
     );

@@ -26,10 +26,8 @@ fn guest_traps_do_not_rely_on_signal_handlers() {
         unsafe { libc::signal(signal, agent_handler as *const () as libc::sighandler_t) };
     }
     for mode in ["oob-load", "recursion", "panic"] {
-        let instance = init_ok(
-            &mut plugin,
-            &[("wasm_path", path.to_str().unwrap()), ("mode", mode), ("wasm_watch", "off")],
-        );
+        let instance =
+            init_ok(&mut plugin, &[("wasm_path", path.to_str().unwrap()), ("mode", mode), ("wasm_watch", "off")]);
         let call = instance.flush(&chunk(&[r#"{"evil":true}"#], 1, 0), "t");
         assert_eq!(call.value, FLB_RETRY, "{mode}: log:\n{}", call.log_text());
         assert!(call.log_text().contains("guest trapped"), "{mode}: log:\n{}", call.log_text());
