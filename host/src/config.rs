@@ -54,6 +54,8 @@ pub struct HostConfig {
     pub limits: Limits,
     /// `wasm_on_trap` (default `retry`): what the agent is told when a guest faults in flush.
     pub on_fault: OnFault,
+    /// `wasm_allow_*`, `wasm_stdout`, `wasm_stderr`: what the guest may reach.
+    pub capabilities: std::sync::Arc<crate::capabilities::Capabilities>,
 }
 
 /// What a guest instance may use.
@@ -133,7 +135,16 @@ impl HostConfig {
             Some(v) if v == "error" => OnFault::Error,
             Some(v) => bail!("invalid value {v:?} for key 'wasm_on_trap' (retry, error)"),
         };
-        Ok(Self { wasm_path: PathBuf::from(path.trim()), watch, watch_interval, cache_dir, limits, on_fault })
+        let capabilities = std::sync::Arc::new(crate::capabilities::Capabilities::from_lookup(&lookup)?);
+        Ok(Self {
+            wasm_path: PathBuf::from(path.trim()),
+            watch,
+            watch_interval,
+            cache_dir,
+            limits,
+            on_fault,
+            capabilities,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{ConfigKey, FlushError, InitContext, OutputPlugin, logging};
+use crate::capabilities::Capabilities;
 use crate::engine::engine;
 use crate::fault::Fault;
 use crate::image::GuestImage;
@@ -114,22 +115,18 @@ pub struct GuestInstance {
 }
 
 impl GuestInstance {
-    /// Instantiates `image` with a deny-by-default WASI context (no directories, no environment,
-    /// no network; stdout and stderr are the agent's) and `memory_limit` bytes of linear memory
-    /// at most; growing past it traps.
+    /// Instantiates `image` with a WASI context that opens only what `capabilities` grants, and
+    /// `memory_limit` bytes of linear memory at most; growing past it traps.
     pub async fn instantiate(
         image: &GuestImage,
         max_level: Level,
         events: Sender<Event>,
         memory_limit: usize,
+        capabilities: &Capabilities,
     ) -> anyhow::Result<Self> {
-        let wasi = WasiCtxBuilder::new()
-            .inherit_stdout()
-            .inherit_stderr()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let mut wasi = WasiCtxBuilder::new();
+        capabilities.apply(&mut wasi)?;
+        let wasi = wasi.build();
         let limiter = MemoryCap { limit: memory_limit };
         let state = HostState {
             wasi,

@@ -36,6 +36,7 @@ pub mod abi;
 pub mod agent;
 pub mod bindings;
 pub mod cache;
+pub mod capabilities;
 pub mod config;
 pub mod engine;
 pub mod fault;

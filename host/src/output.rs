@@ -52,7 +52,7 @@ impl Shared {
 
     fn spawn_worker(&self, image: &Arc<GuestImage>, logger: &Logger) -> Result<Worker> {
         let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        Worker::spawn(id, image.clone(), self.runtime.clone(), self.host.limits, logger)
+        Worker::spawn(id, image.clone(), self.runtime.clone(), self.host.limits, self.host.capabilities.clone(), logger)
     }
 
     fn init_worker(worker: &mut Worker, ctx: &InitContext, logger: &Logger) -> Result<()> {

@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result};
 
 use crate::bindings::{ConfigKey, FlushError, InitContext};
+use crate::capabilities::Capabilities;
 use crate::config::Limits;
 use crate::engine::WORKER_STACK;
 use crate::fault::Fault;
@@ -85,6 +86,7 @@ impl Worker {
         image: Arc<GuestImage>,
         runtime: tokio::runtime::Handle,
         limits: Limits,
+        capabilities: Arc<Capabilities>,
         logger: &Logger,
     ) -> Result<Self> {
         let (requests, request_rx) = mpsc::channel();
@@ -93,7 +95,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-{id}"))
             .stack_size(WORKER_STACK)
-            .spawn(move || serve(&image, &runtime, max_level, limits, &request_rx, &event_tx))
+            .spawn(move || serve(&image, &runtime, max_level, limits, &capabilities, &request_rx, &event_tx))
             .context("failed to start a worker thread")?;
         let mut worker = Self { id, requests, events, thread: Some(thread) };
         match worker.wait(logger) {
@@ -159,13 +161,14 @@ fn serve(
     runtime: &tokio::runtime::Handle,
     max_level: Level,
     limits: Limits,
+    capabilities: &Capabilities,
     requests: &Receiver<Request>,
     events: &Sender<Event>,
 ) {
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
     let _runtime = runtime.enter();
-    let instantiate = GuestInstance::instantiate(image, max_level, events.clone(), limits.memory);
+    let instantiate = GuestInstance::instantiate(image, max_level, events.clone(), limits.memory, capabilities);
     let instance = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async { tokio::time::timeout(limits.init_timeout, instantiate).await })
     }));

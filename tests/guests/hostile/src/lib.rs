@@ -17,7 +17,8 @@
 //!   - `panic`: panics.
 //!   - `flood-log`: writes 100,000 log lines, then answers ok.
 //!   - `read`: reads the file `target`; `write`: writes a file at `target`; `connect`: opens a
-//!     TCP connection to `target`. Success answers ok and logs `hostile <mode> succeeded`;
+//!     TCP connection to `target`; `env` reads the environment variable `target`. Success
+//!     answers ok and logs `hostile <mode> succeeded: <n> bytes`;
 //!     failure answers error with `hostile <mode> denied: <reason>`.
 //! - Mode `trap-every`: every `every`-th flush panics, evil or not; the others deliver.
 //! - exit logs `hostile exit`; in mode `panic-exit` it then panics.
@@ -82,6 +83,7 @@ impl Hostile {
             "read" => self.report(std::fs::read(&self.target).map(|bytes| bytes.len())),
             "write" => self.report(std::fs::write(&self.target, b"hostile\n").map(|()| 8)),
             "connect" => self.report(std::net::TcpStream::connect(&self.target).map(|_| 0)),
+            "env" => self.report(std::env::var(&self.target).map(|v| v.len()).map_err(std::io::Error::other)),
             other => Err(FlushError::Error(format!("unknown mode {other}"))),
         }
     }

@@ -1,0 +1,117 @@
+//! `file`: appends every record as one JSON line (the agent's `json_lines` format, like the
+//! `stdout` guest) to a file in a directory the operator granted with `wasm_allow_dirs`.
+//!
+//! Keys:
+//! - `path` (required): the file, as the guest sees it (inside a granted directory), e.g.
+//!   `/out/records.jsonl`.
+//! - `max_size` (`0`: never): rotate when the file reaches this size (`10M`, `512K`, bytes):
+//!   `records.jsonl` becomes `records.jsonl.1`, `.1` becomes `.2`, and so on.
+//! - `rotate_keep` (`5`): how many rotated files to keep.
+//! - `json_date_key` (`date`), `json_date_format` (`double`): as for the `stdout` guest.
+//!
+//! A chunk is written with one write; if it fails (disk full, directory gone) the flush asks
+//! the agent to retry. Without a grant for `path` the instance fails to start.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+
+use out_wasm_guest::{
+    Chunk, ConfigKey, DateFormat, FlushError, InitContext, Output, export_output, info, write_json_line,
+};
+
+struct FileOutput {
+    path: String,
+    file: File,
+    size: u64,
+    max_size: u64,
+    keep: u32,
+    date_key: Option<String>,
+    date_format: DateFormat,
+    buffer: Vec<u8>,
+}
+
+fn parse_size(value: &str) -> Result<u64, String> {
+    let upper = value.trim().to_ascii_uppercase();
+    let (number, shift) = match upper.chars().last() {
+        Some('K') => (&upper[..upper.len() - 1], 10),
+        Some('M') => (&upper[..upper.len() - 1], 20),
+        Some('G') => (&upper[..upper.len() - 1], 30),
+        _ => (upper.as_str(), 0),
+    };
+    number.trim().parse::<u64>().map(|n| n << shift).map_err(|_| format!("invalid size {value:?} for key 'max_size'"))
+}
+
+fn open(path: &str) -> Result<(File, u64), String> {
+    let file =
+        OpenOptions::new().create(true).append(true).open(path).map_err(|err| {
+            format!("failed to open {path}: {err} (is its directory granted with wasm_allow_dirs, rw?)")
+        })?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((file, size))
+}
+
+impl FileOutput {
+    fn rotate(&mut self) -> Result<(), String> {
+        for n in (1..self.keep).rev() {
+            let _ = std::fs::rename(format!("{}.{n}", self.path), format!("{}.{}", self.path, n + 1));
+        }
+        if self.keep > 0 {
+            std::fs::rename(&self.path, format!("{}.1", self.path)).map_err(|e| format!("failed to rotate: {e}"))?;
+        } else {
+            std::fs::remove_file(&self.path).map_err(|e| format!("failed to rotate: {e}"))?;
+        }
+        (self.file, self.size) = open(&self.path)?;
+        info!("rotated {}", self.path);
+        Ok(())
+    }
+}
+
+impl Output for FileOutput {
+    fn config_schema() -> Vec<ConfigKey> {
+        vec![
+            ConfigKey::required("path", "the file, as the guest sees it, inside a granted directory"),
+            ConfigKey::optional("max_size", "rotate at this size (0: never)").default("0"),
+            ConfigKey::optional("rotate_keep", "rotated files to keep").default("5"),
+            ConfigKey::optional("json_date_key", "key of the record time; off to leave it out").default("date"),
+            ConfigKey::optional("json_date_format", "double, epoch, epoch_ms, iso8601 or java_sql_timestamp")
+                .default("double"),
+        ]
+    }
+
+    fn init(ctx: InitContext) -> Result<Self, String> {
+        let config = &ctx.config;
+        let path = config.get("path").unwrap_or_default().to_owned();
+        let (file, size) = open(&path)?;
+        let date_key = config.get("json_date_key").unwrap_or("date");
+        let date_key =
+            (!matches!(date_key.to_ascii_lowercase().as_str(), "off" | "false" | "no")).then(|| date_key.to_owned());
+        Ok(FileOutput {
+            path,
+            file,
+            size,
+            max_size: parse_size(config.get("max_size").unwrap_or("0"))?,
+            keep: config.parse("rotate_keep")?.unwrap_or(5),
+            date_key,
+            date_format: config.parse("json_date_format")?.unwrap_or_default(),
+            buffer: Vec::new(),
+        })
+    }
+
+    fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
+        self.buffer.clear();
+        for event in chunk.events() {
+            write_json_line(&mut self.buffer, &event?, self.date_key.as_deref(), self.date_format, true);
+        }
+        if self.max_size > 0 && self.size > 0 && self.size + self.buffer.len() as u64 > self.max_size {
+            self.rotate().map_err(FlushError::Retry)?;
+        }
+        self.file
+            .write_all(&self.buffer)
+            .and_then(|()| self.file.flush())
+            .map_err(|err| FlushError::Retry(format!("failed to write {}: {err}", self.path)))?;
+        self.size += self.buffer.len() as u64;
+        Ok(())
+    }
+}
+
+export_output!(FileOutput);

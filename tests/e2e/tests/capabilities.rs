@@ -1,0 +1,141 @@
+//! Capabilities through the real boundary: a guest reaches exactly what its instance's config
+//! grants (directories, environment variables, network addresses) and nothing else.
+
+use std::path::PathBuf;
+
+use out_wasm_e2e::{chunk, guest_path, init_err, init_ok, lines_with, open_plugin};
+use out_wasm_loader::{FLB_ERROR, FLB_OK};
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("out-wasm-caps-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the hostile guest's `mode` on `target` with `grants`; returns the flush status and log.
+fn attempt(mode: &str, target: &str, grants: &[(&str, &str)]) -> (i32, String) {
+    let path = guest_path("hostile");
+    let mut pairs =
+        vec![("wasm_path", path.to_str().unwrap()), ("mode", mode), ("target", target), ("wasm_watch", "off")];
+    pairs.extend_from_slice(grants);
+    let mut plugin = open_plugin();
+    let instance = init_ok(&mut plugin, &pairs);
+    let call = instance.flush(&chunk(&[r#"{"evil":true}"#], 1, 0), "t");
+    instance.exit();
+    plugin.close();
+    (call.value, call.log_text())
+}
+
+#[test]
+fn directories_are_reachable_only_as_granted() {
+    let dir = scratch("dirs");
+    std::fs::write(dir.join("in.txt"), "granted\n").unwrap();
+    let ro = format!("{}:/data", dir.display());
+    let rw = format!("{}:/data:rw", dir.display());
+
+    let (status, log) = attempt("read", "/data/in.txt", &[("wasm_allow_dirs", &ro)]);
+    assert_eq!(status, FLB_OK, "reading inside a read-only grant works; log:\n{log}");
+    assert!(log.contains("hostile read succeeded: 8 bytes"), "{log}");
+
+    let (status, log) = attempt("write", "/data/out.txt", &[("wasm_allow_dirs", &ro)]);
+    assert_eq!(status, FLB_ERROR, "writing into a read-only grant is denied; log:\n{log}");
+    assert!(!dir.join("out.txt").exists(), "the guest wrote into a read-only grant");
+
+    let (status, log) = attempt("write", "/data/out.txt", &[("wasm_allow_dirs", &rw)]);
+    assert_eq!(status, FLB_OK, "writing into a read-write grant works; log:\n{log}");
+    assert_eq!(std::fs::read_to_string(dir.join("out.txt")).unwrap(), "hostile\n");
+
+    for escape in ["/data/../../etc/passwd", "/etc/passwd", "/data/../in.txt"] {
+        let (status, log) = attempt("read", escape, &[("wasm_allow_dirs", &rw)]);
+        assert_eq!(status, FLB_ERROR, "{escape} is outside the grant; log:\n{log}");
+        assert!(log.contains("hostile read denied"), "{escape}: {log}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn environment_variables_are_reachable_only_by_name() {
+    // The agent's environment has PATH; the guest sees it only when named.
+    let (status, log) = attempt("env", "PATH", &[]);
+    assert_eq!(status, FLB_ERROR, "no variable by default; log:\n{log}");
+    let (status, log) = attempt("env", "PATH", &[("wasm_allow_env", "HOME, PATH")]);
+    assert_eq!(status, FLB_OK, "a granted variable is there; log:\n{log}");
+    let (status, log) = attempt("env", "HOME", &[("wasm_allow_env", "PATH")]);
+    assert_eq!(status, FLB_ERROR, "only the named ones; log:\n{log}");
+}
+
+#[test]
+fn network_addresses_are_reachable_only_as_granted() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = format!("127.0.0.1:{port}");
+
+    let (status, log) = attempt("connect", &target, &[]);
+    assert_eq!(status, FLB_ERROR, "no network by default; log:\n{log}");
+    let (status, log) =
+        attempt("connect", &target, &[("wasm_allow_net", &format!("127.0.0.1:{}", port.wrapping_add(1)))]);
+    assert_eq!(status, FLB_ERROR, "another port is not this port; log:\n{log}");
+    let (status, log) = attempt("connect", &target, &[("wasm_allow_net", &target)]);
+    assert_eq!(status, FLB_OK, "the granted address is reachable; log:\n{log}");
+    listener.set_nonblocking(true).unwrap();
+    listener.accept().expect("the guest's connection arrived");
+    let (status, log) = attempt("connect", &target, &[("wasm_allow_net", "127.0.0.1:*")]);
+    assert_eq!(status, FLB_OK, "host:* grants every port; log:\n{log}");
+}
+
+#[test]
+fn file_guest_appends_json_lines_into_its_granted_directory_and_rotates() {
+    let dir = scratch("file");
+    let grant = format!("{}:/out:rw", dir.display());
+    let path = guest_path("file");
+    let mut plugin = open_plugin();
+    let pairs = [
+        ("wasm_path", path.to_str().unwrap()),
+        ("wasm_allow_dirs", grant.as_str()),
+        ("path", "/out/records.jsonl"),
+        ("max_size", "200"),
+        ("rotate_keep", "2"),
+        ("wasm_watch", "off"),
+    ];
+    let instance = init_ok(&mut plugin, &pairs);
+    let data = chunk(&[r#"{"msg":"héllo","n":1}"#, r#"{"msg":"two","n":2.5}"#], 1_700_000_000, 500_000_000);
+    for _ in 0..5 {
+        let call = instance.flush(&data, "t");
+        assert_eq!(call.value, FLB_OK, "log:\n{}", call.log_text());
+    }
+    instance.exit();
+    plugin.close();
+    let expected =
+        "{\"date\":1700000000.5,\"msg\":\"h\\u00e9llo\",\"n\":1}\n{\"date\":1700000000.5,\"msg\":\"two\",\"n\":2.5}\n";
+    assert_eq!(std::fs::read_to_string(dir.join("records.jsonl")).unwrap(), expected, "the newest chunk");
+    // Chunks of 99 bytes, rotated before one would pass 200: two chunks a rotated file.
+    let two = expected.repeat(2);
+    assert_eq!(std::fs::read_to_string(dir.join("records.jsonl.1")).unwrap(), two, "rotated before passing 200 bytes");
+    assert_eq!(std::fs::read_to_string(dir.join("records.jsonl.2")).unwrap(), two, "two rotated files are kept");
+    assert!(!dir.join("records.jsonl.3").exists(), "no more than rotate_keep");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn file_guest_without_a_writable_grant_refuses_to_start() {
+    let dir = scratch("file-ro");
+    let path = guest_path("file");
+    for grant in [None, Some(format!("{}:/out", dir.display()))] {
+        let mut plugin = open_plugin();
+        let mut pairs = vec![("wasm_path", path.to_str().unwrap()), ("path", "/out/records.jsonl")];
+        if let Some(grant) = &grant {
+            pairs.push(("wasm_allow_dirs", grant.as_str()));
+        }
+        let call = init_err(&mut plugin, &pairs);
+        assert_eq!(
+            lines_with(&call, "failed to open /out/records.jsonl").len(),
+            1,
+            "grant {grant:?}: the reason is logged:\n{}",
+            call.log_text()
+        );
+        plugin.close();
+    }
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing was written");
+    let _ = std::fs::remove_dir_all(dir);
+}
