@@ -94,3 +94,28 @@ fn register_again_during_a_hot_reload_leaves_old_instances_working() {
     new.exit();
     new_plugin.close();
 }
+
+#[test]
+fn hot_reload_order_with_flushes_still_running_on_the_old_instances() {
+    let probe = guest_path("probe");
+    let mut old_plugin = open_plugin();
+    let old = init_ok(&mut old_plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "old"), ("sleep_ms", "500")]);
+    std::thread::scope(|scope| {
+        // An old flush is still running while the agent registers the plugin again and starts
+        // the new configuration's instances.
+        let running = scope.spawn(|| old.flush(&chunk(&[r#"{"n":1}"#], 1, 0), "t"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut new_plugin = Plugin::open_with(plugin_path(), true).expect("registers again");
+        let new = init_ok(&mut new_plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "new")]);
+        let call = new.flush(&chunk(&[r#"{"n":2}"#], 1, 0), "t");
+        assert_eq!(call.value, FLB_OK, "the new instance flushes meanwhile:\n{}", call.log_text());
+        assert!(!running.is_finished(), "the old flush was still running");
+        let old_call = running.join().unwrap();
+        assert_eq!(old_call.value, FLB_OK, "the old flush completes:\n{}", old_call.log_text());
+        new.exit();
+        new_plugin.close();
+    });
+    let exit = old.exit();
+    assert_eq!(lines_with(&exit, "probe exit flushes=1").len(), 1, "{}", exit.log_text());
+    old_plugin.close();
+}

@@ -321,6 +321,12 @@ impl Instance {
         capture(|| unsafe { loader_instance_flush(self.raw, chunk.as_ptr().cast(), chunk.len(), tag.as_ptr()) })
     }
 
+    /// A flush of a NULL chunk of length 0, as an agent may pass for an empty chunk.
+    pub fn flush_null(&self, tag: &CStr) -> Call<i32> {
+        // SAFETY: the instance is live; a NULL pointer with size 0 is what is being tested.
+        capture(|| unsafe { loader_instance_flush(self.raw, std::ptr::null(), 0, tag.as_ptr()) })
+    }
+
     /// FLBPluginOutputPreExit and FLBPluginExitCtx.
     pub fn exit(self) -> Call<i32> {
         self.exit_with(false)

@@ -283,3 +283,77 @@ mod tests {
         assert_eq!(events[1].group_attributes, None);
     }
 }
+
+/// Fuzzing the decoder with proptest (bounded: `PROPTEST_CASES`, default 256 per property):
+/// arbitrary bytes, and well-formed chunks cut or corrupted anywhere, never panic, never loop,
+/// and every error names an offset inside the chunk.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn record() -> impl Strategy<Value = Vec<u8>> {
+        // [[EventTime, {}], {"k": <str>, "n": <int>}] with random contents.
+        (any::<u32>(), 0u32..1_000_000_000, "[a-zé]{0,12}", any::<i64>()).prop_map(|(s, ns, text, n)| {
+            let mut out = vec![0x92, 0x92, 0xd7, 0x00];
+            out.extend_from_slice(&s.to_be_bytes());
+            out.extend_from_slice(&ns.to_be_bytes());
+            out.extend_from_slice(&[0x80, 0x82, 0xa1, b'k', 0xd9, text.len() as u8]);
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(&[0xa1, b'n', 0xd3]);
+            out.extend_from_slice(&n.to_be_bytes());
+            out
+        })
+    }
+
+    fn check(chunk: &[u8]) {
+        let mut count = 0;
+        for event in Events::new(chunk) {
+            count += 1;
+            assert!(count <= chunk.len(), "more records than bytes: the decoder loops");
+            if let Err(err) = event {
+                assert!(err.offset <= chunk.len(), "offset {} past the end of {} bytes", err.offset, chunk.len());
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&bytes);
+        }
+
+        #[test]
+        fn well_formed_chunks_decode_whole(records in proptest::collection::vec(record(), 0..8)) {
+            let chunk: Vec<u8> = records.concat();
+            let events: Vec<_> = Events::new(&chunk).collect();
+            prop_assert_eq!(events.len(), records.len());
+            prop_assert!(events.iter().all(Result::is_ok));
+        }
+
+        #[test]
+        fn cut_or_corrupted_chunks_fail_cleanly(
+            records in proptest::collection::vec(record(), 1..6),
+            cut in any::<prop::sample::Index>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        ) {
+            let mut chunk: Vec<u8> = records.concat();
+            for (at, byte) in flips {
+                let i = at.index(chunk.len());
+                chunk[i] = byte;
+            }
+            let end = cut.index(chunk.len() + 1);
+            check(&chunk[..end]);
+        }
+
+        #[test]
+        fn rendering_any_decoded_value_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            for event in Events::new(&bytes).flatten() {
+                let mut out = Vec::new();
+                crate::write_json_line(&mut out, &event, Some("date"), crate::DateFormat::Iso8601, true);
+                crate::write_json_line(&mut out, &event, None, crate::DateFormat::Double, false);
+            }
+        }
+    }
+}
