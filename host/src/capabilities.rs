@@ -4,7 +4,8 @@
 //! - `wasm_allow_env`: `NAME, ...`: these variables of the agent's environment, if set.
 //! - `wasm_allow_net`: `host:port, ...` (`host:*` for any port; `[v6]:port`): TCP connections
 //!   and UDP datagrams to these addresses only. Names are resolved when the instance starts.
-//! - `wasm_stdout`, `wasm_stderr`: `agent` (default: the agent's own stdout/stderr) or `off`.
+//! - `wasm_stdout`, `wasm_stderr`: `agent` (default: the agent's own stdout/stderr), `log`
+//!   (each line to the agent's log: stdout at info, stderr at warn) or `off`.
 //!
 //! Everything else WASI offers is closed: no other directory, variable, address, listening
 //! socket or explicit bind.
@@ -13,9 +14,15 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::sync::mpsc::Sender;
+
 use anyhow::{Context, Result, bail};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::log::Level;
+use crate::stdio::{LogBudget, LogStream};
+use crate::worker::Event;
 
 /// A directory the guest may open.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,31 +44,38 @@ impl NetGrant {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a guest's stdout or stderr goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stdio {
+    /// The agent's own stdout / stderr.
+    #[default]
+    Agent,
+    /// Lines to the agent's log.
+    Log,
+    /// Nowhere.
+    Off,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
     pub dirs: Vec<DirGrant>,
     pub env: Vec<(String, String)>,
     pub net: NetGrant,
-    pub stdout: bool,
-    pub stderr: bool,
-}
-
-impl Default for Capabilities {
-    fn default() -> Self {
-        Self { dirs: Vec::new(), env: Vec::new(), net: NetGrant::default(), stdout: true, stderr: true }
-    }
+    pub stdout: Stdio,
+    pub stderr: Stdio,
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|item| !item.is_empty())
 }
 
-fn stdio(key: &str, value: Option<String>) -> Result<bool> {
+fn stdio(key: &str, value: Option<String>) -> Result<Stdio> {
     match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(true),
-        Some(v) if v == "agent" => Ok(true),
-        Some(v) if v == "off" => Ok(false),
-        Some(v) => bail!("invalid value {v:?} for key '{key}' (agent, off)"),
+        None => Ok(Stdio::Agent),
+        Some(v) if v == "agent" => Ok(Stdio::Agent),
+        Some(v) if v == "log" => Ok(Stdio::Log),
+        Some(v) if v == "off" => Ok(Stdio::Off),
+        Some(v) => bail!("invalid value {v:?} for key '{key}' (agent, log, off)"),
     }
 }
 
@@ -133,13 +147,18 @@ impl Capabilities {
         Ok(caps)
     }
 
-    /// Opens exactly what was granted in a fresh WASI context.
-    pub fn apply(&self, builder: &mut WasiCtxBuilder) -> Result<()> {
-        if self.stdout {
-            builder.inherit_stdout();
+    /// Opens exactly what was granted in a fresh WASI context; `log` streams write to `events`
+    /// within `budget`.
+    pub fn apply(&self, builder: &mut WasiCtxBuilder, events: &Sender<Event>, budget: &LogBudget) -> Result<()> {
+        match self.stdout {
+            Stdio::Agent => drop(builder.inherit_stdout()),
+            Stdio::Log => drop(builder.stdout(LogStream::new(Level::Info, "stdout: ", events.clone(), budget.clone()))),
+            Stdio::Off => {}
         }
-        if self.stderr {
-            builder.inherit_stderr();
+        match self.stderr {
+            Stdio::Agent => drop(builder.inherit_stderr()),
+            Stdio::Log => drop(builder.stderr(LogStream::new(Level::Warn, "stderr: ", events.clone(), budget.clone()))),
+            Stdio::Off => {}
         }
         for (name, value) in &self.env {
             builder.env(name, value);
@@ -181,38 +200,42 @@ mod tests {
     fn nothing_is_granted_by_default() {
         let caps = caps(&[]).unwrap();
         assert!(caps.dirs.is_empty() && caps.env.is_empty() && caps.net.allow.is_empty());
-        assert!(caps.stdout && caps.stderr, "stdout and stderr are the agent's by default");
+        assert_eq!(
+            (caps.stdout, caps.stderr),
+            (Stdio::Agent, Stdio::Agent),
+            "stdout and stderr are the agent's by default"
+        );
     }
 
     #[test]
     fn parses_grants_and_refuses_bad_ones() {
         let dir = std::env::temp_dir();
         let value = format!("{0}:/data, {0}:/out:rw", dir.display());
-        let caps = caps(&[
+        let granted = caps(&[
             ("wasm_allow_dirs", &value),
             ("wasm_allow_env", "PATH, OUT_WASM_SURELY_UNSET"),
             ("wasm_allow_net", "127.0.0.1:8080, [::1]:*"),
             ("wasm_stdout", "off"),
         ])
         .unwrap();
-        assert_eq!(caps.dirs.len(), 2);
-        assert!(!caps.dirs[0].writable && caps.dirs[1].writable);
+        assert_eq!(granted.dirs.len(), 2);
+        assert!(!granted.dirs[0].writable && granted.dirs[1].writable);
         assert_eq!(
-            caps.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            granted.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
             ["PATH"],
             "unset variables are skipped"
         );
-        assert!(caps.net.permits("127.0.0.1:8080".parse().unwrap()));
-        assert!(!caps.net.permits("127.0.0.1:8081".parse().unwrap()));
-        assert!(caps.net.permits("[::1]:9".parse().unwrap()));
-        assert!(!caps.stdout);
+        assert!(granted.net.permits("127.0.0.1:8080".parse().unwrap()));
+        assert!(!granted.net.permits("127.0.0.1:8081".parse().unwrap()));
+        assert!(granted.net.permits("[::1]:9".parse().unwrap()));
+        assert_eq!(granted.stdout, Stdio::Off);
         for (key, value, expected) in [
             ("wasm_allow_dirs", "/nonexistent/dir:/x", "does not exist"),
             ("wasm_allow_dirs", "/tmp", "host_dir:guest_dir"),
             ("wasm_allow_dirs", "/tmp:relative", "must be absolute"),
             ("wasm_allow_net", "127.0.0.1", "host:port"),
             ("wasm_allow_net", "127.0.0.1:http", "invalid port"),
-            ("wasm_stderr", "file", "agent, off"),
+            ("wasm_stderr", "file", "agent, log, off"),
         ] {
             let err = format!("{:#}", caps(&[(key, value)]).unwrap_err());
             assert!(err.contains(expected), "{key}={value}: expected {expected:?} in {err}");

@@ -12,6 +12,7 @@ use crate::engine::engine;
 use crate::fault::Fault;
 use crate::image::GuestImage;
 use crate::log::Level;
+use crate::stdio::LogBudget;
 use crate::worker::Event;
 
 /// What the host keeps per guest instance (the store's data).
@@ -23,8 +24,7 @@ pub struct HostState {
     events: Sender<Event>,
     limiter: MemoryCap,
     /// Log lines the guest may still write in the current call; the rest are counted.
-    log_budget: u32,
-    log_dropped: u64,
+    budget: LogBudget,
 }
 
 /// Log lines one guest call may write: a guest cannot flood the agent's log.
@@ -74,11 +74,9 @@ impl logging::Host for HostState {
         if level > self.max_level {
             return;
         }
-        if self.log_budget == 0 {
-            self.log_dropped += 1;
+        if !self.budget.take() {
             return;
         }
-        self.log_budget -= 1;
         // The receiver is gone only when the waiting call was abandoned; nothing to do then.
         let _ = self.events.send(Event::Log(level, message));
     }
@@ -124,19 +122,13 @@ impl GuestInstance {
         memory_limit: usize,
         capabilities: &Capabilities,
     ) -> anyhow::Result<Self> {
+        let budget = LogBudget::default();
+        budget.reset(LOG_LINES_PER_CALL);
         let mut wasi = WasiCtxBuilder::new();
-        capabilities.apply(&mut wasi)?;
+        capabilities.apply(&mut wasi, &events, &budget)?;
         let wasi = wasi.build();
         let limiter = MemoryCap { limit: memory_limit };
-        let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            max_level,
-            events,
-            limiter,
-            log_budget: LOG_LINES_PER_CALL,
-            log_dropped: 0,
-        };
+        let state = HostState { wasi, table: ResourceTable::new(), max_level, events, limiter, budget };
         let mut store = Store::new(engine()?, state);
         store.limiter(|state| &mut state.limiter);
         // Yield to the executor at every epoch tick, so the call's timeout gets to run.
@@ -147,14 +139,12 @@ impl GuestInstance {
 
     /// Starts a call: the guest gets its full log budget again.
     pub fn begin_call(&mut self) {
-        let state = self.store.data_mut();
-        state.log_budget = LOG_LINES_PER_CALL;
-        state.log_dropped = 0;
+        self.store.data().budget.reset(LOG_LINES_PER_CALL);
     }
 
     /// Log lines the guest wrote past its budget in the current call.
     pub fn dropped_log_lines(&self) -> u64 {
-        self.store.data().log_dropped
+        self.store.data().budget.dropped()
     }
 
     fn exports(&self) -> &crate::bindings::exports::out_wasm::output::output::Guest {

@@ -46,6 +46,7 @@ pub mod image;
 pub mod log;
 pub mod output;
 pub mod registry;
+pub mod stdio;
 pub mod version;
 pub mod watch;
 pub mod worker;

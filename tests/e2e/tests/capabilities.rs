@@ -139,3 +139,29 @@ fn file_guest_without_a_writable_grant_refuses_to_start() {
     assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing was written");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn guest_stdout_goes_where_the_operator_says() {
+    let path = guest_path("stdout");
+    let data = chunk(&[r#"{"a":1}"#, r#"{"b":"x"}"#], 1_700_000_000, 0);
+    for (setting, expected) in [("log", 2), ("off", 0)] {
+        let mut plugin = open_plugin();
+        let instance = init_ok(
+            &mut plugin,
+            &[("wasm_path", path.to_str().unwrap()), ("wasm_stdout", setting), ("wasm_watch", "off")],
+        );
+        let call = instance.flush(&data, "t");
+        assert_eq!(call.value, FLB_OK, "{setting}: log:\n{}", call.log_text());
+        let lines = lines_with(&call, "stdout: {\"date\":1700000000.0,");
+        assert_eq!(lines.len(), expected, "wasm_stdout {setting}: log:\n{}", call.log_text());
+        if setting == "log" {
+            assert!(
+                call.logs
+                    .iter()
+                    .any(|l| l.level == 3 && l.message.ends_with(r#"stdout: {"date":1700000000.0,"b":"x"}"#))
+            );
+        }
+        instance.exit();
+        plugin.close();
+    }
+}

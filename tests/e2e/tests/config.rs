@@ -98,7 +98,8 @@ fn guest_receives_its_keys_with_defaults_and_never_the_agents() {
     ]));
     let init = lines_with(&call, "probe init");
     assert_eq!(init.len(), 1, "one guest instance initialised at start, log:\n{}", call.log_text());
-    assert!(init[0].contains("instance=wasm.0"), "instance name reaches the guest: {}", init[0]);
+    // The number depends on the instances other tests start meanwhile in this process.
+    assert!(init[0].contains("instance=wasm."), "instance name reaches the guest: {}", init[0]);
     assert!(
         init[0].contains("config=label=first;greeting=hello;mode=ok;sleep_ms=0"),
         "declared keys in order, looked up case-insensitively, defaults applied, unset optional key absent: {}",
