@@ -67,11 +67,19 @@ pub struct Limits {
     pub flush_timeout: Duration,
     /// `wasm_init_timeout` (default 30s): how long instantiation, config-schema and init may run.
     pub init_timeout: Duration,
+    /// `wasm_deadlines` (default on): enforce the two timeouts. `off` compiles the guest
+    /// without the checks deadlines need, for speed; a stuck guest then blocks its flush.
+    pub deadlines: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { memory: 128 << 20, flush_timeout: Duration::from_secs(10), init_timeout: Duration::from_secs(30) }
+        Self {
+            memory: 128 << 20,
+            flush_timeout: Duration::from_secs(10),
+            init_timeout: Duration::from_secs(30),
+            deadlines: true,
+        }
     }
 }
 
@@ -128,6 +136,11 @@ impl HostConfig {
             memory,
             flush_timeout: duration("wasm_flush_timeout", defaults.flush_timeout)?,
             init_timeout: duration("wasm_init_timeout", defaults.init_timeout)?,
+            deadlines: match lookup("wasm_deadlines") {
+                None => true,
+                Some(value) => parse_switch(&value)
+                    .with_context(|| format!("invalid value {value:?} for key 'wasm_deadlines' (on, off)"))?,
+            },
         };
         let on_fault = match lookup("wasm_on_trap").map(|v| v.trim().to_ascii_lowercase()) {
             None => OnFault::Retry,

@@ -17,16 +17,28 @@ pub const MAX_WASM_STACK: usize = 1 << 20;
 pub const WORKER_STACK: usize = 8 << 20;
 
 static ENGINE: OnceCell<Engine> = OnceCell::new();
+static ENGINE_WITHOUT_DEADLINES: OnceCell<Engine> = OnceCell::new();
 
 /// The shared engine, created on first use. It owns no thread and no signal handler, so it can
 /// outlive every instance (and survive the agent's hot reloads) at no cost; the epoch ticker
 /// runs only while instances live.
 pub fn engine() -> Result<&'static Engine> {
-    let engine = ENGINE.get_or_try_init(|| Engine::new(&config()).context("failed to create the wasm engine"))?;
+    let engine = ENGINE.get_or_try_init(|| Engine::new(&config(true)).context("failed to create the wasm engine"))?;
     Ok(engine)
 }
 
-fn config() -> Config {
+/// The engine for instances with `wasm_deadlines off`: compiled code without the epoch checks
+/// that let a deadline stop a guest. Faster, and a stuck guest then blocks its flush forever.
+pub fn engine_for(deadlines: bool) -> Result<&'static Engine> {
+    if deadlines {
+        return engine();
+    }
+    let engine = ENGINE_WITHOUT_DEADLINES
+        .get_or_try_init(|| Engine::new(&config(false)).context("failed to create the wasm engine"))?;
+    Ok(engine)
+}
+
+fn config(deadlines: bool) -> Config {
     let mut config = Config::new();
     // The agent owns SIGSEGV/SIGFPE and re-installs its handlers with signal() on every
     // SIGHUP, so traps must not depend on signals: bounds and divisors are checked in code.
@@ -40,7 +52,7 @@ fn config() -> Config {
     config.max_wasm_stack(MAX_WASM_STACK);
     // Deadlines: running wasm yields to the host at every epoch tick, where the call's
     // timeout can end it.
-    config.epoch_interruption(true);
+    config.epoch_interruption(deadlines);
     config
 }
 

@@ -8,7 +8,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{ConfigKey, FlushError, InitContext, OutputPlugin, logging};
 use crate::capabilities::Capabilities;
-use crate::engine::engine;
 use crate::fault::Fault;
 use crate::image::GuestImage;
 use crate::log::Level;
@@ -120,6 +119,7 @@ impl GuestInstance {
         max_level: Level,
         events: Sender<Event>,
         memory_limit: usize,
+        deadlines: bool,
         capabilities: &Capabilities,
     ) -> anyhow::Result<Self> {
         let budget = LogBudget::default();
@@ -129,10 +129,12 @@ impl GuestInstance {
         let wasi = wasi.build();
         let limiter = MemoryCap { limit: memory_limit };
         let state = HostState { wasi, table: ResourceTable::new(), max_level, events, limiter, budget };
-        let mut store = Store::new(engine()?, state);
+        let mut store = Store::new(image.pre().engine(), state);
         store.limiter(|state| &mut state.limiter);
-        // Yield to the executor at every epoch tick, so the call's timeout gets to run.
-        store.epoch_deadline_async_yield_and_update(1);
+        if deadlines {
+            // Yield to the executor at every epoch tick, so the call's timeout gets to run.
+            store.epoch_deadline_async_yield_and_update(1);
+        }
         let plugin = image.pre().instantiate_async(&mut store).await?;
         Ok(Self { store, plugin })
     }

@@ -9,7 +9,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::{OutputPlugin, OutputPluginPre};
 use crate::cache::{self, CompileCache, Origin};
-use crate::engine::engine;
+use crate::engine::engine_for;
 use crate::guest::HostState;
 
 /// The WIT world a guest must implement, as users see it in errors.
@@ -30,17 +30,17 @@ pub struct GuestImage {
 
 impl GuestImage {
     /// Reads, checks, compiles (or takes from `cache`) and links the component at `path`.
-    pub fn load(path: &Path, cache: Option<&CompileCache>) -> Result<Self> {
+    pub fn load(path: &Path, cache: Option<&CompileCache>, deadlines: bool) -> Result<Self> {
         let bytes = std::fs::read(path).context("failed to read the file")?;
-        Self::from_bytes(path, &bytes, cache)
+        Self::from_bytes(path, &bytes, cache, deadlines)
     }
 
     /// As [`GuestImage::load`], for bytes already read from `path`.
-    pub fn from_bytes(path: &Path, bytes: &[u8], cache: Option<&CompileCache>) -> Result<Self> {
+    pub fn from_bytes(path: &Path, bytes: &[u8], cache: Option<&CompileCache>, deadlines: bool) -> Result<Self> {
         let started = Instant::now();
         check_header(bytes)?;
         let digest = digest(bytes);
-        let engine = engine()?;
+        let engine = engine_for(deadlines)?;
         let (component, origin) = match cache {
             Some(cache) => cache.load_or_compile(engine, bytes, &digest)?,
             None => (cache::compile(engine, bytes)?, Origin::Compiled),

@@ -70,8 +70,8 @@ impl Shared {
     pub fn prepare(&self, bytes: Option<&[u8]>, logger: &Logger) -> Result<Arc<GuestVersion>> {
         let path = &self.host.wasm_path;
         let image = match bytes {
-            Some(bytes) => GuestImage::from_bytes(path, bytes, self.cache.as_ref()),
-            None => GuestImage::load(path, self.cache.as_ref()),
+            Some(bytes) => GuestImage::from_bytes(path, bytes, self.cache.as_ref(), self.host.limits.deadlines),
+            None => GuestImage::load(path, self.cache.as_ref(), self.host.limits.deadlines),
         }
         .with_context(|| format!("failed to load guest '{}'", path.display()))?;
         let image = Arc::new(image);
@@ -117,7 +117,7 @@ pub struct OutputInstance {
     /// Drives WASI's host-side I/O for this instance's guests; shut down in `exit`.
     runtime: Option<tokio::runtime::Runtime>,
     /// Keeps the epoch (the clock of guest deadlines) ticking while the instance lives.
-    _ticker: TickerGuard,
+    _ticker: Option<TickerGuard>,
 }
 
 /// A guest that faults again and again must not become a hot loop of instance starts and
@@ -182,7 +182,7 @@ impl OutputInstance {
             .enable_all()
             .build()
             .context("failed to start the I/O runtime")?;
-        let ticker = TickerGuard::acquire()?;
+        let ticker = if host.limits.deadlines { Some(TickerGuard::acquire()?) } else { None };
         // Stamped before reading, so a change racing with init is seen by the watcher.
         let stamp = FileStamp::of(&host.wasm_path);
         let shared = Arc::new(Shared {

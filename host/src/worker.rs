@@ -168,7 +168,8 @@ fn serve(
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
     let _runtime = runtime.enter();
-    let instantiate = GuestInstance::instantiate(image, max_level, events.clone(), limits.memory, capabilities);
+    let instantiate =
+        GuestInstance::instantiate(image, max_level, events.clone(), limits.memory, limits.deadlines, capabilities);
     let instance = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async { tokio::time::timeout(limits.init_timeout, instantiate).await })
     }));
@@ -201,6 +202,9 @@ fn serve(
         instance.begin_call();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             runtime.block_on(async {
+                if !limits.deadlines {
+                    return handle(&mut instance, request).await;
+                }
                 match tokio::time::timeout(limit, handle(&mut instance, request)).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => Err(Fault::deadline(call, limit, key)),
