@@ -3,7 +3,8 @@
 //! - `wasm_allow_dirs`: `host_dir:guest_dir[:ro|rw], ...` (read-only unless `rw`).
 //! - `wasm_allow_env`: `NAME, ...`: these variables of the agent's environment, if set.
 //! - `wasm_allow_net`: `host:port, ...` (`host:*` for any port; `[v6]:port`): TCP connections
-//!   and UDP datagrams to these addresses only. Names are resolved when the instance starts.
+//!   and UDP datagrams to these addresses only (names are resolved when the instance starts),
+//!   and outbound HTTP (`wasi:http`) to these authorities only.
 //! - `wasm_stdout`, `wasm_stderr`: `agent` (default: the agent's own stdout/stderr), `log`
 //!   (each line to the agent's log: stdout at info, stderr at warn) or `off`.
 //!
@@ -32,15 +33,23 @@ pub struct DirGrant {
     pub writable: bool,
 }
 
-/// Addresses the guest may send to: an IP and a port (`None`: any port).
+/// Addresses the guest may send to: an IP and a port (`None`: any port), and, for HTTP, the
+/// names as written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetGrant {
     pub allow: Vec<(IpAddr, Option<u16>)>,
+    pub names: Vec<(String, Option<u16>)>,
 }
 
 impl NetGrant {
     pub fn permits(&self, addr: SocketAddr) -> bool {
         self.allow.iter().any(|(ip, port)| *ip == addr.ip() && port.is_none_or(|p| p == addr.port()))
+    }
+
+    /// Whether an HTTP request to `host:port` (the URL's authority) is granted.
+    pub fn permits_authority(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.names.iter().any(|(name, p)| *name == host && p.is_none_or(|p| p == port))
     }
 }
 
@@ -114,6 +123,7 @@ fn net_grant(item: &str, grant: &mut NetGrant) -> Result<()> {
         p => Some(p.parse::<u16>().with_context(|| format!("invalid port in {item:?} ('wasm_allow_net')"))?),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    grant.names.push((host.to_ascii_lowercase(), port));
     let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) => (host, 0)

@@ -1,14 +1,17 @@
 //! One live guest instance: its store, its WASI context, and typed calls into its exports.
 
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{ConfigKey, FlushError, InitContext, OutputPlugin, logging};
 use crate::capabilities::Capabilities;
 use crate::fault::Fault;
+use crate::http::HttpPolicy;
 use crate::image::GuestImage;
 use crate::log::Level;
 use crate::stdio::LogBudget;
@@ -24,6 +27,8 @@ pub struct HostState {
     limiter: MemoryCap,
     /// Log lines the guest may still write in the current call; the rest are counted.
     budget: LogBudget,
+    http: WasiHttpCtx,
+    http_policy: HttpPolicy,
 }
 
 /// Log lines one guest call may write: a guest cannot flood the agent's log.
@@ -58,6 +63,12 @@ impl ResourceLimiter for MemoryCap {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_policy }
     }
 }
 
@@ -128,7 +139,16 @@ impl GuestInstance {
         capabilities.apply(&mut wasi, &events, &budget)?;
         let wasi = wasi.build();
         let limiter = MemoryCap { limit: memory_limit };
-        let state = HostState { wasi, table: ResourceTable::new(), max_level, events, limiter, budget };
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            max_level,
+            events,
+            limiter,
+            budget,
+            http: WasiHttpCtx::new(),
+            http_policy: HttpPolicy { net: Arc::new(capabilities.net.clone()) },
+        };
         let mut store = Store::new(image.pre().engine(), state);
         store.limiter(|state| &mut state.limiter);
         if deadlines {

@@ -11,7 +11,7 @@ use out_wasm_loader::{Call, Instance, Plugin, Properties};
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
 pub const GUESTS: &[&str] =
-    &["stdout", "counter", "file", "probe", "bad-schema", "not-a-plugin", "tally", "tally-v2", "hostile"];
+    &["stdout", "counter", "file", "http", "probe", "bad-schema", "not-a-plugin", "tally", "tally-v2", "hostile"];
 
 pub fn workspace_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();

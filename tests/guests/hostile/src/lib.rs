@@ -128,7 +128,7 @@ impl Output for Hostile {
 
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
         self.flushes += 1;
-        if self.mode == "trap-every" && self.flushes % self.every == 0 {
+        if self.mode == "trap-every" && self.flushes.is_multiple_of(self.every) {
             panic!("hostile guest panics on flush {}", self.flushes);
         }
         let mut records = 0;

@@ -1,0 +1,151 @@
+//! `http`: POSTs each chunk's records as one JSON array to an endpoint, over the host's
+//! outbound HTTP (`wasi:http`). The endpoint's `host:port` must be granted with
+//! `wasm_allow_net`.
+//!
+//! Keys:
+//! - `url` (required): `http://host:port/path` or `https://...`.
+//! - `json_date_key` (`date`), `json_date_format` (`double`): as for the `stdout` guest.
+//!
+//! Answers: 2xx is delivered; 5xx, 408, 429 and failures to connect or to get an answer are
+//! retried (the agent flushes the chunk again later); other 4xx drop the chunk (the endpoint
+//! refuses it and would again), as does a request the host denies (no grant).
+//! One request per chunk, so a retried chunk is sent whole and once more; nothing is split
+//! across requests that could half-succeed.
+
+use out_wasm_guest::{
+    Chunk, ConfigKey, DateFormat, FlushError, InitContext, Output, debug, export_output, write_json_line,
+};
+use wasi::http::outgoing_handler;
+use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+
+struct Endpoint {
+    scheme: Scheme,
+    authority: String,
+    path: String,
+}
+
+fn parse_url(url: &str) -> Result<Endpoint, String> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (Scheme::Http, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (Scheme::Https, rest)
+    } else {
+        return Err(format!("invalid url {url:?}: expected http:// or https://"));
+    };
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    if authority.is_empty() {
+        return Err(format!("invalid url {url:?}: no host"));
+    }
+    Ok(Endpoint { scheme, authority: authority.to_owned(), path: path.to_owned() })
+}
+
+struct HttpOutput {
+    endpoint: Endpoint,
+    date_key: Option<String>,
+    date_format: DateFormat,
+    line: Vec<u8>,
+}
+
+/// A failed exchange: retry later, or drop the chunk.
+enum Failure {
+    Retry(String),
+    Drop(String),
+}
+
+fn transport(err: ErrorCode) -> Failure {
+    match err {
+        ErrorCode::HttpRequestDenied => {
+            Failure::Drop("the host denied the request: grant the endpoint with wasm_allow_net".into())
+        }
+        other => Failure::Retry(format!("request failed: {other:?}")),
+    }
+}
+
+impl HttpOutput {
+    fn post(&self, body: &[u8]) -> Result<u16, Failure> {
+        let headers = Fields::from_list(&[
+            ("content-type".to_owned(), b"application/json".to_vec()),
+            ("content-length".to_owned(), body.len().to_string().into_bytes()),
+        ])
+        .map_err(|err| Failure::Drop(format!("invalid headers: {err:?}")))?;
+        let request = OutgoingRequest::new(headers);
+        let setup = request
+            .set_method(&Method::Post)
+            .and_then(|()| request.set_scheme(Some(&self.endpoint.scheme)))
+            .and_then(|()| request.set_authority(Some(&self.endpoint.authority)))
+            .and_then(|()| request.set_path_with_query(Some(&self.endpoint.path)));
+        setup.map_err(|()| Failure::Drop("the host refused the request's url".into()))?;
+        let outgoing = request.body().map_err(|()| Failure::Retry("no request body".into()))?;
+        let response = outgoing_handler::handle(request, None).map_err(transport)?;
+        // A request the host refuses fails its body stream too; the response says why, so it
+        // is awaited even when sending failed.
+        let sent = send_body(outgoing, body);
+        response.subscribe().block();
+        match response.get() {
+            Some(Ok(Ok(response))) => sent.map(|()| response.status()).map_err(Failure::Retry),
+            Some(Ok(Err(err))) => Err(transport(err)),
+            Some(Err(())) | None => Err(Failure::Retry(sent.err().unwrap_or_else(|| "no response".into()))),
+        }
+    }
+}
+
+fn send_body(outgoing: OutgoingBody, body: &[u8]) -> Result<(), String> {
+    {
+        let stream = outgoing.write().map_err(|()| "no body stream".to_owned())?;
+        for piece in body.chunks(4096) {
+            stream.blocking_write_and_flush(piece).map_err(|err| format!("failed to send: {err:?}"))?;
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|err| format!("failed to send: {err:?}"))
+}
+
+impl Output for HttpOutput {
+    fn config_schema() -> Vec<ConfigKey> {
+        vec![
+            ConfigKey::required("url", "where to POST: http://host:port/path or https://..."),
+            ConfigKey::optional("json_date_key", "key of the record time; off to leave it out").default("date"),
+            ConfigKey::optional("json_date_format", "double, epoch, epoch_ms, iso8601 or java_sql_timestamp")
+                .default("double"),
+        ]
+    }
+
+    fn init(ctx: InitContext) -> Result<Self, String> {
+        let config = &ctx.config;
+        let date_key = config.get("json_date_key").unwrap_or("date");
+        let date_key =
+            (!matches!(date_key.to_ascii_lowercase().as_str(), "off" | "false" | "no")).then(|| date_key.to_owned());
+        Ok(HttpOutput {
+            endpoint: parse_url(config.get("url").unwrap_or_default())?,
+            date_key,
+            date_format: config.parse("json_date_format")?.unwrap_or_default(),
+            line: Vec::new(),
+        })
+    }
+
+    fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
+        let mut body = b"[".to_vec();
+        let mut records = 0;
+        for event in chunk.events() {
+            self.line.clear();
+            write_json_line(&mut self.line, &event?, self.date_key.as_deref(), self.date_format, true);
+            if records > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&self.line[..self.line.len() - 1]);
+            records += 1;
+        }
+        body.push(b']');
+        match self.post(&body) {
+            Ok(status @ 200..=299) => {
+                debug!("posted {records} records: {status}");
+                Ok(())
+            }
+            Ok(status @ (408 | 429 | 500..=599)) => Err(FlushError::Retry(format!("the endpoint answered {status}"))),
+            Ok(status) => Err(FlushError::Error(format!("the endpoint refused the records: {status}"))),
+            Err(Failure::Retry(reason)) => Err(FlushError::Retry(reason)),
+            Err(Failure::Drop(reason)) => Err(FlushError::Error(reason)),
+        }
+    }
+}
+
+export_output!(HttpOutput);
