@@ -48,6 +48,7 @@ fn faults_are_answered_retry_logged_and_followed_by_a_fresh_instance() {
         ("oob-load", &["guest trapped", "out of bounds memory access", "hostile::"]),
         ("recursion", &["guest trapped", "call stack exhausted"]),
         ("panic", &["guest trapped", "unreachable", "hostile::"]),
+        ("div-zero", &["guest trapped", "integer divide by zero"]),
     ];
     for (mode, needles) in cases {
         let (plugin, instance) = hostile(mode, &[]);
@@ -170,6 +171,16 @@ fn init_and_exit_faults_are_contained() {
             .iter()
             .any(|l| l.level == 1 && l.message.contains("exceeded its init deadline of 500 ms (wasm_init_timeout)")),
         "a guest stuck in init fails the instance; log:\n{}",
+        call.log_text()
+    );
+    plugin.close();
+
+    let mut plugin = open_plugin();
+    let call =
+        init_err(&mut plugin, &[("wasm_path", path.to_str().unwrap()), ("mode", "panic-init"), ("wasm_watch", "off")]);
+    assert!(
+        call.logs.iter().any(|l| l.level == 1 && l.message.contains("guest faulted in init: guest trapped")),
+        "a guest that traps in init fails the instance; log:\n{}",
         call.log_text()
     );
     plugin.close();

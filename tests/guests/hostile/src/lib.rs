@@ -4,7 +4,8 @@
 //! Contract:
 //! - Keys: `mode` (required), `target` (a path or `host:port` for the modes that need one),
 //!   `every` (default `3`), `sleep_ms` (default `0`).
-//! - init logs `hostile init mode=<mode>` at info. Mode `spin-init` then loops forever.
+//! - init logs `hostile init mode=<mode>` at info. Mode `spin-init` then loops forever; mode
+//!   `panic-init` panics.
 //! - flush: a chunk none of whose records has `"evil": true` is delivered: the guest logs
 //!   `hostile delivered <n>` and answers ok (after sleeping `sleep_ms`). A chunk with an evil
 //!   record triggers the mode:
@@ -15,6 +16,7 @@
 //!   - `oob-load`: loads from an address past the end of its linear memory.
 //!   - `recursion`: recurses without end.
 //!   - `panic`: panics.
+//!   - `div-zero`: divides an integer by zero with the machine instruction (no Rust check).
 //!   - `flood-log`: writes 100,000 log lines, then answers ok.
 //!   - `read`: reads the file `target`; `write`: writes a file at `target`; `connect`: opens a
 //!     TCP connection to `target`; `env` reads the environment variable `target`. Success
@@ -74,6 +76,14 @@ impl Hostile {
                 Ok(())
             }
             "panic" => panic!("hostile guest panics on purpose"),
+            "div-zero" => {
+                // Rust checks `/` for zero; dividing by a NonZero skips the check, so this is
+                // the machine's own `i32.div_u` by zero.
+                // SAFETY: none; a zero divisor is this guest's purpose.
+                let divisor = unsafe { std::num::NonZeroU32::new_unchecked(black_box(0)) };
+                black_box(black_box(7u32) / divisor);
+                Ok(())
+            }
             "flood-log" => {
                 for i in 0..100_000 {
                     info!("hostile flood line {i}");
@@ -112,6 +122,9 @@ impl Output for Hostile {
     fn init(ctx: InitContext) -> Result<Self, String> {
         let mode = ctx.config.get("mode").unwrap_or_default().to_owned();
         info!("hostile init mode={mode}");
+        if mode == "panic-init" {
+            panic!("hostile guest panics in init");
+        }
         if mode == "spin-init" {
             loop {
                 black_box(());
