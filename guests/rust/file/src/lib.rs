@@ -7,7 +7,8 @@
 //! - `max_size` (`0`: never): rotate when the file reaches this size (`10M`, `512K`, bytes):
 //!   `records.jsonl` becomes `records.jsonl.1`, `.1` becomes `.2`, and so on.
 //! - `rotate_keep` (`5`): how many rotated files to keep.
-//! - `json_date_key` (`date`), `json_date_format` (`double`): as for the `stdout` guest.
+//! - `json_date_key` (`date`), `json_date_format` (`double`), `escape_unicode` (`on`): as for
+//!   the `stdout` guest.
 //!
 //! A chunk is written with one write; if it fails (disk full, directory gone) the flush asks
 //! the agent to retry. Without a grant for `path` the instance fails to start.
@@ -15,9 +16,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 
-use out_wasm_guest::{
-    Chunk, ConfigKey, DateFormat, FlushError, InitContext, Output, export_output, info, write_json_line,
-};
+use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, JsonLines, Output, export_output, info};
 
 struct FileOutput {
     path: String,
@@ -25,8 +24,7 @@ struct FileOutput {
     size: u64,
     max_size: u64,
     keep: u32,
-    date_key: Option<String>,
-    date_format: DateFormat,
+    format: JsonLines,
     buffer: Vec<u8>,
 }
 
@@ -68,31 +66,26 @@ impl FileOutput {
 
 impl Output for FileOutput {
     fn config_schema() -> Vec<ConfigKey> {
-        vec![
+        let mut keys = vec![
             ConfigKey::required("path", "the file, as the guest sees it, inside a granted directory"),
             ConfigKey::optional("max_size", "rotate at this size (0: never)").default("0"),
             ConfigKey::optional("rotate_keep", "rotated files to keep").default("5"),
-            ConfigKey::optional("json_date_key", "key of the record time; off to leave it out").default("date"),
-            ConfigKey::optional("json_date_format", "double, epoch, epoch_ms, iso8601 or java_sql_timestamp")
-                .default("double"),
-        ]
+        ];
+        keys.extend(JsonLines::config_keys());
+        keys
     }
 
     fn init(ctx: InitContext) -> Result<Self, String> {
         let config = &ctx.config;
         let path = config.get("path").unwrap_or_default().to_owned();
         let (file, size) = open(&path)?;
-        let date_key = config.get("json_date_key").unwrap_or("date");
-        let date_key =
-            (!matches!(date_key.to_ascii_lowercase().as_str(), "off" | "false" | "no")).then(|| date_key.to_owned());
         Ok(FileOutput {
             path,
             file,
             size,
             max_size: parse_size(config.get("max_size").unwrap_or("0"))?,
             keep: config.parse("rotate_keep")?.unwrap_or(5),
-            date_key,
-            date_format: config.parse("json_date_format")?.unwrap_or_default(),
+            format: JsonLines::from_config(config)?,
             buffer: Vec::new(),
         })
     }
@@ -100,7 +93,7 @@ impl Output for FileOutput {
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
         self.buffer.clear();
         for event in chunk.events() {
-            write_json_line(&mut self.buffer, &event?, self.date_key.as_deref(), self.date_format, true);
+            self.format.write(&mut self.buffer, &event?);
         }
         if self.max_size > 0 && self.size > 0 && self.size + self.buffer.len() as u64 > self.max_size {
             self.rotate().map_err(FlushError::Retry)?;

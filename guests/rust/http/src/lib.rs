@@ -4,7 +4,8 @@
 //!
 //! Keys:
 //! - `url` (required): `http://host:port/path` or `https://...`.
-//! - `json_date_key` (`date`), `json_date_format` (`double`): as for the `stdout` guest.
+//! - `json_date_key` (`date`), `json_date_format` (`double`), `escape_unicode` (`on`): as for
+//!   the `stdout` guest.
 //!
 //! Answers: 2xx is delivered; 5xx, 408, 429 and failures to connect or to get an answer are
 //! retried (the agent flushes the chunk again later); other 4xx drop the chunk (the endpoint
@@ -12,9 +13,7 @@
 //! One request per chunk, so a retried chunk is sent whole and once more; nothing is split
 //! across requests that could half-succeed.
 
-use out_wasm_guest::{
-    Chunk, ConfigKey, DateFormat, FlushError, InitContext, Output, debug, export_output, write_json_line,
-};
+use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, JsonLines, Output, debug, export_output};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
@@ -41,8 +40,7 @@ fn parse_url(url: &str) -> Result<Endpoint, String> {
 
 struct HttpOutput {
     endpoint: Endpoint,
-    date_key: Option<String>,
-    date_format: DateFormat,
+    format: JsonLines,
     line: Vec<u8>,
 }
 
@@ -101,23 +99,16 @@ fn send_body(outgoing: OutgoingBody, body: &[u8]) -> Result<(), String> {
 
 impl Output for HttpOutput {
     fn config_schema() -> Vec<ConfigKey> {
-        vec![
-            ConfigKey::required("url", "where to POST: http://host:port/path or https://..."),
-            ConfigKey::optional("json_date_key", "key of the record time; off to leave it out").default("date"),
-            ConfigKey::optional("json_date_format", "double, epoch, epoch_ms, iso8601 or java_sql_timestamp")
-                .default("double"),
-        ]
+        let mut keys = vec![ConfigKey::required("url", "where to POST: http://host:port/path or https://...")];
+        keys.extend(JsonLines::config_keys());
+        keys
     }
 
     fn init(ctx: InitContext) -> Result<Self, String> {
         let config = &ctx.config;
-        let date_key = config.get("json_date_key").unwrap_or("date");
-        let date_key =
-            (!matches!(date_key.to_ascii_lowercase().as_str(), "off" | "false" | "no")).then(|| date_key.to_owned());
         Ok(HttpOutput {
             endpoint: parse_url(config.get("url").unwrap_or_default())?,
-            date_key,
-            date_format: config.parse("json_date_format")?.unwrap_or_default(),
+            format: JsonLines::from_config(config)?,
             line: Vec::new(),
         })
     }
@@ -127,7 +118,7 @@ impl Output for HttpOutput {
         let mut records = 0;
         for event in chunk.events() {
             self.line.clear();
-            write_json_line(&mut self.line, &event?, self.date_key.as_deref(), self.date_format, true);
+            self.format.write(&mut self.line, &event?);
             if records > 0 {
                 body.push(b',');
             }

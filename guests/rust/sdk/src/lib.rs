@@ -31,6 +31,7 @@
 pub mod bindings;
 mod config;
 mod event;
+mod json_lines;
 pub mod log;
 mod msgpack;
 mod value;
@@ -38,6 +39,7 @@ mod value;
 pub use crate::bindings::out_wasm::output::types::FlushError;
 pub use crate::config::{Config, ConfigKey, InitContext};
 pub use crate::event::{DecodeError, Event, Events, Timestamp};
+pub use crate::json_lines::JsonLines;
 pub use crate::value::{DateFormat, Value, write_json_line};
 
 /// One chunk, as the agent flushed it.
