@@ -10,4 +10,4 @@ wasmtime::component::bindgen!({
 
 pub use self::exports::out_wasm::output::output::Guest as OutputExports;
 pub use self::out_wasm::output::logging;
-pub use self::out_wasm::output::types::{ConfigEntry, ConfigKey, FlushError, InitContext};
+pub use self::out_wasm::output::types::{ConfigEntry, ConfigKey, EventFormat, FlushError, InitContext};

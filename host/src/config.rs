@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::agent::Agent;
-use crate::bindings::{ConfigEntry, ConfigKey};
+use crate::bindings::{ConfigEntry, ConfigKey, EventFormat};
 
 /// Keys the agent consumes itself: they never reach a plugin, so a guest may not declare them.
 /// `name` selects the plugin and is not a property either. Any `tls.*` key is also the agent's.
@@ -54,6 +54,8 @@ pub struct HostConfig {
     pub limits: Limits,
     /// `wasm_on_trap` (default `retry`): what the agent is told when a guest faults in flush.
     pub on_fault: OnFault,
+    /// `wasm_event_format` (default: the guest's choice): `msgpack` or `json_lines`.
+    pub event_format: Option<EventFormat>,
     /// `wasm_allow_*`, `wasm_stdout`, `wasm_stderr`: what the guest may reach.
     pub capabilities: std::sync::Arc<crate::capabilities::Capabilities>,
 }
@@ -148,6 +150,12 @@ impl HostConfig {
             Some(v) if v == "error" => OnFault::Error,
             Some(v) => bail!("invalid value {v:?} for key 'wasm_on_trap' (retry, error)"),
         };
+        let event_format = match lookup("wasm_event_format").map(|v| v.trim().to_ascii_lowercase()) {
+            None => None,
+            Some(v) if v == "msgpack" => Some(EventFormat::Msgpack),
+            Some(v) if v == "json_lines" || v == "json-lines" => Some(EventFormat::JsonLines),
+            Some(v) => bail!("invalid value {v:?} for key 'wasm_event_format' (msgpack, json_lines)"),
+        };
         let capabilities = std::sync::Arc::new(crate::capabilities::Capabilities::from_lookup(&lookup)?);
         Ok(Self {
             wasm_path: PathBuf::from(path.trim()),
@@ -156,6 +164,7 @@ impl HostConfig {
             cache_dir,
             limits,
             on_fault,
+            event_format,
             capabilities,
         })
     }

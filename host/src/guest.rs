@@ -8,7 +8,7 @@ use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::{ConfigKey, FlushError, InitContext, OutputPlugin, logging};
+use crate::bindings::{ConfigKey, EventFormat, FlushError, InitContext, OutputPlugin, logging};
 use crate::capabilities::Capabilities;
 use crate::fault::Fault;
 use crate::http::HttpPolicy;
@@ -173,9 +173,12 @@ impl GuestInstance {
         self.plugin.out_wasm_output_output()
     }
 
-    pub async fn config_schema(&mut self) -> Result<Vec<ConfigKey>, Fault> {
+    /// The keys the guest declares and the event format it prefers.
+    pub async fn config_schema(&mut self) -> Result<(Vec<ConfigKey>, EventFormat), Fault> {
         let exports = self.exports().clone();
-        exports.call_config_schema(&mut self.store).await.map_err(Fault::from_call)
+        let keys = exports.call_config_schema(&mut self.store).await.map_err(Fault::from_call)?;
+        let format = exports.call_preferred_event_format(&mut self.store).await.map_err(Fault::from_call)?;
+        Ok((keys, format))
     }
 
     pub async fn init(&mut self, ctx: &InitContext) -> Result<Result<(), String>, Fault> {

@@ -43,6 +43,7 @@ pub mod fault;
 pub mod ffi;
 pub mod guest;
 pub mod http;
+pub mod events;
 pub mod image;
 pub mod log;
 pub mod output;

@@ -77,8 +77,8 @@ impl Shared {
         let image = Arc::new(image);
         let setup = || -> Result<Arc<GuestVersion>> {
             let mut worker = self.spawn_worker(&image, logger)?;
-            let schema = match worker.call(Request::Schema, logger) {
-                Ok(Response::Schema(schema)) => schema,
+            let (schema, preferred) = match worker.call(Request::Schema, logger) {
+                Ok(Response::Schema(schema, preferred)) => (schema, preferred),
                 Ok(other) => bail!("config-schema answered unexpectedly: {other:?}"),
                 Err(fault) => return Err(anyhow!("{fault}").context("guest faulted in config-schema")),
             };
@@ -87,6 +87,7 @@ impl Shared {
                 guest_path: path.display().to_string(),
                 guest_digest: image.digest().to_owned(),
                 config: config::resolve_with_agent(&schema, &self.agent)?,
+                event_format: self.host.event_format.unwrap_or(preferred),
             };
             Self::init_worker(&mut worker, &ctx, logger)?;
             Ok(Arc::new(GuestVersion::new(image.clone(), ctx, worker)))
@@ -279,7 +280,8 @@ impl OutputInstance {
         // SAFETY: `chunk` is valid for this whole function, and `call` only returns once the
         // worker is done with the request that carries it.
         let chunk = unsafe { ChunkRef::new(chunk) };
-        let outcome = worker.call(Request::Flush { tag: tag.to_owned(), chunk }, logger);
+        let format = version.init_ctx.event_format;
+        let outcome = worker.call(Request::Flush { tag: tag.to_owned(), chunk, format }, logger);
         let status = match outcome {
             Ok(Response::Flush(Ok(()))) => FlushStatus::Ok,
             Ok(Response::Flush(Err(FlushError::Retry(message)))) => {

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
-use crate::bindings::{ConfigKey, FlushError, InitContext};
+use crate::bindings::{ConfigKey, EventFormat, FlushError, InitContext};
 use crate::capabilities::Capabilities;
 use crate::config::Limits;
 use crate::engine::WORKER_STACK;
@@ -50,7 +50,9 @@ impl ChunkRef {
 pub enum Request {
     Schema,
     Init(InitContext),
-    Flush { tag: String, chunk: ChunkRef },
+    /// `format` is the instance's event format: with `JsonLines` the worker renders the chunk
+    /// before the guest sees it.
+    Flush { tag: String, chunk: ChunkRef, format: EventFormat },
     Exit,
 }
 
@@ -58,7 +60,7 @@ pub enum Request {
 #[derive(Debug)]
 pub enum Response {
     Ready,
-    Schema(Vec<ConfigKey>),
+    Schema(Vec<ConfigKey>, EventFormat),
     Init(Result<(), String>),
     Flush(Result<(), FlushError>),
     Exited,
@@ -228,9 +230,17 @@ fn serve(
 
 async fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fault> {
     match request {
-        Request::Schema => instance.config_schema().await.map(Response::Schema),
+        Request::Schema => instance.config_schema().await.map(|(keys, format)| Response::Schema(keys, format)),
         Request::Init(ctx) => instance.init(&ctx).await.map(Response::Init),
-        Request::Flush { tag, chunk } => instance.flush(&tag, chunk.as_slice()).await.map(Response::Flush),
+        Request::Flush { tag, chunk, format: EventFormat::Msgpack } => {
+            instance.flush(&tag, chunk.as_slice()).await.map(Response::Flush)
+        }
+        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => match crate::events::json_lines(chunk.as_slice()) {
+            Ok(lines) => instance.flush(&tag, &lines).await.map(Response::Flush),
+            // The guest never sees a chunk the host cannot read; the agent drops it, as a
+            // msgpack guest's decoder would have it do.
+            Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
+        },
         Request::Exit => instance.exit().await.map(|()| Response::Exited),
     }
 }

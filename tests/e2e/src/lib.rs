@@ -5,9 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use out_wasm_loader::{Call, Instance, Plugin, Properties};
+
+pub mod corpus;
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
 pub const GUESTS: &[&str] =
@@ -64,6 +66,46 @@ pub fn guest_path(name: &str) -> PathBuf {
     // Libraries are named with underscores, binaries keep their dashes.
     let file = if name == "not-a-plugin" { name.to_owned() } else { name.replace('-', "_") };
     target_dir().join("wasm32-wasip2/release").join(format!("{file}.wasm"))
+}
+
+/// The languages guests can be written in; each has `guests/<lang>/{setup,build}` but Rust,
+/// which cargo builds.
+pub const LANGUAGES: &[&str] = &["rust", "python", "js", "c"];
+
+/// Example guest `name` of `lang`, built from source by that language's own toolchain
+/// (`guests/<lang>/build`, installed by `guests/<lang>/setup`), once per test process. A
+/// missing toolchain fails the test: CI must have every language.
+pub fn language_guest(lang: &str, name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    assert!(LANGUAGES.contains(&lang), "unknown language {lang}");
+    if lang == "rust" {
+        return guest_path(name);
+    }
+    let out = target_dir().join("guests").join(lang).join(format!("{name}.wasm"));
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = (lang.to_owned(), name.to_owned());
+    if !built.contains(&key) {
+        std::fs::create_dir_all(out.parent().unwrap()).expect("failed to create the guest output dir");
+        let script = workspace_root().join("guests").join(lang).join("build");
+        let status = Command::new(&script)
+            .args([name.as_ref(), out.as_os_str()])
+            .current_dir(workspace_root())
+            .status()
+            .unwrap_or_else(|err| panic!("failed to run {}: {err}", script.display()));
+        assert!(
+            status.success(),
+            "building the {lang} guest '{name}' failed ({status}); is its toolchain installed (guests/{lang}/setup)?"
+        );
+        built.push(key);
+    }
+    out
+}
+
+/// Where test runs keep generated files (configs, corpus chunks).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = target_dir().join("e2e-scratch").join(name);
+    std::fs::create_dir_all(&dir).expect("failed to create a scratch dir");
+    dir
 }
 
 /// Loads the plugin (dlopen + Register) the way the agent does.

@@ -75,7 +75,12 @@ pub struct InitContext {
     /// Lowercase hex SHA-256 of the running component file.
     pub guest_digest: String,
     pub config: Config,
+    /// What every `flush` of this instance receives: msgpack as the agent delivered it, or JSON
+    /// lines rendered by the host (see [`EventFormat`]).
+    pub event_format: EventFormat,
 }
+
+pub use wit::EventFormat;
 
 impl From<wit::InitContext> for InitContext {
     fn from(ctx: wit::InitContext) -> Self {
@@ -84,6 +89,7 @@ impl From<wit::InitContext> for InitContext {
             guest_path: ctx.guest_path,
             guest_digest: ctx.guest_digest,
             config: Config { entries: ctx.config.into_iter().map(|e| (e.key, e.value)).collect() },
+            event_format: ctx.event_format,
         }
     }
 }

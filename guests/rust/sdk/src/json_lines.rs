@@ -50,6 +50,17 @@ impl JsonLines {
         })
     }
 
+    /// True for the agent's defaults: the lines the host renders for
+    /// [`EventFormat::JsonLines`](crate::EventFormat::JsonLines).
+    pub fn is_default(&self) -> bool {
+        self.date_key.as_deref() == Some("date") && self.date_format == DateFormat::Double && self.escape_unicode
+    }
+
+    /// The agent's defaults.
+    pub fn agent_default() -> Self {
+        Self { date_key: Some("date".to_owned()), date_format: DateFormat::Double, escape_unicode: true }
+    }
+
     /// Appends `event` as one line, newline included.
     pub fn write(&self, out: &mut Vec<u8>, event: &Event<'_>) {
         write_json_line(out, event, self.date_key.as_deref(), self.date_format, self.escape_unicode);

@@ -37,7 +37,7 @@ mod msgpack;
 mod value;
 
 pub use crate::bindings::out_wasm::output::types::FlushError;
-pub use crate::config::{Config, ConfigKey, InitContext};
+pub use crate::config::{Config, ConfigKey, EventFormat, InitContext};
 pub use crate::event::{DecodeError, Event, Events, Timestamp};
 pub use crate::json_lines::JsonLines;
 pub use crate::value::{DateFormat, Value, write_json_line};
@@ -59,12 +59,13 @@ impl<'a> Chunk<'a> {
         self.tag
     }
 
-    /// The msgpack bytes exactly as the agent delivered them.
+    /// The bytes the host delivered: msgpack exactly as the agent flushed it, or JSON lines
+    /// when the instance's [`InitContext::event_format`] is [`EventFormat::JsonLines`].
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
 
-    /// The records, decoded one at a time.
+    /// The records, decoded one at a time (for the msgpack event format).
     pub fn events(&self) -> Events<'a> {
         Events::new(self.bytes)
     }
@@ -85,6 +86,13 @@ pub trait Output: Sized + 'static {
         Vec::new()
     }
 
+    /// The format this output would like its chunks in; the operator's `wasm_event_format`
+    /// overrides it, and [`InitContext::event_format`] says what the instance gets. Default:
+    /// [`EventFormat::Msgpack`], which [`Chunk::events`] decodes.
+    fn preferred_event_format() -> EventFormat {
+        EventFormat::Msgpack
+    }
+
     /// Creates the output for one guest instance. An error stops the agent from starting (or,
     /// for an extra instance made for concurrent flushes, fails that flush with a retry).
     fn init(ctx: InitContext) -> Result<Self, String>;
@@ -103,7 +111,7 @@ pub mod __private {
     use std::thread::LocalKey;
 
     pub use crate::bindings::exports::out_wasm::output::output::Guest;
-    pub use crate::bindings::out_wasm::output::types::{ConfigKey, FlushError, InitContext};
+    pub use crate::bindings::out_wasm::output::types::{ConfigKey, EventFormat, FlushError, InitContext};
     use crate::{Chunk, Output};
 
     pub type Slot<T> = RefCell<Option<T>>;
@@ -148,6 +156,10 @@ macro_rules! export_output {
             impl $crate::__private::Guest for OutWasmGuest {
                 fn config_schema() -> ::std::vec::Vec<$crate::__private::ConfigKey> {
                     $crate::__private::config_schema::<$ty>()
+                }
+
+                fn preferred_event_format() -> $crate::__private::EventFormat {
+                    <$ty as $crate::Output>::preferred_event_format()
                 }
 
                 fn init(ctx: $crate::__private::InitContext) -> ::std::result::Result<(), ::std::string::String> {

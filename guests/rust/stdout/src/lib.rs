@@ -7,13 +7,17 @@
 //!   `java_sql_timestamp`.
 //! - `escape_unicode` (`on`): the agent's `[SERVICE] json.escape_unicode`; `on` writes non-ASCII
 //!   as `\uXXXX` like the agent does by default, `off` keeps UTF-8 as is.
+//!
+//! With `wasm_event_format json_lines` the host renders the lines (with the keys' defaults) and
+//! this guest writes them through; other key values then need `msgpack`, and init says so.
 
 use std::io::Write;
 
-use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, JsonLines, Output, export_output};
+use out_wasm_guest::{Chunk, ConfigKey, EventFormat, FlushError, InitContext, JsonLines, Output, export_output};
 
 struct Stdout {
-    format: JsonLines,
+    /// `None` when the host delivers ready-made JSON lines.
+    format: Option<JsonLines>,
     buffer: Vec<u8>,
 }
 
@@ -23,18 +27,34 @@ impl Output for Stdout {
     }
 
     fn init(ctx: InitContext) -> Result<Self, String> {
-        Ok(Stdout { format: JsonLines::from_config(&ctx.config)?, buffer: Vec::new() })
+        let format = JsonLines::from_config(&ctx.config)?;
+        let format = match ctx.event_format {
+            EventFormat::Msgpack => Some(format),
+            EventFormat::JsonLines if format.is_default() => None,
+            EventFormat::JsonLines => {
+                return Err("json_date_key, json_date_format and escape_unicode other than their defaults need \
+                            wasm_event_format msgpack: the host renders json_lines with the defaults"
+                    .into());
+            }
+        };
+        Ok(Stdout { format, buffer: Vec::new() })
     }
 
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
-        self.buffer.clear();
-        for event in chunk.events() {
-            self.format.write(&mut self.buffer, &event?);
-        }
+        let lines = match &self.format {
+            None => chunk.bytes(),
+            Some(format) => {
+                self.buffer.clear();
+                for event in chunk.events() {
+                    format.write(&mut self.buffer, &event?);
+                }
+                &self.buffer
+            }
+        };
         // One write per chunk, as the agent does, so lines of concurrent flushes never interleave.
         let mut stdout = std::io::stdout().lock();
         stdout
-            .write_all(&self.buffer)
+            .write_all(lines)
             .and_then(|()| stdout.flush())
             .map_err(|err| FlushError::Retry(format!("failed to write to stdout: {err}")))
     }

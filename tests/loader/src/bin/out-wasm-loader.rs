@@ -4,8 +4,10 @@
 //! ```text
 //! out-wasm-loader -c fluent-bit.conf [-i events.jsonl] [-e plugin.so] [--records-per-chunk N]
 //!                 [--time SECONDS] [--layout metadata|forward] [--time-encoding ext|int|float]
-//!                 [--repeat N] [--stats]
+//!                 [--repeat N] [--stats] [--chunk CHUNK.msgpack ...]
 //! ```
+//! `--chunk` (repeatable) flushes the file's bytes as one chunk, exactly as given, instead of
+//! chunks made from JSON lines: the conformance corpus feeds every msgpack type that way.
 //! Exits 1 when a plugin fails to load or an instance fails to initialise (the agent refuses to
 //! start then), 0 otherwise.
 
@@ -31,6 +33,7 @@ struct Args {
     encoding: TimeEncoding,
     repeat: usize,
     stats: bool,
+    chunk_files: Vec<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -44,6 +47,7 @@ fn parse_args() -> Result<Args> {
         encoding: TimeEncoding::EventTime,
         repeat: 1,
         stats: false,
+        chunk_files: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -74,9 +78,10 @@ fn parse_args() -> Result<Args> {
             }
             "--repeat" => args.repeat = value()?.parse()?,
             "--stats" => args.stats = true,
+            "--chunk" => args.chunk_files.push(value()?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: out-wasm-loader -c CONFIG [-i EVENTS.jsonl] [-e PLUGIN.so] [--records-per-chunk N] [--time S] [--layout metadata|forward] [--time-encoding ext|int|float] [--repeat N] [--stats]"
+                    "usage: out-wasm-loader -c CONFIG [-i EVENTS.jsonl] [-e PLUGIN.so] [--records-per-chunk N] [--time S] [--layout metadata|forward] [--time-encoding ext|int|float] [--repeat N] [--stats] [--chunk CHUNK.msgpack ...]"
                 );
                 std::process::exit(0);
             }
@@ -147,17 +152,27 @@ fn run() -> Result<ExitCode> {
     }
 
     let tag = config.inputs.first().and_then(|i| i.get("tag")).unwrap_or("stdin.0").to_owned();
-    let text = match &args.input {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?,
-        None => {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text)?;
-            text
+    let (chunks, records) = if args.chunk_files.is_empty() {
+        let text = match &args.input {
+            Some(path) => {
+                std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?
+            }
+            None => {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                text
+            }
+        };
+        let bodies = events::parse_lines(&text)?;
+        let time = args.time.unwrap_or_else(Time::now);
+        (events::chunks(&bodies, args.per_chunk, time, args.layout, args.encoding)?, Some(bodies.len()))
+    } else {
+        let mut chunks = Vec::new();
+        for path in &args.chunk_files {
+            chunks.push(std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?);
         }
+        (chunks, None)
     };
-    let bodies = events::parse_lines(&text)?;
-    let time = args.time.unwrap_or_else(Time::now);
-    let chunks = events::chunks(&bodies, args.per_chunk, time, args.layout, args.encoding)?;
     let chunk_bytes: usize = chunks.iter().map(Vec::len).sum();
 
     for output in &outputs {
@@ -176,14 +191,16 @@ fn run() -> Result<ExitCode> {
             counts[2]
         );
         if args.stats {
-            let records = bodies.len() * args.repeat;
-            eprintln!(
-                "[loader] {}: {records} records, {} bytes of chunks in {elapsed:.3} s: {:.0} records/s, {:.1} MB/s",
-                output.name,
-                chunk_bytes * args.repeat,
-                records as f64 / elapsed,
-                (chunk_bytes * args.repeat) as f64 / elapsed / 1e6
-            );
+            let bytes = chunk_bytes * args.repeat;
+            let mb = bytes as f64 / elapsed / 1e6;
+            match records.map(|r| r * args.repeat) {
+                Some(records) => eprintln!(
+                    "[loader] {}: {records} records, {bytes} bytes of chunks in {elapsed:.3} s: {:.0} records/s, {mb:.1} MB/s",
+                    output.name,
+                    records as f64 / elapsed,
+                ),
+                None => eprintln!("[loader] {}: {bytes} bytes of chunks in {elapsed:.3} s: {mb:.1} MB/s", output.name),
+            }
         }
     }
 
