@@ -91,24 +91,28 @@ pub enum Ts {
     Event(u32, u32),
     Int(i64),
     Float(f64),
-    /// A group marker: -1 opens a group (the body holds its attributes), -2 closes it.
-    Group(i64),
+    /// A group marker: -1 opens a group (the body holds its attributes), -2 closes it. The
+    /// agent writes them as EventTime with those seconds as u32 (its decoder rejects a chunk
+    /// whose marker is a plain negative integer).
+    Group(i32),
 }
 
 impl Ts {
     fn to_m(self) -> M {
         match self {
-            Ts::Event(seconds, nanos) => {
-                let mut payload = seconds.to_be_bytes().to_vec();
-                payload.extend_from_slice(&nanos.to_be_bytes());
-                M::Ext(0, payload)
-            }
+            Ts::Event(seconds, nanos) => event_time(seconds, nanos),
             // msgpack-c, the agent's encoder, packs integers in their smallest form.
             Ts::Int(n) => M::U32(n as u32),
-            Ts::Group(n) => M::NFix(n as i8),
+            Ts::Group(n) => event_time(n as u32, 0),
             Ts::Float(f) => M::F64(f),
         }
     }
+}
+
+fn event_time(seconds: u32, nanos: u32) -> M {
+    let mut payload = seconds.to_be_bytes().to_vec();
+    payload.extend_from_slice(&nanos.to_be_bytes());
+    M::Ext(0, payload)
 }
 
 /// `[[ts, metadata], body]`, the layout of current agents.
