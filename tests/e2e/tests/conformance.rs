@@ -81,9 +81,16 @@ fn compare(who: &str, expected: &[(String, String)], actual: &str) {
         let line_in_case = expected[..i].iter().filter(|(c, _)| c == case).count() + 1;
         match actual.get(i) {
             Some(got) if got == want => {}
-            Some(got) => panic!(
-                "{who}: case '{case}' line {line_in_case} differs\n expected: {want}\n   actual: {got}\n(see tests/conformance/README.md)"
-            ),
+            Some(got) => {
+                let at = want.bytes().zip(got.bytes()).take_while(|(a, b)| a == b).count();
+                panic!(
+                    "{who}: case '{case}' line {line_in_case} differs at byte {at} (lengths {} expected, {} actual)\n expected: {}\n   actual: {}\n(see tests/conformance/README.md)",
+                    want.len(),
+                    got.len(),
+                    excerpt(want, at),
+                    excerpt(got, at)
+                )
+            }
             None => panic!(
                 "{who}: output ends before case '{case}' line {line_in_case} (got {} lines, expected {})\n expected: {want}",
                 actual.len(),
@@ -98,6 +105,15 @@ fn compare(who: &str, expected: &[(String, String)], actual: &str) {
         actual.len().saturating_sub(expected.len()),
         actual.get(expected.len())
     );
+}
+
+/// Up to 120 bytes of `line` around byte `at`, so a long line's difference stays readable.
+fn excerpt(line: &str, at: usize) -> String {
+    let bytes = line.as_bytes();
+    let start = at.saturating_sub(60);
+    let end = (at + 60).min(bytes.len());
+    let dots = |cut: bool| if cut { "…" } else { "" };
+    format!("{}{}{}", dots(start > 0), String::from_utf8_lossy(&bytes[start..end]), dots(end < bytes.len()))
 }
 
 /// Runs `lang`'s stdout example over the corpus in every config, and once more with the host
