@@ -1,0 +1,21 @@
+// out_wasm guest SDK for JavaScript.
+//
+// Write an output plugin for Fluent Bit as a class, build it into a WebAssembly component with
+// jco / componentize-js (guests/js/build), and point an `[OUTPUT] Name wasm` section's
+// wasm_path at it:
+//
+//   import { Output, exportOutput, info } from '../sdk/index.js';
+//
+//   class Hello extends Output {
+//     flush(chunk) {
+//       for (const event of chunk.events()) info(`${chunk.tag}: ${event.body.get('msg')}`);
+//     }
+//   }
+//
+//   export const output = exportOutput(Hello);
+
+export { DecodeError, Event, Timestamp, events } from './decode.js';
+export { debug, enabled, error, info, trace, warn } from './log.js';
+export { Chunk, EventFormat, Failure, Output, Retry, exportOutput } from './output.js';
+export { JsonLines, toJson, writeJson } from './render.js';
+export { BadStr, Ext, Float, MsgMap } from './values.js';
