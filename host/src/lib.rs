@@ -42,6 +42,7 @@ pub mod engine;
 pub mod fault;
 pub mod ffi;
 pub mod guest;
+pub mod handoff;
 pub mod http;
 pub mod events;
 pub mod image;

@@ -123,7 +123,7 @@ impl Worker {
 
     fn wait(&mut self, logger: &Logger) -> Result<Response, Fault> {
         loop {
-            match self.events.recv() {
+            match crate::handoff::recv(&self.events) {
                 Ok(Event::Log(level, message)) => logger.log(level, &message),
                 Ok(Event::Done(outcome)) => return outcome,
                 Err(_) => return Err(Fault::host("the worker thread ended without answering")),
@@ -193,7 +193,7 @@ fn serve(
     };
     let _ = events.send(Event::Done(Ok(Response::Ready)));
 
-    for request in requests {
+    while let Ok(request) = crate::handoff::recv(requests) {
         let exiting = matches!(request, Request::Exit);
         let (call, limit, key) = match request {
             Request::Schema => ("config-schema", limits.init_timeout, "wasm_init_timeout"),
