@@ -38,6 +38,8 @@ pub const LOG_LINES_PER_CALL: u32 = 1000;
 /// the limit, instead of handing the guest a failed allocation it would abort on anyway.
 struct MemoryCap {
     limit: usize,
+    /// Linear memory the guest has grown to so far (memories never shrink).
+    size: usize,
 }
 
 /// Table entries a guest may have (a pointer each): far above what real guests use.
@@ -52,6 +54,7 @@ impl ResourceLimiter for MemoryCap {
                 self.limit >> 20
             );
         }
+        self.size = self.size.max(desired);
         Ok(true)
     }
 
@@ -138,7 +141,7 @@ impl GuestInstance {
         let mut wasi = WasiCtxBuilder::new();
         capabilities.apply(&mut wasi, &events, &budget)?;
         let wasi = wasi.build();
-        let limiter = MemoryCap { limit: memory_limit };
+        let limiter = MemoryCap { limit: memory_limit, size: 0 };
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
@@ -189,6 +192,12 @@ impl GuestInstance {
     pub async fn flush(&mut self, tag: &str, chunk: &[u8]) -> Result<Result<(), FlushError>, Fault> {
         let exports = self.exports().clone();
         exports.call_flush(&mut self.store, tag, chunk).await.map_err(Fault::from_call)
+    }
+
+    /// How far this instance's linear memory has grown, and the cap (`wasm_memory_limit`).
+    pub fn memory(&self) -> (usize, usize) {
+        let cap = &self.store.data().limiter;
+        (cap.size, cap.limit)
     }
 
     pub async fn exit(&mut self) -> Result<(), Fault> {

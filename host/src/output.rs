@@ -226,6 +226,17 @@ impl OutputInstance {
     /// Returns a healthy worker to its version, or retires it if a swap replaced the version
     /// while it was flushing.
     fn checkin(&self, version: &GuestVersion, worker: Worker) {
+        if let Some(size) = worker.worn() {
+            self.shared.logger.info(&format!(
+                "guest instance #{} has grown to {} MiB of its {} MiB (wasm_memory_limit); recycled, a fresh \
+                 instance takes the next flush",
+                worker.id(),
+                size >> 20,
+                self.shared.host.limits.memory >> 20
+            ));
+            Shared::exit_worker(worker, &self.shared.logger);
+            return;
+        }
         if let Err(worker) = version.put_back(worker) {
             match &self.watcher {
                 Some(watcher) => watcher.retire(worker),

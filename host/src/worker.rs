@@ -7,6 +7,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
@@ -75,6 +76,9 @@ pub enum Event {
 /// Handle to a worker thread and its guest instance.
 pub struct Worker {
     id: u64,
+    /// Set by the worker thread after a call left the guest's memory near its cap: the
+    /// instance is recycled between flushes instead of trapping inside one.
+    worn: Arc<AtomicUsize>,
     requests: Sender<Request>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
@@ -93,13 +97,17 @@ impl Worker {
     ) -> Result<Self> {
         let (requests, request_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
+        let worn = Arc::new(AtomicUsize::new(0));
         let max_level = logger.max_level();
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-{id}"))
             .stack_size(WORKER_STACK)
-            .spawn(move || serve(&image, &runtime, max_level, limits, &capabilities, &request_rx, &event_tx))
+            .spawn({
+                let worn = worn.clone();
+                move || serve(&image, &runtime, max_level, limits, &capabilities, &request_rx, &event_tx, &worn)
+            })
             .context("failed to start a worker thread")?;
-        let mut worker = Self { id, requests, events, thread: Some(thread) };
+        let mut worker = Self { id, worn, requests, events, thread: Some(thread) };
         match worker.wait(logger) {
             Ok(_) => Ok(worker),
             Err(fault) => {
@@ -111,6 +119,12 @@ impl Worker {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The guest's memory size in bytes if its last call left it above `RECYCLE_AT` of its
+    /// cap; such an instance should not take another flush.
+    pub fn worn(&self) -> Option<usize> {
+        Some(self.worn.load(Ordering::Acquire)).filter(|size| *size > 0)
     }
 
     /// Sends one request and blocks until the guest answered or faulted.
@@ -152,6 +166,11 @@ impl Drop for Worker {
     }
 }
 
+/// Share of `wasm_memory_limit` above which an instance is recycled after its call. Wasm
+/// memory never shrinks, so a guest that leaks (some toolchains' bindings leak each call's
+/// arguments) would otherwise trap in the middle of a flush once it reaches the cap.
+pub const RECYCLE_AT: f64 = 0.75;
+
 /// The worker thread's body: instantiate, then serve requests until the channel closes, the
 /// guest exits, or the instance is poisoned by a fault.
 ///
@@ -166,6 +185,7 @@ fn serve(
     capabilities: &Capabilities,
     requests: &Receiver<Request>,
     events: &Sender<Event>,
+    worn: &AtomicUsize,
 ) {
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
@@ -222,6 +242,10 @@ fn serve(
             let _ = events.send(Event::Log(Level::Warn, line));
         }
         let poisoned = outcome.is_err();
+        let (size, cap) = instance.memory();
+        if size as f64 > cap as f64 * RECYCLE_AT {
+            worn.store(size, Ordering::Release);
+        }
         if events.send(Event::Done(outcome)).is_err() || poisoned || exiting {
             break;
         }

@@ -215,3 +215,22 @@ fn shutdown_with_a_stuck_guest_finishes() {
     plugin.close();
     assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
 }
+
+/// A guest whose memory only grows (here 4 MiB a flush) is recycled between flushes once it
+/// passes three quarters of its cap, so it never traps inside a flush: every chunk is
+/// delivered, the log says why the instance was replaced, and nothing faults.
+#[test]
+fn a_leaking_guest_is_recycled_before_it_hits_its_memory_cap() {
+    let (plugin, instance) = hostile("leak", &[]);
+    let mut recycled = 0;
+    for n in 0..40 {
+        let call = instance.flush(&chunk(&[EVIL], 1, 0), "t");
+        assert_eq!(call.value, FLB_OK, "flush {n} of a leaking guest is delivered; log:\n{}", call.log_text());
+        assert!(lines_with(&call, "faulted").is_empty(), "no flush traps; log:\n{}", call.log_text());
+        recycled += lines_with(&call, "recycled, a fresh instance takes the next flush").len();
+    }
+    // 32 MiB cap, 4 MiB a flush: each instance takes a handful of flushes before it is past 24 MiB.
+    assert!(recycled >= 4, "expected the instance to be recycled several times in 40 flushes, saw {recycled}");
+    instance.exit();
+    plugin.close();
+}

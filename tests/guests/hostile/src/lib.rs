@@ -13,6 +13,8 @@
 //!   - `sleep`: sleeps an hour, waiting in a host call (WASI clocks).
 //!   - `alloc-until-cap`: allocates 1 MiB blocks and keeps them, without end.
 //!   - `huge-alloc`: asks for 1.5 GiB in one allocation (wasm32 allows at most 2 GiB).
+//!   - `leak`: keeps 4 MiB it never frees, then delivers (as bindings that leak each call's
+//!     arguments do, a little at a time).
 //!   - `oob-load`: loads from an address past the end of its linear memory.
 //!   - `recursion`: recurses without end.
 //!   - `panic`: panics.
@@ -59,6 +61,10 @@ impl Hostile {
                 loop {
                     kept.push(black_box(vec![1u8; 1 << 20]));
                 }
+            }
+            "leak" => {
+                std::mem::forget(black_box(vec![1u8; 4 << 20]));
+                Ok(())
             }
             "huge-alloc" => {
                 let v: Vec<u8> = Vec::with_capacity(black_box(3usize << 29));
