@@ -4,8 +4,6 @@
 //! number formats, the same escapes, the same handling of duplicate keys and of bytes that are
 //! not UTF-8, so a guest's output can be diffed against the agent's own outputs.
 
-use std::fmt::Write as _;
-
 use crate::event::{Event, Timestamp};
 
 /// One msgpack value. Strings, binaries and extension payloads borrow from the chunk.
@@ -137,10 +135,9 @@ fn write_map<'v, 'a: 'v>(
     out.push(b'}');
 }
 
+/// Formats straight into `out`: no intermediate `String` for every number of every record.
 fn push_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
-    let mut s = String::new();
-    s.write_fmt(args).expect("formatting into a String cannot fail");
-    out.extend_from_slice(s.as_bytes());
+    std::io::Write::write_fmt(out, args).expect("writing into a Vec cannot fail");
 }
 
 /// `"%.1f"` for floats with an integral value in `long long` range, else `"%.16g"`.
