@@ -144,7 +144,13 @@ fn push_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
 fn write_float(out: &mut Vec<u8>, f: f64) {
     const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
     if f.is_finite() && f.trunc() == f && (-TWO_POW_63..TWO_POW_63).contains(&f) {
-        push_fmt(out, format_args!("{f:.1}"));
+        // An integral double in this range is exactly an i64: print that, not an exact float
+        // conversion (which may take the slow bignum path).
+        if f == 0.0 && f.is_sign_negative() {
+            out.extend_from_slice(b"-0.0");
+        } else {
+            push_fmt(out, format_args!("{}.0", f as i64));
+        }
     } else {
         out.extend_from_slice(format_g(f, 16).as_bytes());
     }
@@ -168,8 +174,26 @@ pub(crate) fn format_g(f: f64, precision: usize) -> String {
         let sign = if exponent < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
     } else {
-        let decimals = (precision as i32 - 1 - exponent).max(0) as usize;
-        trim_fraction(&format!("{f:.decimals$}")).to_owned()
+        // Fixed notation with `precision - 1 - exponent` decimals has exactly the digits of the
+        // scientific form (the same rounding position), so move the point instead of
+        // converting the float a second time.
+        let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
+        let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+        let mut fixed = String::with_capacity(digits.len() + 8);
+        fixed.push_str(sign);
+        if exponent >= 0 {
+            let whole = exponent as usize + 1;
+            fixed.push_str(&digits[..whole]);
+            if whole < digits.len() {
+                fixed.push('.');
+                fixed.push_str(&digits[whole..]);
+            }
+        } else {
+            fixed.push_str("0.");
+            fixed.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
+            fixed.push_str(&digits);
+        }
+        trim_fraction(&fixed).to_owned()
     }
 }
 
@@ -470,6 +494,52 @@ pub fn write_json_line(
         date.iter().chain(internal.iter()).map(|(k, v)| (k, v)).chain(body).collect();
     write_map(out, entries.iter().copied(), escape_unicode);
     out.push(b'\n');
+}
+
+#[cfg(test)]
+mod float_reference {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The straightforward `%.16g` / `%.1f` (two exact conversions), which the faster code
+    /// above must match.
+    fn reference(f: f64) -> String {
+        const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+        if f.is_finite() && f.trunc() == f && (-TWO_POW_63..TWO_POW_63).contains(&f) {
+            return format!("{f:.1}");
+        }
+        if !f.is_finite() {
+            return format_g(f, 16);
+        }
+        let sci = format!("{f:.15e}");
+        let exponent: i32 = sci.split_once('e').unwrap().1.parse().unwrap();
+        if !(-4..16).contains(&exponent) {
+            return format_g(f, 16);
+        }
+        let decimals = (15 - exponent) as usize;
+        trim_fraction(&format!("{f:.decimals$}")).to_owned()
+    }
+
+    fn rendered(f: f64) -> String {
+        let mut out = Vec::new();
+        write_float(&mut out, f);
+        String::from_utf8(out).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn floats_match_the_two_conversion_reference(bits in any::<u64>()) {
+            let f = f64::from_bits(bits);
+            prop_assert_eq!(rendered(f), reference(f), "bits {:016x}", bits);
+        }
+
+        #[test]
+        fn everyday_floats_match_the_reference(whole in -1_000_000_000_000i64..1_000_000_000_000, frac in 0u32..1_000_000, scale in -6i32..6) {
+            let f = (whole as f64 + f64::from(frac) / 1e6) * 10f64.powi(scale);
+            prop_assert_eq!(rendered(f), reference(f), "{:e}", f);
+        }
+    }
 }
 
 #[cfg(test)]
