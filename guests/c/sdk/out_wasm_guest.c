@@ -493,7 +493,11 @@ typedef struct entry {
     owg_value value;
 } entry;
 
-static void write_entries(owg_buf *out, const entry *entries, size_t n, bool escape_unicode) {
+static void write_internal(owg_buf *out, const owg_event *event, bool escape_unicode);
+
+/* `internal`, if below n, is the entry whose value is __internal__'s, built from `event`. */
+static void write_entries(owg_buf *out, const entry *entries, size_t n, bool escape_unicode, size_t internal,
+                          const owg_event *event) {
     bool written = false;
     buf_byte(out, '{');
     for (size_t i = 0; i < n; i++) {
@@ -506,7 +510,8 @@ static void write_entries(owg_buf *out, const entry *entries, size_t n, bool esc
         if (written) buf_byte(out, ',');
         owg_write_json(out, k, escape_unicode);
         buf_byte(out, ':');
-        owg_write_json(out, &entries[i].value, escape_unicode);
+        if (i == internal) write_internal(out, event, escape_unicode);
+        else owg_write_json(out, &entries[i].value, escape_unicode);
         written = true;
     }
     buf_byte(out, '}');
@@ -552,7 +557,7 @@ void owg_write_json(owg_buf *out, const owg_value *v, bool escape_unicode) {
     case OWG_MAP: {
         size_t n;
         entry *entries = collect(v, 0, &n);
-        write_entries(out, entries, n, escape_unicode);
+        write_entries(out, entries, n, escape_unicode, SIZE_MAX, NULL);
         free(entries);
         break;
     }
@@ -682,37 +687,23 @@ void owg_json_lines_write(const owg_json_lines *f, owg_buf *out, const owg_event
     entry *all = entries + first;
     if (internal != SIZE_MAX) internal -= first;
 
-    bool written = false;
-    buf_byte(out, '{');
-    for (size_t i = 0; i < n; i++) {
-        const owg_value *k = &all[i].key;
-        if (k->kind == OWG_STR) {
-            bool later = false;
-            for (size_t j = i + 1; j < n && !later; j++) later = str_is(&all[j].key, k->as.bytes.ptr, k->as.bytes.len);
-            if (later) continue;
-        }
-        if (written) buf_byte(out, ',');
-        owg_write_json(out, k, f->escape_unicode);
-        buf_byte(out, ':');
-        if (i == internal) {
-            /* The only value not in the chunk: {"group_attributes":..., "log_metadata":...}. */
-            buf_byte(out, '{');
-            if (event->has_group) {
-                buf_str(out, "\"group_attributes\":");
-                owg_write_json(out, &event->group_attributes, f->escape_unicode);
-                buf_byte(out, ',');
-            }
-            buf_str(out, "\"log_metadata\":");
-            owg_write_json(out, &event->metadata, f->escape_unicode);
-            buf_byte(out, '}');
-        } else {
-            owg_write_json(out, &all[i].value, f->escape_unicode);
-        }
-        written = true;
-    }
-    buf_str(out, "}\n");
+    write_entries(out, all, n, f->escape_unicode, internal, event);
+    buf_byte(out, '\n');
     free(entries);
     owg_buf_free(&date_text);
+}
+
+/* The only value of a line not in the chunk: {"group_attributes":..., "log_metadata":...}. */
+static void write_internal(owg_buf *out, const owg_event *event, bool escape_unicode) {
+    buf_byte(out, '{');
+    if (event->has_group) {
+        buf_str(out, "\"group_attributes\":");
+        owg_write_json(out, &event->group_attributes, escape_unicode);
+        buf_byte(out, ',');
+    }
+    buf_str(out, "\"log_metadata\":");
+    owg_write_json(out, &event->metadata, escape_unicode);
+    buf_byte(out, '}');
 }
 
 /* ---- Config, errors, logging ------------------------------------------------------------ */
