@@ -1,7 +1,7 @@
 //! Host bindings generated from the WIT package in `wit/`.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/v0.1.0",
     world: "output-plugin",
     // Guest calls are futures so that a deadline can stop them even while the guest waits in
     // a host call (a WASI sleep, a blocked write), not only while it computes.
