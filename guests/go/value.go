@@ -13,8 +13,8 @@ type Kind uint8
 const (
 	Nil   Kind = iota
 	Bool       // Value.Bool
-	Int        // a negative integer: Value.Int
-	Uint       // a non-negative integer: Value.Uint
+	Int        // a signed msgpack integer (int 8 to int 64, negative fixint): Value.Int
+	Uint       // an unsigned one (uint 8 to uint 64, positive fixint): Value.Uint or Value.Int
 	Float      // float 32 (widened) or float 64: Value.Float
 	Str        // Value.Bytes: UTF-8 by convention, not validated
 	Bin        // Value.Bytes
@@ -29,6 +29,8 @@ const (
 type Value struct {
 	kind Kind
 	ext  int8
+	// marker is the value's first byte on the wire.
+	marker byte
 	// Items of an array, entries of a map.
 	count uint32
 	// Bool (0/1), Int (as int64 bits), Uint, Float (as float64 bits).
@@ -39,6 +41,10 @@ type Value struct {
 
 // Kind says which of the accessors applies.
 func (v Value) Kind() Kind { return v.kind }
+
+// Marker is the first byte of the value's msgpack encoding, which tells apart the encodings of
+// one kind (positive fixint from uint 8, float 32 from float 64...).
+func (v Value) Marker() byte { return v.marker }
 
 // Bool is the value of a Bool.
 func (v Value) Bool() bool { return v.kind == Bool && v.num != 0 }
@@ -232,6 +238,15 @@ func (r *reader) container(kind Kind, count uint64, depth int, at int) (Value, *
 
 func (r *reader) value(depth int) (Value, *DecodeError) {
 	at := r.pos
+	v, err := r.decode(depth)
+	if err == nil {
+		v.marker = r.buf[at]
+	}
+	return v, err
+}
+
+func (r *reader) decode(depth int) (Value, *DecodeError) {
+	at := r.pos
 	if depth > maxDepth {
 		return Value{}, r.fail(at, "nesting deeper than "+strconv.Itoa(maxDepth)+" levels")
 	}
@@ -266,16 +281,16 @@ func (r *reader) value(depth int) (Value, *DecodeError) {
 		return Value{kind: Uint, num: n}, err
 	case 0xd0:
 		n, err = r.fixed(1, "an i8")
-		return signed(int64(int8(n)), err)
+		return Value{kind: Int, num: uint64(int64(int8(n)))}, err
 	case 0xd1:
 		n, err = r.fixed(2, "an i16")
-		return signed(int64(int16(n)), err)
+		return Value{kind: Int, num: uint64(int64(int16(n)))}, err
 	case 0xd2:
 		n, err = r.fixed(4, "an i32")
-		return signed(int64(int32(n)), err)
+		return Value{kind: Int, num: uint64(int64(int32(n)))}, err
 	case 0xd3:
 		n, err = r.fixed(8, "an i64")
-		return signed(int64(n), err)
+		return Value{kind: Int, num: n}, err
 	case 0xca:
 		n, err = r.fixed(4, "a f32")
 		return Value{kind: Float, num: math.Float64bits(float64(math.Float32frombits(uint32(n))))}, err
@@ -313,16 +328,19 @@ func (r *reader) value(depth int) (Value, *DecodeError) {
 	return Value{}, r.fail(at, "reserved msgpack marker 0xc1")
 }
 
-// signed is an integer from a signed marker: the kind follows the sign, as in the other SDKs.
-func signed(n int64, err *DecodeError) (Value, *DecodeError) {
-	if n < 0 {
-		return Value{kind: Int, num: uint64(n)}, err
-	}
-	return Value{kind: Uint, num: uint64(n)}, err
-}
-
 // reread decodes a value already validated by the decoder: it cannot fail.
 func (r *reader) reread() Value {
 	v, _ := r.value(0)
 	return v
+}
+
+// DecodeValue decodes the one msgpack value at the start of b: the value (borrowing from b) and
+// the number of bytes it takes.
+func DecodeValue(b []byte) (Value, int, error) {
+	r := reader{buf: b}
+	v, err := r.value(0)
+	if err != nil {
+		return Value{}, 0, err
+	}
+	return v, r.pos, nil
 }
