@@ -182,6 +182,11 @@ fn c_stdout_guest_matches_the_corpus() {
     conforms("c");
 }
 
+#[test]
+fn go_stdout_guest_matches_the_corpus() {
+    conforms("go");
+}
+
 /// The agent's own `stdout` output (format json_lines, same keys) prints the expected lines
 /// for the corpus: the chunks reach it unchanged through its `forward` input (PackedForward
 /// entries are appended as they are), so the expected files are the agent's truth, not ours.
