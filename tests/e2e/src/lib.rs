@@ -117,7 +117,10 @@ pub fn go_test_guest(name: &str) -> PathBuf {
             .current_dir(workspace_root())
             .status()
             .unwrap_or_else(|err| panic!("failed to run {}: {err}", script.display()));
-        assert!(status.success(), "building the Go test guest '{name}' failed ({status}); is Go installed (guests/go/setup)?");
+        assert!(
+            status.success(),
+            "building the Go test guest '{name}' failed ({status}); is Go installed (guests/go/setup)?"
+        );
         built.push(name.to_owned());
     }
     out
