@@ -74,16 +74,17 @@ fn faults_are_answered_retry_logged_and_followed_by_a_fresh_instance() {
     }
 }
 
-/// Go's own ways of failing (tests/guests/go-faults) are traps like any other: a panic and a nil
-/// dereference make the Go runtime print the panic and exit with status 2, and running past
-/// wasm_memory_limit is refused at memory.grow by the host. Each answers FLB_RETRY with the
+/// Go's own ways of failing (tests/guests/go-faults) are traps like any other: on a panic and a
+/// nil dereference the Go runtime prints the panic and aborts with `unreachable` (the backtrace
+/// names Go's functions), and running past wasm_memory_limit is refused at memory.grow by the
+/// host. Each answers FLB_RETRY with the
 /// fault logged, and the next chunk is delivered by a fresh instance.
 #[test]
 fn go_guest_faults_are_traps_followed_by_a_fresh_instance() {
     let path = go_test_guest("go-faults");
     let cases: &[(&str, &[&str])] = &[
-        ("panic", &["guest trapped", "exit status 2"]),
-        ("nil-deref", &["guest trapped", "exit status 2"]),
+        ("panic", &["guest trapped", "unreachable", "runtime.gopanic", "main.__faults_.Flush"]),
+        ("nil-deref", &["guest trapped", "unreachable", "runtime.sigpanic", "main.depth"]),
         ("alloc-until-cap", &["exceeded its memory limit", "wasm_memory_limit is 64 MiB"]),
     ];
     for (mode, needles) in cases {

@@ -8,8 +8,8 @@
 //     `go-faults delivered <n>` (n records) at info and answers ok. A chunk with an evil record
 //     triggers the mode:
 //   - `panic`: panics with `go-faults panics on purpose` (the Go runtime prints the panic to
-//     stderr and exits with status 2, which the host sees as the guest's end: a trap).
-//   - `nil-deref`: reads through a nil pointer (Go checks it and panics: status 2 as well).
+//     stderr and aborts with `unreachable`: a trap).
+//   - `nil-deref`: reads through a nil pointer in `depth` (Go checks it and panics, as above).
 //   - `alloc-until-cap`: allocates 1 MiB blocks and keeps them, without end, until memory.grow
 //     is refused at wasm_memory_limit.
 //   - A malformed chunk is answered with an error naming the byte offset.
