@@ -6,6 +6,9 @@ package outwasm
 // cabi_realloc must not call the host), and their post-return functions unpin results.
 
 import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"time"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
@@ -19,7 +22,36 @@ type guest struct{}
 
 func install() { export_out_wasm_output_output.Impl = guest{} }
 
+// Go's collector must never run inside cabi_realloc: the host is then lowering a call's
+// arguments, the component model forbids calling out of the instance, and a collection reads
+// the clocks, which the preview1 adapter answers by calling the host (a trap, "cannot leave
+// component instance"). The bindings' runtime pauses the adapter's monotonic clock around its
+// allocations, but mark termination also reads the wall clock, and an allocation can also
+// assist a cycle begun in an earlier call. So the automatic collector is off, and the SDK
+// collects between calls instead, when the heap has grown as far as Go's default would let it
+// (GOGC=100, at least 4 MiB): no cycle is ever running when the host allocates.
+func init() { debug.SetGCPercent(-1) }
+
+var (
+	gcSamples  = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	allocsAtGC uint64
+	liveAtGC   uint64
+)
+
+// collect runs a full collection, at the end of a call, once enough was allocated since the
+// last one.
+func collect() {
+	metrics.Read(gcSamples[:1])
+	if gcSamples[0].Value.Uint64()-allocsAtGC < max(liveAtGC, 4<<20) {
+		return
+	}
+	runtime.GC()
+	metrics.Read(gcSamples)
+	allocsAtGC, liveAtGC = gcSamples[0].Value.Uint64(), gcSamples[1].Value.Uint64()
+}
+
 func (guest) ConfigSchema() []out_wasm_output_types.ConfigKey {
+	defer collect()
 	keys := exported.ConfigSchema()
 	out := make([]out_wasm_output_types.ConfigKey, len(keys))
 	for i, k := range keys {
@@ -48,6 +80,7 @@ func (guest) AcceptedEventTypes() out_wasm_output_types.EventTypes {
 }
 
 func (guest) Init(ctx out_wasm_output_types.InitContext) witTypes.Result[witTypes.Unit, string] {
+	defer collect()
 	config := make(Config, len(ctx.Config))
 	for i, e := range ctx.Config {
 		config[i] = ConfigEntry{Key: e.Key, Value: e.Value}
@@ -68,6 +101,7 @@ func (guest) Flush(ctx out_wasm_output_types.FlushContext, chunk []uint8) witTyp
 		fc.TimeLeft, fc.HasTimeLeft = time.Duration(min(ctx.TimeLeft.Some(), 1<<63-1)), true
 	}
 	err := exported.Flush(&fc, chunk)
+	collect()
 	if err == nil {
 		return witTypes.Ok[witTypes.Unit, out_wasm_output_types.FlushError](witTypes.Unit{})
 	}
