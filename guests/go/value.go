@@ -328,10 +328,108 @@ func (r *reader) decode(depth int) (Value, *DecodeError) {
 	return Value{}, r.fail(at, "reserved msgpack marker 0xc1")
 }
 
-// reread decodes a value already validated by the decoder: it cannot fail.
+// reread decodes a value already validated by the decoder: it cannot fail. A container's items
+// are skipped without being decoded again.
 func (r *reader) reread() Value {
-	v, _ := r.value(0)
-	return v
+	at := r.pos
+	b := r.buf[at]
+	var count uint64
+	kind := Array
+	switch {
+	case b >= 0x80 && b <= 0x8f:
+		kind, count = Map, uint64(b&0x0f)
+		r.pos++
+	case b >= 0x90 && b <= 0x9f:
+		count = uint64(b & 0x0f)
+		r.pos++
+	case b == 0xdc || b == 0xde:
+		count = uint64(binary.BigEndian.Uint16(r.buf[at+1:]))
+		r.pos += 3
+	case b == 0xdd || b == 0xdf:
+		count = uint64(binary.BigEndian.Uint32(r.buf[at+1:]))
+		r.pos += 5
+	default:
+		v, _ := r.value(0)
+		return v
+	}
+	if b >= 0xde || b <= 0x8f {
+		kind = Map
+	}
+	start := r.pos
+	values := count
+	if kind == Map {
+		values *= 2
+	}
+	for range values {
+		r.skip()
+	}
+	return Value{kind: kind, marker: b, count: uint32(count), raw: r.buf[start:r.pos:r.pos]}
+}
+
+// skip steps over a value already validated by the decoder.
+func (r *reader) skip() {
+	b := r.buf[r.pos]
+	r.pos++
+	var n uint64
+	switch {
+	case b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3:
+		return
+	case b >= 0xa0 && b <= 0xbf:
+		r.pos += int(b & 0x1f)
+		return
+	case b >= 0x80 && b <= 0x8f:
+		n = uint64(b&0x0f) * 2
+	case b >= 0x90 && b <= 0x9f:
+		n = uint64(b & 0x0f)
+	case b >= 0xcc && b <= 0xcf:
+		r.pos += 1 << (b - 0xcc)
+		return
+	case b >= 0xd0 && b <= 0xd3:
+		r.pos += 1 << (b - 0xd0)
+		return
+	case b == 0xca:
+		r.pos += 4
+		return
+	case b == 0xcb:
+		r.pos += 8
+		return
+	case b >= 0xd4 && b <= 0xd8:
+		r.pos += 1 + 1<<(b-0xd4)
+		return
+	case b == 0xd9 || b == 0xc4:
+		r.pos += 1 + int(r.buf[r.pos])
+		return
+	case b == 0xda || b == 0xc5:
+		r.pos += 2 + int(binary.BigEndian.Uint16(r.buf[r.pos:]))
+		return
+	case b == 0xdb || b == 0xc6:
+		r.pos += 4 + int(binary.BigEndian.Uint32(r.buf[r.pos:]))
+		return
+	case b == 0xc7:
+		r.pos += 2 + int(r.buf[r.pos])
+		return
+	case b == 0xc8:
+		r.pos += 3 + int(binary.BigEndian.Uint16(r.buf[r.pos:]))
+		return
+	case b == 0xc9:
+		r.pos += 5 + int(binary.BigEndian.Uint32(r.buf[r.pos:]))
+		return
+	case b == 0xdc:
+		n = uint64(binary.BigEndian.Uint16(r.buf[r.pos:]))
+		r.pos += 2
+	case b == 0xdd:
+		n = uint64(binary.BigEndian.Uint32(r.buf[r.pos:]))
+		r.pos += 4
+	case b == 0xde:
+		n = uint64(binary.BigEndian.Uint16(r.buf[r.pos:])) * 2
+		r.pos += 2
+	case b == 0xdf:
+		n = uint64(binary.BigEndian.Uint32(r.buf[r.pos:])) * 2
+		r.pos += 4
+	}
+	for range n {
+		r.skip()
+	}
 }
 
 // DecodeValue decodes the one msgpack value at the start of b: the value (borrowing from b) and
