@@ -5,7 +5,8 @@
 //   - Keys: `mode` (required): `panic`, `nil-deref` or `alloc-until-cap`.
 //   - Init logs `go-faults init mode=<mode>` at info.
 //   - Flush: a chunk none of whose records has `"evil": true` is delivered: the guest logs
-//     `go-faults delivered <n>` (n records) at info and answers ok. A chunk with an evil record
+//     `go-faults delivered <n> records in flush #<k>` at info (k counts this instance's
+//     flushes, from 1, so a fresh instance says #1) and answers ok. A chunk with an evil record
 //     triggers the mode:
 //   - `panic`: panics with `go-faults panics on purpose` (the Go runtime prints the panic to
 //     stderr and aborts with `unreachable`: a trap).
@@ -22,8 +23,9 @@ import (
 
 type faults struct {
 	outwasm.Defaults
-	mode string
-	kept [][]byte
+	mode    string
+	flushes int
+	kept    [][]byte
 }
 
 type node struct{ next *node }
@@ -44,6 +46,7 @@ func depth(n *node) int { return 1 + len(n.next.next.String()) }
 func (n *node) String() string { return "node" }
 
 func (f *faults) Flush(_ *outwasm.FlushContext, chunk outwasm.Chunk) error {
+	f.flushes++
 	records, evil := 0, false
 	for event, err := range chunk.Events() {
 		if err != nil {
@@ -55,7 +58,7 @@ func (f *faults) Flush(_ *outwasm.FlushContext, chunk outwasm.Chunk) error {
 		}
 	}
 	if !evil {
-		outwasm.Info("go-faults delivered %d", records)
+		outwasm.Info("go-faults delivered %d records in flush #%d", records, f.flushes)
 		return nil
 	}
 	switch f.mode {
