@@ -7,12 +7,16 @@ out), ``json_date_format`` (``double``, ``epoch``, ``epoch_ms``, ``iso8601``,
 ``java_sql_timestamp``) and ``escape_unicode`` (``on``).
 
 With ``wasm_event_format json_lines`` the host renders the lines (with the keys' defaults) and
-this guest writes them through; other key values then need ``msgpack``, and init says so.
+this guest writes them through; other key values then need ``msgpack``, and init says so. With
+``otlp_json`` it prints each chunk's OTLP/JSON request as one line.
+
+It also counts the records it prints per tag, as the guest metric
+``fluentbit_wasm_guest_records_printed_total{name="<output>",tag="<tag>"}``.
 """
 
 import os
 
-from out_wasm_guest import EventFormat, JsonLines, Retry, export
+from out_wasm_guest import EventFormat, JsonLines, Retry, export, metrics
 from out_wasm_guest import Output as Base
 
 
@@ -20,6 +24,7 @@ class Stdout(Base):
     def __init__(self, format_):
         # None when the host delivers ready-made JSON lines.
         self.format = format_
+        self.printed = metrics.Counter.declare("records_printed", "records written to stdout", ["tag"])
 
     @classmethod
     def config_schema(cls):
@@ -38,7 +43,15 @@ class Stdout(Base):
         )
 
     def flush(self, chunk):
-        lines = chunk.data if self.format is None else self.format.render(chunk.events())
+        if self.format is None:
+            lines = chunk.data
+            # An OTLP/JSON request (wasm_event_format otlp_json) gets a line of its own.
+            if lines and not lines.endswith(b"\n"):
+                lines += b"\n"
+        else:
+            lines = self.format.render(chunk.events())
+        # JSON escapes newlines inside values: each one ends a record.
+        records = lines.count(b"\n")
         # One write per chunk, as the agent does, so lines of concurrent flushes never interleave.
         # os.write, not sys.stdout: a write may be partial (WASI streams take 64 KiB at a time)
         # and nothing must be left in a Python buffer when flush returns.
@@ -48,6 +61,13 @@ class Stdout(Base):
                 view = view[os.write(1, view) :]
         except OSError as err:
             raise Retry(f"failed to write to stdout: {err}") from err
+        if records:
+            try:
+                self.printed.add([chunk.tag], records)
+            except metrics.MetricError:
+                # More tags than the operator's wasm_metrics_max_series: a count is lost, not
+                # records, and the host already logs it.
+                pass
 
 
 Output = export(Stdout)
