@@ -7,14 +7,13 @@
  * escape_unicode ("on").
  *
  * With wasm_event_format json_lines the host renders the lines (with the keys' defaults) and
- * this guest writes them through; other key values then need msgpack, and init says so. With
- * otlp_json it prints each chunk's OTLP/JSON request as one line.
+ * this guest writes them through; other key values then need msgpack, and init says so.
+ * otlp_json is refused.
  *
  * It also counts the records it prints per tag, as the guest metric
  * fluentbit_wasm_guest_records_printed_total{name="<output>",tag="<tag>"}.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,14 +27,17 @@ static owg_counter printed;
 
 static owg_status init(const owg_init_context *ctx, char **message) {
     if (owg_json_lines_from_config(&format, ctx, message) != 0) return OWG_ERROR;
-    if (owg_counter_declare(&printed, "records_printed", "records written to stdout", (const char *[]){ "tag" }, 1,
-                            message) != 0)
-        return OWG_ERROR;
+    if (ctx->event_format == OWG_FORMAT_OTLP_JSON)
+        return owg_fail(message, OWG_ERROR,
+                        "this guest prints the agent's JSON lines: use wasm_event_format msgpack or json_lines");
     render = ctx->event_format == OWG_FORMAT_MSGPACK;
     if (!render && !owg_json_lines_is_default(&format))
         return owg_fail(message, OWG_ERROR,
                         "json_date_key, json_date_format and escape_unicode other than their defaults need "
                         "wasm_event_format msgpack: the host renders json_lines with the defaults");
+    if (owg_counter_declare(&printed, "records_printed", "records written to stdout", (const char *[]){ "tag" }, 1,
+                            message) != 0)
+        return OWG_ERROR;
     return OWG_OK;
 }
 
@@ -59,19 +61,6 @@ static owg_status flush(const owg_chunk *chunk, char **message) {
     } else {
         /* JSON escapes newlines inside values: each one ends a record. */
         for (const char *p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) != NULL; p++) records++;
-        if (len > 0 && data[len - 1] != '\n') {
-            /* An OTLP/JSON request gets a line of its own, still in one write. */
-            if (lines.cap < len + 1) {
-                char *grown = realloc(lines.data, len + 1);
-                if (!grown) return owg_fail(message, OWG_RETRY, "out of memory for a chunk of %zu bytes", len);
-                lines.data = grown;
-                lines.cap = len + 1;
-            }
-            memcpy(lines.data, data, len);
-            lines.data[len] = '\n';
-            data = lines.data;
-            len = lines.len = len + 1;
-        }
     }
     /* One write per chunk, as the agent does, so lines of concurrent flushes never interleave
      * (a write may still be partial: WASI streams take 64 KiB at a time). */

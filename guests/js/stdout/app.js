@@ -6,8 +6,8 @@
 // escape_unicode ("on").
 //
 // With wasm_event_format json_lines the host renders the lines (with the keys' defaults) and
-// this guest writes them through; other key values then need msgpack, and init says so. With
-// otlp_json it prints each chunk's OTLP/JSON request as one line.
+// this guest writes them through; other key values then need msgpack, and init says so.
+// otlp_json is refused.
 //
 // It also counts the records it prints per tag, as the guest metric
 // fluentbit_wasm_guest_records_printed_total{name="<output>",tag="<tag>"}.
@@ -38,6 +38,9 @@ class Stdout extends Output {
   static init(ctx) {
     const format = JsonLines.fromConfig(ctx.config);
     if (ctx.eventFormat === EventFormat.MSGPACK) return new Stdout(format);
+    if (ctx.eventFormat === EventFormat.OTLP_JSON) {
+      throw new Error("this guest prints the agent's JSON lines: use wasm_event_format msgpack or json_lines");
+    }
     if (format.isDefault()) return new Stdout(null);
     throw new Error(
       'json_date_key, json_date_format and escape_unicode other than their defaults need ' +

@@ -7,8 +7,8 @@ out), ``json_date_format`` (``double``, ``epoch``, ``epoch_ms``, ``iso8601``,
 ``java_sql_timestamp``) and ``escape_unicode`` (``on``).
 
 With ``wasm_event_format json_lines`` the host renders the lines (with the keys' defaults) and
-this guest writes them through; other key values then need ``msgpack``, and init says so. With
-``otlp_json`` it prints each chunk's OTLP/JSON request as one line.
+this guest writes them through; other key values then need ``msgpack``, and init says so.
+``otlp_json`` is refused.
 
 It also counts the records it prints per tag, as the guest metric
 ``fluentbit_wasm_guest_records_printed_total{name="<output>",tag="<tag>"}``.
@@ -35,6 +35,8 @@ class Stdout(Base):
         format_ = JsonLines.from_config(ctx.config)
         if ctx.event_format == EventFormat.MSGPACK:
             return cls(format_)
+        if ctx.event_format == EventFormat.OTLP_JSON:
+            raise ValueError("this guest prints the agent's JSON lines: use wasm_event_format msgpack or json_lines")
         if format_.is_default():
             return cls(None)
         raise ValueError(
@@ -43,13 +45,7 @@ class Stdout(Base):
         )
 
     def flush(self, chunk):
-        if self.format is None:
-            lines = chunk.data
-            # An OTLP/JSON request (wasm_event_format otlp_json) gets a line of its own.
-            if lines and not lines.endswith(b"\n"):
-                lines += b"\n"
-        else:
-            lines = self.format.render(chunk.events())
+        lines = chunk.data if self.format is None else self.format.render(chunk.events())
         # JSON escapes newlines inside values: each one ends a record.
         records = lines.count(b"\n")
         # One write per chunk, as the agent does, so lines of concurrent flushes never interleave.
