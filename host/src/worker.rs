@@ -53,7 +53,11 @@ pub enum Request {
     Init(InitContext),
     /// `format` is the instance's event format: with `JsonLines` the worker renders the chunk
     /// before the guest sees it.
-    Flush { tag: String, chunk: ChunkRef, format: EventFormat },
+    Flush {
+        tag: String,
+        chunk: ChunkRef,
+        format: EventFormat,
+    },
     Exit,
 }
 
@@ -259,12 +263,14 @@ async fn handle(instance: &mut GuestInstance, request: Request) -> Result<Respon
         Request::Flush { tag, chunk, format: EventFormat::Msgpack } => {
             instance.flush(&tag, chunk.as_slice()).await.map(Response::Flush)
         }
-        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => match crate::events::json_lines(chunk.as_slice()) {
-            Ok(lines) => instance.flush(&tag, &lines).await.map(Response::Flush),
-            // The guest never sees a chunk the host cannot read; the agent drops it, as a
-            // msgpack guest's decoder would have it do.
-            Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
-        },
+        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => {
+            match crate::events::json_lines(chunk.as_slice()) {
+                Ok(lines) => instance.flush(&tag, &lines).await.map(Response::Flush),
+                // The guest never sees a chunk the host cannot read; the agent drops it, as a
+                // msgpack guest's decoder would have it do.
+                Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
+            }
+        }
         Request::Exit => instance.exit().await.map(|()| Response::Exited),
     }
 }

@@ -13,8 +13,19 @@ pub mod corpus;
 pub mod sync;
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
-pub const GUESTS: &[&str] =
-    &["stdout", "counter", "file", "http", "probe", "bad-schema", "not-a-plugin", "tally", "tally-v2", "hostile", "noop"];
+pub const GUESTS: &[&str] = &[
+    "stdout",
+    "counter",
+    "file",
+    "http",
+    "probe",
+    "bad-schema",
+    "not-a-plugin",
+    "tally",
+    "tally-v2",
+    "hostile",
+    "noop",
+];
 
 pub fn workspace_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
