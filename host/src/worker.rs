@@ -181,6 +181,7 @@ pub const RECYCLE_AT: f64 = 0.75;
 /// Every guest call runs under a deadline. Running wasm yields at each epoch tick and a call
 /// waiting in a host function is a pending future, so the deadline stops both; the stopped
 /// call's instance is discarded.
+#[allow(clippy::too_many_arguments, reason = "everything the thread owns, passed once by spawn")]
 fn serve(
     image: &GuestImage,
     runtime: &tokio::runtime::Handle,
