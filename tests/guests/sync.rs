@@ -3,28 +3,32 @@
 //! clocks. Included by path into the test guests that need it (`#[path] mod sync;`); the test
 //! side is `tests/e2e/src/sync.rs`.
 //!
-//! - A *mark* `<name>.<k>` is an empty file the guest creates to say "this happened for the
-//!   k-th time" (k from 1; created exclusively, so concurrent instances never share a number).
+//! - A *mark* `<name>.<n>` is an empty file the guest creates to say "this happened once more";
+//!   the test counts them. `n` is random and the file created exclusively, so concurrent
+//!   instances never share one.
 //! - A *gate* is the file `open`: a guest that waits at the gate goes on once the test creates
 //!   it. It gives up after [`GIVE_UP`], so a test that never opens it fails instead of hanging.
 
+use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Longer than any test waits for an event: reaching it means the test is already failing.
 pub const GIVE_UP: Duration = Duration::from_secs(180);
 
-/// Creates the next free mark `<dir>/<name>.<k>`; returns k.
+/// Creates a new mark `<dir>/<name>.<n>`; returns n, a random number (a counter would have to
+/// be read and written, or probed file by file, which slows down as marks pile up).
 pub fn mark(dir: &str, name: &str) -> Result<u64, String> {
-    for k in 1.. {
-        let path = Path::new(dir).join(format!("{name}.{k}"));
+    loop {
+        // Keyed from WASI's random source, fresh keys for every RandomState.
+        let n = RandomState::new().hash_one(name);
+        let path = Path::new(dir).join(format!("{name}.{n}"));
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(_) => return Ok(k),
+            Ok(_) => return Ok(n),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(err) => return Err(format!("failed to create the mark {}: {err}", path.display())),
         }
     }
-    unreachable!("a free mark number exists")
 }
 
 /// Whether the test created `<dir>/<name>`.

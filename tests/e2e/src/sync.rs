@@ -43,7 +43,7 @@ impl SyncDir {
         format!("{}:{}:rw", self.host.display(), Self::GUEST)
     }
 
-    /// How many marks `<name>.<k>` the guest has made.
+    /// How many marks `<name>.<n>` the guest has made.
     pub fn marks(&self, name: &str) -> usize {
         let prefix = format!("{name}.");
         std::fs::read_dir(&self.host)
@@ -53,7 +53,7 @@ impl SyncDir {
             .count()
     }
 
-    /// Waits until the guest has made at least `n` marks `<name>.<k>`; panics after
+    /// Waits until the guest has made at least `n` marks `<name>.<n>`; panics after
     /// [`EVENT_TIMEOUT`] saying `what` did not happen.
     pub fn wait_for_marks(&self, name: &str, n: usize, what: &str) {
         let started = Instant::now();

@@ -6,16 +6,16 @@
 //!   `every` (default `3`), `sleep_ms` (default `0`), `sync_dir` (optional: the guest path of a
 //!   directory the test grants read-write, see `tests/guests/sync.rs`).
 //! - init logs `hostile init mode=<mode>` at info and, with `sync_dir`, creates the mark
-//!   `<sync_dir>/init.<k>`. Mode `spin-init` then loops forever; mode `panic-init` panics.
-//! - With `sync_dir`, every flush first creates the mark `<sync_dir>/flush.<k>`, before anything
+//!   `<sync_dir>/init.<n>`. Mode `spin-init` then loops forever; mode `panic-init` panics.
+//! - With `sync_dir`, every flush first creates the mark `<sync_dir>/flush.<n>`, before anything
 //!   else (so a test counts the flushes a guest really ran, traps included).
 //! - flush: a chunk none of whose records has `"evil": true` is delivered: the guest logs
 //!   `hostile delivered <n>` and answers ok (after sleeping `sleep_ms`). A chunk with an evil
 //!   record triggers the mode:
 //!   - `spin`: loops forever, computing.
-//!   - `stuck` (needs `sync_dir`): creates the mark `stuck.<k>`, then loops forever like `spin`;
+//!   - `stuck` (needs `sync_dir`): creates the mark `stuck.<n>`, then loops forever like `spin`;
 //!     while it loops it looks for the file `<sync_dir>/shutdown` and, once it is there, creates
-//!     the mark `noticed.<k>` (proof that the flush was still running when the test created it)
+//!     the mark `noticed.<n>` (proof that the flush was still running when the test created it)
 //!     and goes on looping.
 //!   - `sleep`: sleeps an hour, waiting in a host call (WASI clocks).
 //!   - `alloc-until-cap`: allocates 1 MiB blocks and keeps them, without end.

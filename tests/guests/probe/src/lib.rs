@@ -14,7 +14,7 @@
 //!   A malformed chunk fails the flush with FLB_ERROR and the SDK's decode error (which names
 //!   the byte offset). A record whose body has `"probe": "trap"` makes the flush panic (a trap)
 //!   after logging the records before it. With `gate_dir` set, every flush first creates the
-//!   mark `<gate_dir>/entered.<k>` and waits at the gate `<gate_dir>/open` before it reads the
+//!   mark `<gate_dir>/entered.<n>` and waits at the gate `<gate_dir>/open` before it reads the
 //!   chunk (a gate never opened fails the flush with FLB_ERROR after 3 minutes). Otherwise the
 //!   flush answers per `mode`.
 //! - exit logs `probe exit flushes=<n>` at info.

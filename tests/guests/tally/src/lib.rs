@@ -10,7 +10,7 @@
 //! - flush logs `tally <version> seq=<seq>` at info for every record (its body's `seq`) and
 //!   answers ok; a malformed chunk, or a record without a `seq`, fails it. If a record has
 //!   `"gate": true` and `gate_dir` is set, the flush first creates the mark
-//!   `<gate_dir>/entered.<k>` and waits at the gate `<gate_dir>/open` (a gate never opened fails
+//!   `<gate_dir>/entered.<n>` and waits at the gate `<gate_dir>/open` (a gate never opened fails
 //!   the flush after 3 minutes).
 //! - exit logs `tally <version> exit flushes=<n>` at info.
 
