@@ -268,3 +268,73 @@ fn a_leaking_guest_is_recycled_before_it_hits_its_memory_cap() {
     instance.exit();
     plugin.close();
 }
+
+/// The same with the real agent (`FLUENT_BIT`), its flushes on the engine thread (`workers 0`):
+/// SIGTERM arrives while the guest spins in a flush (the guest notices the `shutdown` file the
+/// test creates after sending it), the deadline ends the flush, and the agent stops cleanly.
+#[test]
+fn real_agent_shuts_down_while_a_guest_is_stuck_in_a_flush() {
+    let Some(agent) = std::env::var_os("FLUENT_BIT") else {
+        eprintln!(
+            "SKIP real_agent_shuts_down_while_a_guest_is_stuck_in_a_flush: FLUENT_BIT is not set (the path of a \
+             fluent-bit binary); this test needs the real agent"
+        );
+        return;
+    };
+    let sync = SyncDir::new("agent-shutdown");
+    let config = out_wasm_e2e::scratch_dir("sandbox").join("agent-shutdown.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[SERVICE]\n    Flush 0.2\n    Grace 1\n    Log_Level info\n\n\
+             [INPUT]\n    Name dummy\n    Dummy {EVIL}\n    Samples 1\n\n\
+             [OUTPUT]\n    Name wasm\n    Match *\n    wasm_path {}\n    mode stuck\n    sync_dir {}\n    \
+             wasm_allow_dirs {}\n    wasm_flush_timeout 5s\n    wasm_watch off\n",
+            guest_path("hostile").display(),
+            SyncDir::GUEST,
+            sync.grant()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(&agent)
+        .arg("-e")
+        .arg(out_wasm_e2e::plugin_path())
+        .arg("-c")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the agent starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).map(|_| text)
+    });
+    // Kills the agent should the test fail before it stopped.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(child);
+    sync.wait_for_marks("stuck", 1, "the agent's flush stuck in the guest");
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0, "SIGTERM sent");
+    sync.create("shutdown");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed() < EVENT_TIMEOUT, "the agent did not stop within {} s", EVENT_TIMEOUT.as_secs());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let log = log.join().unwrap().expect("the agent's log");
+    assert_eq!(sync.marks("noticed"), 1, "the flush was still in the guest after SIGTERM; log:\n{log}");
+    assert!(status.success(), "the agent stopped with {status}; log:\n{log}");
+    for needle in ["exceeded its flush deadline of 5000 ms (wasm_flush_timeout)", "service has stopped"] {
+        assert!(log.contains(needle), "expected {needle:?} in the agent's log:\n{log}");
+    }
+}
