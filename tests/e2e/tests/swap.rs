@@ -53,6 +53,12 @@ impl Seen {
         self.logs.lock().unwrap().iter().filter(|l| l.message.contains(needle)).count()
     }
 
+    /// The `n`-th (from 0) line containing `needle`.
+    fn nth(&self, needle: &str, n: usize) -> String {
+        let logs = self.logs.lock().unwrap();
+        logs.iter().filter(|l| l.message.contains(needle)).nth(n).map(|l| l.message.clone()).unwrap_or_default()
+    }
+
     fn text(&self) -> String {
         self.logs.lock().unwrap().iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     }
@@ -134,7 +140,13 @@ fn twenty_swaps_under_concurrent_flushes_deliver_every_record_exactly_once() {
             let (to, name) = if i % 2 == 0 { (&v2, "tally-v2") } else { (&v1, "tally") };
             let from = if i % 2 == 0 { digest(&v1) } else { digest(&v2) };
             replace(&file, to, i % 3 == 0);
-            wait_for(&instance, &seen, &seq, &format!("sha256 {from} -> {}", digest(to)));
+            // This replacement's own swap, the (i+1)-th: the swap line of an earlier swap
+            // between the same two versions reads the same, and a replacement made before the
+            // previous one was swapped in would be merged with it.
+            wait_until(&instance, &seen, &seq, &format!("swap {i}"), |seen| seen.count("swapped guest") > i);
+            let line = seen.nth("swapped guest", i);
+            let expected = format!("sha256 {from} -> {}", digest(to));
+            assert!(line.contains(&expected), "swap {i}: expected {expected:?} in:\n{line}");
             // Every swap is followed by records served by the new version.
             let served = format!("tally {name} seq=");
             let before = seen.count(&served);
