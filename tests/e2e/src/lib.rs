@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use out_wasm_loader::{Call, Instance, Plugin, Properties};
 
 pub mod corpus;
+pub mod sync;
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
 pub const GUESTS: &[&str] = &[
@@ -38,7 +39,17 @@ fn target_dir() -> PathBuf {
 
 fn cargo(args: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // Cargo gives this test process the variables of the crate under test. Build scripts (ring's,
+    // through wasmtime-wasi-http) rerun when one of them changes, so passing them on would rebuild
+    // ring and all that depends on it here, and again in the next top-level cargo command.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key == "OUT_DIR" || key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_MANIFEST_") {
+            command.env_remove(&*key);
+        }
+    }
+    let status = command
         .args(args)
         .current_dir(workspace_root())
         .status()
