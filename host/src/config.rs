@@ -58,7 +58,7 @@ pub struct HostConfig {
     pub limits: Limits,
     /// `wasm_on_trap` (default `retry`): what the agent is told when a guest faults in flush.
     pub on_fault: OnFault,
-    /// `wasm_event_format` (default: the guest's choice): `msgpack` or `json_lines`.
+    /// `wasm_event_format` (default: the guest's choice): `msgpack`, `json_lines` or `otlp_json`.
     pub event_format: Option<EventFormat>,
     /// `wasm_allow_*`, `wasm_stdout`, `wasm_stderr`: what the guest may reach.
     pub capabilities: std::sync::Arc<crate::capabilities::Capabilities>,
@@ -166,7 +166,8 @@ impl HostConfig {
             None => None,
             Some(v) if v == "msgpack" => Some(EventFormat::Msgpack),
             Some(v) if v == "json_lines" || v == "json-lines" => Some(EventFormat::JsonLines),
-            Some(v) => bail!("invalid value {v:?} for key 'wasm_event_format' (msgpack, json_lines)"),
+            Some(v) if v == "otlp_json" || v == "otlp-json" => Some(EventFormat::OtlpJson),
+            Some(v) => bail!("invalid value {v:?} for key 'wasm_event_format' (msgpack, json_lines, otlp_json)"),
         };
         let capabilities = std::sync::Arc::new(crate::capabilities::Capabilities::from_lookup(&lookup)?);
         let count = |key: &str, default: usize| -> Result<usize> {
