@@ -15,6 +15,7 @@ use crate::engine::TickerGuard;
 use crate::fault::Fault;
 use crate::image::GuestImage;
 use crate::log::Logger;
+use crate::metrics::{FlushResult, HostMetrics};
 use crate::version::GuestVersion;
 use crate::watch::{FileStamp, Watcher};
 use crate::worker::{ChunkRef, Request, Response, Worker};
@@ -33,6 +34,7 @@ pub struct Shared {
     pub agent: Agent,
     pub logger: Logger,
     pub host: HostConfig,
+    pub metrics: Arc<HostMetrics>,
     cache: Option<CompileCache>,
     next_worker: AtomicU64,
     runtime: tokio::runtime::Handle,
@@ -52,7 +54,15 @@ impl Shared {
 
     fn spawn_worker(&self, image: &Arc<GuestImage>, logger: &Logger) -> Result<Worker> {
         let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        Worker::spawn(id, image.clone(), self.runtime.clone(), self.host.limits, self.host.capabilities.clone(), logger)
+        Worker::spawn(
+            id,
+            image.clone(),
+            self.runtime.clone(),
+            self.host.limits,
+            self.host.capabilities.clone(),
+            self.metrics.clone(),
+            logger,
+        )
     }
 
     fn init_worker(worker: &mut Worker, ctx: &InitContext, logger: &Logger) -> Result<()> {
@@ -186,11 +196,13 @@ impl OutputInstance {
         let ticker = if host.limits.deadlines { Some(TickerGuard::acquire()?) } else { None };
         // Stamped before reading, so a change racing with init is seen by the watcher.
         let stamp = FileStamp::of(&host.wasm_path);
+        let metrics = Arc::new(HostMetrics::new(agent, name, host.limits.memory, &logger));
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             agent: *agent,
             logger,
             host,
+            metrics,
             cache,
             next_worker: AtomicU64::new(0),
             runtime: runtime.handle().clone(),
@@ -203,6 +215,7 @@ impl OutputInstance {
             short(version.digest()),
             version.image.provenance()
         ));
+        shared.metrics.serving(version.digest());
         shared.install(version);
         let watcher = if shared.host.watch {
             Some(Watcher::start(shared.clone(), stamp).context("failed to start the guest file watcher")?)
@@ -234,6 +247,7 @@ impl OutputInstance {
                 size >> 20,
                 self.shared.host.limits.memory >> 20
             ));
+            self.shared.metrics.recycled();
             Shared::exit_worker(worker, &self.shared.logger);
             return;
         }
@@ -249,7 +263,11 @@ impl OutputInstance {
     pub fn flush(&self, tag: &str, chunk: &[u8]) -> FlushStatus {
         let logger = &self.shared.logger;
         logger.drain();
-        let status = self.flush_once(tag, chunk);
+        let started = Instant::now();
+        let (status, result) = self.flush_once(tag, chunk);
+        let metrics = &self.shared.metrics;
+        metrics.flushed(result, started.elapsed());
+        metrics.sync();
         logger.drain();
         status
     }
@@ -269,11 +287,11 @@ impl OutputInstance {
         }
     }
 
-    fn flush_once(&self, tag: &str, chunk: &[u8]) -> FlushStatus {
+    fn flush_once(&self, tag: &str, chunk: &[u8]) -> (FlushStatus, FlushResult) {
         let logger = &self.shared.logger;
         // Backing off after repeated faults: no guest ran, so the chunk is always kept.
         if self.faults().holding().is_some() {
-            return FlushStatus::Retry;
+            return (FlushStatus::Retry, FlushResult::Held);
         }
         let version = self.shared.current();
         let path = &version.init_ctx.guest_path;
@@ -285,29 +303,33 @@ impl OutputInstance {
                 )) {
                     logger.error(&line);
                 }
-                return FlushStatus::Retry;
+                return (FlushStatus::Retry, FlushResult::Fault);
             }
         };
+        let metrics = &self.shared.metrics;
+        if metrics.counts_records() {
+            metrics.handed(crate::records::count(chunk), chunk.len());
+        }
         // SAFETY: `chunk` is valid for this whole function, and `call` only returns once the
         // worker is done with the request that carries it.
         let chunk = unsafe { ChunkRef::new(chunk) };
         let format = version.init_ctx.event_format;
         let outcome = worker.call(Request::Flush { tag: tag.to_owned(), chunk, format }, logger);
         let status = match outcome {
-            Ok(Response::Flush(Ok(()))) => FlushStatus::Ok,
+            Ok(Response::Flush(Ok(()))) => (FlushStatus::Ok, FlushResult::Ok),
             Ok(Response::Flush(Err(FlushError::Retry(message)))) => {
                 logger.warn(&format!("guest asked to retry the chunk of tag '{tag}': {message}"));
-                FlushStatus::Retry
+                (FlushStatus::Retry, FlushResult::Retry)
             }
             Ok(Response::Flush(Err(FlushError::Error(message)))) => {
                 logger.error(&format!("guest failed the chunk of tag '{tag}', it is dropped: {message}"));
-                FlushStatus::Error
+                (FlushStatus::Error, FlushResult::Error)
             }
             Ok(other) => {
                 logger.error(&format!("guest flush answered unexpectedly: {other:?}"));
-                return FlushStatus::Retry;
+                return (FlushStatus::Retry, FlushResult::Fault);
             }
-            Err(fault) => return self.faulted(self.fault_line(path, worker.id(), tag, &fault)),
+            Err(fault) => return (self.faulted(self.fault_line(path, worker.id(), tag, &fault)), FlushResult::Fault),
         };
         self.faults().recovered();
         self.checkin(&version, worker);

@@ -21,6 +21,7 @@ use crate::fault::Fault;
 use crate::guest::{GuestInstance, LOG_LINES_PER_CALL};
 use crate::image::GuestImage;
 use crate::log::{Level, Logger};
+use crate::metrics::HostMetrics;
 
 /// A chunk borrowed from the agent for the duration of one flush call.
 pub struct ChunkRef {
@@ -53,7 +54,11 @@ pub enum Request {
     Init(InitContext),
     /// `format` is the instance's event format: with `JsonLines` the worker renders the chunk
     /// before the guest sees it.
-    Flush { tag: String, chunk: ChunkRef, format: EventFormat },
+    Flush {
+        tag: String,
+        chunk: ChunkRef,
+        format: EventFormat,
+    },
     Exit,
 }
 
@@ -73,12 +78,18 @@ pub enum Event {
     Done(Result<Response, Fault>),
 }
 
+/// What the worker thread reports beside its answers.
+struct Probe {
+    /// Set after a call left the guest's memory near its cap: the instance is recycled
+    /// between flushes instead of trapping inside one.
+    worn: AtomicUsize,
+    metrics: Arc<HostMetrics>,
+}
+
 /// Handle to a worker thread and its guest instance.
 pub struct Worker {
     id: u64,
-    /// Set by the worker thread after a call left the guest's memory near its cap: the
-    /// instance is recycled between flushes instead of trapping inside one.
-    worn: Arc<AtomicUsize>,
+    probe: Arc<Probe>,
     requests: Sender<Request>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
@@ -93,21 +104,22 @@ impl Worker {
         runtime: tokio::runtime::Handle,
         limits: Limits,
         capabilities: Arc<Capabilities>,
+        metrics: Arc<HostMetrics>,
         logger: &Logger,
     ) -> Result<Self> {
         let (requests, request_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
-        let worn = Arc::new(AtomicUsize::new(0));
+        let probe = Arc::new(Probe { worn: AtomicUsize::new(0), metrics });
         let max_level = logger.max_level();
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-{id}"))
             .stack_size(WORKER_STACK)
             .spawn({
-                let worn = worn.clone();
-                move || serve(&image, &runtime, max_level, limits, &capabilities, &request_rx, &event_tx, &worn)
+                let probe = probe.clone();
+                move || serve(&image, &runtime, max_level, limits, &capabilities, &request_rx, &event_tx, &probe)
             })
             .context("failed to start a worker thread")?;
-        let mut worker = Self { id, worn, requests, events, thread: Some(thread) };
+        let mut worker = Self { id, probe, requests, events, thread: Some(thread) };
         match worker.wait(logger) {
             Ok(_) => Ok(worker),
             Err(fault) => {
@@ -124,7 +136,7 @@ impl Worker {
     /// The guest's memory size in bytes if its last call left it above `RECYCLE_AT` of its
     /// cap; such an instance should not take another flush.
     pub fn worn(&self) -> Option<usize> {
-        Some(self.worn.load(Ordering::Acquire)).filter(|size| *size > 0)
+        Some(self.probe.worn.load(Ordering::Acquire)).filter(|size| *size > 0)
     }
 
     /// Sends one request and blocks until the guest answered or faulted.
@@ -136,13 +148,17 @@ impl Worker {
     }
 
     fn wait(&mut self, logger: &Logger) -> Result<Response, Fault> {
-        loop {
+        let outcome = loop {
             match crate::handoff::recv(&self.events) {
                 Ok(Event::Log(level, message)) => logger.log(level, &message),
-                Ok(Event::Done(outcome)) => return outcome,
-                Err(_) => return Err(Fault::host("the worker thread ended without answering")),
+                Ok(Event::Done(outcome)) => break outcome,
+                Err(_) => break Err(Fault::host("the worker thread ended without answering")),
             }
+        };
+        if let Err(fault) = &outcome {
+            self.probe.metrics.faulted(fault.kind());
         }
+        outcome
     }
 
     /// Stops the thread (after its current request) and waits for it to end.
@@ -177,6 +193,7 @@ pub const RECYCLE_AT: f64 = 0.75;
 /// Every guest call runs under a deadline. Running wasm yields at each epoch tick and a call
 /// waiting in a host function is a pending future, so the deadline stops both; the stopped
 /// call's instance is discarded.
+#[expect(clippy::too_many_arguments, reason = "the worker thread's whole context, handed over once at its start")]
 fn serve(
     image: &GuestImage,
     runtime: &tokio::runtime::Handle,
@@ -185,7 +202,7 @@ fn serve(
     capabilities: &Capabilities,
     requests: &Receiver<Request>,
     events: &Sender<Event>,
-    worn: &AtomicUsize,
+    probe: &Probe,
 ) {
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
@@ -211,6 +228,10 @@ fn serve(
             return;
         }
     };
+    probe.metrics.instance_started();
+    // Linear memory this instance has reported to the metrics (it never shrinks).
+    let mut reported = instance.memory().0;
+    probe.metrics.memory_grew(reported);
     let _ = events.send(Event::Done(Ok(Response::Ready)));
 
     while let Ok(request) = crate::handoff::recv(requests) {
@@ -240,16 +261,20 @@ fn serve(
                 "guest wrote {dropped} more log lines in one {call} call; dropped (at most {LOG_LINES_PER_CALL} a call)"
             );
             let _ = events.send(Event::Log(Level::Warn, line));
+            probe.metrics.log_lines_dropped(dropped);
         }
         let poisoned = outcome.is_err();
         let (size, cap) = instance.memory();
         if size as f64 > cap as f64 * RECYCLE_AT {
-            worn.store(size, Ordering::Release);
+            probe.worn.store(size, Ordering::Release);
         }
+        probe.metrics.memory_grew(size.saturating_sub(reported));
+        reported = size;
         if events.send(Event::Done(outcome)).is_err() || poisoned || exiting {
             break;
         }
     }
+    probe.metrics.instance_ended(reported);
 }
 
 async fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fault> {
@@ -259,12 +284,14 @@ async fn handle(instance: &mut GuestInstance, request: Request) -> Result<Respon
         Request::Flush { tag, chunk, format: EventFormat::Msgpack } => {
             instance.flush(&tag, chunk.as_slice()).await.map(Response::Flush)
         }
-        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => match crate::events::json_lines(chunk.as_slice()) {
-            Ok(lines) => instance.flush(&tag, &lines).await.map(Response::Flush),
-            // The guest never sees a chunk the host cannot read; the agent drops it, as a
-            // msgpack guest's decoder would have it do.
-            Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
-        },
+        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => {
+            match crate::events::json_lines(chunk.as_slice()) {
+                Ok(lines) => instance.flush(&tag, &lines).await.map(Response::Flush),
+                // The guest never sees a chunk the host cannot read; the agent drops it, as a
+                // msgpack guest's decoder would have it do.
+                Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
+            }
+        }
         Request::Exit => instance.exit().await.map(|()| Response::Exited),
     }
 }
