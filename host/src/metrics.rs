@@ -151,6 +151,9 @@ impl HostMetrics {
 
     /// A guest instance's linear memory grew by `bytes`.
     pub fn memory_grew(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
         if let Some(inner) = &self.inner {
             inner.memory.add(bytes as f64);
         }

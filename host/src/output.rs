@@ -306,15 +306,19 @@ impl OutputInstance {
                 return (FlushStatus::Retry, FlushResult::Fault);
             }
         };
-        let metrics = &self.shared.metrics;
-        if metrics.counts_records() {
-            metrics.handed(crate::records::count(chunk), chunk.len());
-        }
+        let bytes = chunk;
         // SAFETY: `chunk` is valid for this whole function, and `call` only returns once the
         // worker is done with the request that carries it.
         let chunk = unsafe { ChunkRef::new(chunk) };
         let format = version.init_ctx.event_format;
-        let outcome = worker.call(Request::Flush { tag: tag.to_owned(), chunk, format }, logger);
+        // Counting the records for the metrics costs a pass over the chunk: the agent thread
+        // makes it while the guest runs, instead of before.
+        let metrics = &self.shared.metrics;
+        let outcome = worker.call_meanwhile(Request::Flush { tag: tag.to_owned(), chunk, format }, logger, || {
+            if metrics.counts_records() {
+                metrics.handed(crate::records::count(bytes), bytes.len());
+            }
+        });
         let status = match outcome {
             Ok(Response::Flush(Ok(()))) => (FlushStatus::Ok, FlushResult::Ok),
             Ok(Response::Flush(Err(FlushError::Retry(message)))) => {

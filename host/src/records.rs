@@ -65,45 +65,63 @@ fn be(chunk: &[u8], at: usize, n: usize) -> Option<usize> {
 }
 
 /// Skips one value (with everything nested in it) at `at`; returns where the next starts.
+///
+/// The common markers (fixint, fixstr, fixmap, fixarray, nil, booleans) take the fast arm; a
+/// position past the end is caught by the next read or the final check, so the fast arm needs
+/// no bounds arithmetic.
 fn skip(chunk: &[u8], mut at: usize) -> Option<usize> {
     let mut pending: usize = 1;
     while pending > 0 {
         pending -= 1;
         let marker = *chunk.get(at)?;
-        let (header, payload, values) = match marker {
-            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (1, 0, 0),
-            0x80..=0x8f => (1, 0, usize::from(marker & 0x0f) * 2),
-            0x90..=0x9f => (1, 0, usize::from(marker & 0x0f)),
-            0xa0..=0xbf => (1, usize::from(marker & 0x1f), 0),
-            0xcc | 0xd0 => (1, 1, 0),
-            0xcd | 0xd1 => (1, 2, 0),
-            0xce | 0xd2 | 0xca => (1, 4, 0),
-            0xcf | 0xd3 | 0xcb => (1, 8, 0),
-            0xd4 => (2, 1, 0),
-            0xd5 => (2, 2, 0),
-            0xd6 => (2, 4, 0),
-            0xd7 => (2, 8, 0),
-            0xd8 => (2, 16, 0),
-            0xc4 | 0xd9 => (2, be(chunk, at + 1, 1)?, 0),
-            0xc5 | 0xda => (3, be(chunk, at + 1, 2)?, 0),
-            0xc6 | 0xdb => (5, be(chunk, at + 1, 4)?, 0),
-            0xc7 => (3, be(chunk, at + 1, 1)?, 0),
-            0xc8 => (4, be(chunk, at + 1, 2)?, 0),
-            0xc9 => (6, be(chunk, at + 1, 4)?, 0),
-            0xdc => (3, 0, be(chunk, at + 1, 2)?),
-            0xdd => (5, 0, be(chunk, at + 1, 4)?),
-            0xde => (3, 0, be(chunk, at + 1, 2)?.checked_mul(2)?),
-            0xdf => (5, 0, be(chunk, at + 1, 4)?.checked_mul(2)?),
-            0xc1 => return None,
-        };
-        at = at.checked_add(header)?.checked_add(payload)?;
-        if at > chunk.len() {
-            return None;
+        match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => at += 1,
+            0xa0..=0xbf => at += 1 + usize::from(marker & 0x1f),
+            0x80..=0x8f => {
+                at += 1;
+                pending += usize::from(marker & 0x0f) * 2;
+            }
+            0x90..=0x9f => {
+                at += 1;
+                pending += usize::from(marker & 0x0f);
+            }
+            _ => {
+                let (header, payload, values) = sized(chunk, at, marker)?;
+                at = at.checked_add(header)?.checked_add(payload)?;
+                // Every value takes at least one byte: a count past what is left is malformed.
+                pending = pending.checked_add(values).filter(|p| *p <= chunk.len().saturating_sub(at))?;
+            }
         }
-        // Every value takes at least one byte: a count past what is left is malformed.
-        pending = pending.checked_add(values).filter(|p| *p <= chunk.len() - at)?;
     }
-    Some(at)
+    (at <= chunk.len()).then_some(at)
+}
+
+/// Header bytes, payload bytes and nested values of a value whose marker has a size field or
+/// a fixed payload.
+fn sized(chunk: &[u8], at: usize, marker: u8) -> Option<(usize, usize, usize)> {
+    Some(match marker {
+        0xcc | 0xd0 => (1, 1, 0),
+        0xcd | 0xd1 => (1, 2, 0),
+        0xce | 0xd2 | 0xca => (1, 4, 0),
+        0xcf | 0xd3 | 0xcb => (1, 8, 0),
+        0xd4 => (2, 1, 0),
+        0xd5 => (2, 2, 0),
+        0xd6 => (2, 4, 0),
+        0xd7 => (2, 8, 0),
+        0xd8 => (2, 16, 0),
+        0xc4 | 0xd9 => (2, be(chunk, at + 1, 1)?, 0),
+        0xc5 | 0xda => (3, be(chunk, at + 1, 2)?, 0),
+        0xc6 | 0xdb => (5, be(chunk, at + 1, 4)?, 0),
+        0xc7 => (3, be(chunk, at + 1, 1)?, 0),
+        0xc8 => (4, be(chunk, at + 1, 2)?, 0),
+        0xc9 => (6, be(chunk, at + 1, 4)?, 0),
+        0xdc => (3, 0, be(chunk, at + 1, 2)?),
+        0xdd => (5, 0, be(chunk, at + 1, 4)?),
+        0xde => (3, 0, be(chunk, at + 1, 2)?.checked_mul(2)?),
+        0xdf => (5, 0, be(chunk, at + 1, 4)?.checked_mul(2)?),
+        // 0xc1 is never used; the fast arm took every other marker.
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

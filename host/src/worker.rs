@@ -141,9 +141,20 @@ impl Worker {
 
     /// Sends one request and blocks until the guest answered or faulted.
     pub fn call(&mut self, request: Request, logger: &Logger) -> Result<Response, Fault> {
+        self.call_meanwhile(request, logger, || {})
+    }
+
+    /// As [`Worker::call`], running `meanwhile` on the calling thread while the guest works.
+    pub fn call_meanwhile(
+        &mut self,
+        request: Request,
+        logger: &Logger,
+        meanwhile: impl FnOnce(),
+    ) -> Result<Response, Fault> {
         if self.requests.send(request).is_err() {
             return Err(Fault::host("the worker thread is gone"));
         }
+        meanwhile();
         self.wait(logger)
     }
 
