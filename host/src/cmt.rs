@@ -20,6 +20,10 @@ use crate::symbols::Cmetrics;
 /// Namespace and subsystem of every metric: `fluentbit_wasm_...`.
 const NAMESPACE: &std::ffi::CStr = c"fluentbit";
 const SUBSYSTEM: &std::ffi::CStr = c"wasm";
+/// Upper bounds of cmetrics' default buckets (`cmt_histogram_buckets_default_create`):
+/// 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10.
+pub const DEFAULT_BUCKET_BOUNDS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const DEFAULT_BUCKETS: usize = DEFAULT_BUCKET_BOUNDS.len();
 
 /// The agent's cmetrics context of one output instance.
 #[derive(Clone, Copy)]
@@ -49,6 +53,8 @@ pub struct Metric {
     kind: Kind,
     ptr: NonNull<c_void>,
     labels: usize,
+    /// A histogram's number of upper bounds (without +Inf).
+    bounds: usize,
 }
 
 // SAFETY: see `Context`.
@@ -136,7 +142,11 @@ impl Context {
         let Some(ptr) = NonNull::new(ptr) else {
             bail!("the agent refused to create metric 'fluentbit_wasm_{}'", name.to_string_lossy());
         };
-        Ok(Arc::new(Metric { ctx: *self, kind, ptr, labels: labels.len() }))
+        let bounds = match kind {
+            Kind::Histogram => buckets.map_or(DEFAULT_BUCKETS, <[f64]>::len),
+            _ => 0,
+        };
+        Ok(Arc::new(Metric { ctx: *self, kind, ptr, labels: labels.len(), bounds }))
     }
 }
 
@@ -217,6 +227,29 @@ impl Series {
             Kind::Gauge => self.with_value(fns.gauge_set, value),
             Kind::Histogram => {}
         }
+    }
+
+    /// Sets a histogram's cumulative bucket counts (one per upper bound, then +Inf), sum and
+    /// count; `buckets` must have one more entry than the histogram has bounds.
+    pub fn set_histogram(&self, buckets: &mut [u64], sum: f64, count: u64) {
+        if self.metric.kind != Kind::Histogram || buckets.len() != self.metric.bounds + 1 {
+            return;
+        }
+        let ctx = &self.metric.ctx;
+        let labels = self.ptrs.len() as c_int;
+        // SAFETY: `buckets` holds the bound count + 1 entries cmetrics reads; labels as in
+        // `with_value`.
+        let _ = unsafe {
+            (ctx.fns.histogram_set)(
+                self.metric.ptr.as_ptr(),
+                ctx.now(),
+                buckets.as_mut_ptr(),
+                sum,
+                count,
+                labels,
+                self.ptrs.as_ptr().cast_mut(),
+            )
+        };
     }
 
     /// Records one observation of a histogram.

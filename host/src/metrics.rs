@@ -1,10 +1,10 @@
 //! The host's own metrics of one output instance, `fluentbit_wasm_*` with the instance's
 //! `name` label first, in the agent's cmetrics context of the instance (see `docs/metrics.md`).
 //!
-//! Every series is created at init, on the agent's thread, so that the hooks may update them
-//! from any thread (`cmt` explains why). The one series made later, the digest of a version a
-//! swap installed, is created by [`HostMetrics::sync`], which the flush and exit paths call on
-//! the agent's threads.
+//! Every metric and series is created at init, on the agent's engine thread, so that the hooks
+//! may update them from any thread (`cmt` explains why). The series of a digest a swap
+//! installed is created by [`HostMetrics::sync`], which the flush path calls on the agent's
+//! threads; the guests' own metrics are exported by [`crate::guest_export`].
 //!
 //! Without the agent's cmetrics (an older agent, a loader without them) every hook does nothing.
 
@@ -15,9 +15,19 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::agent::Agent;
+use crate::bindings::EventType;
 use crate::cmt::{Context, Kind, Metric, Series};
 use crate::fault::FaultKind;
+use crate::guest_export::GuestExport;
+use crate::guest_metrics::{GuestMetrics, MetricSink};
 use crate::log::Logger;
+
+/// The metrics a worker thread feeds: the guests' (through `metrics`) and the host's.
+#[derive(Clone)]
+pub struct Meters {
+    pub guest: Arc<GuestMetrics>,
+    pub host: Arc<HostMetrics>,
+}
 
 /// How a flush handed to the plugin ended, as `fluentbit_wasm_flushes_total` counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,11 +42,19 @@ pub enum FlushResult {
     Fault,
     /// Not handed to a guest: the instance is backing off after repeated faults.
     Held,
+    /// Not handed to a guest: an event type the guest does not accept (answered ok).
+    Skipped,
 }
 
 impl FlushResult {
-    const ALL: [FlushResult; 5] =
-        [FlushResult::Ok, FlushResult::Retry, FlushResult::Error, FlushResult::Fault, FlushResult::Held];
+    const ALL: [FlushResult; 6] = [
+        FlushResult::Ok,
+        FlushResult::Retry,
+        FlushResult::Error,
+        FlushResult::Fault,
+        FlushResult::Held,
+        FlushResult::Skipped,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +63,7 @@ impl FlushResult {
             FlushResult::Error => "error",
             FlushResult::Fault => "fault",
             FlushResult::Held => "held",
+            FlushResult::Skipped => "skipped",
         }
     }
 }
@@ -67,7 +86,9 @@ struct Inner {
     duration: Series,
     faults: Vec<Series>,
     starts: Series,
+    flush_path_starts: Series,
     recycles: Series,
+    stalls: Series,
     swaps_done: Series,
     swaps_failed: Series,
     instances: Series,
@@ -76,6 +97,7 @@ struct Inner {
     records: Series,
     bytes: Series,
     component: Mutex<Component>,
+    guests: Arc<GuestExport>,
 }
 
 /// `fluentbit_wasm_component_info`: 1 for the digest being served, 0 for earlier ones.
@@ -102,7 +124,7 @@ impl HostMetrics {
                 return Self::default();
             }
         };
-        match Inner::create(ctx, name, memory_limit) {
+        match Inner::create(ctx, name, memory_limit, logger) {
             Ok(inner) => Self { inner: Some(inner) },
             Err(err) => {
                 logger.warn(&format!("running without metrics: failed to create them: {err:#}"));
@@ -121,7 +143,7 @@ impl HostMetrics {
     pub fn flushed(&self, result: FlushResult, elapsed: Duration) {
         let Some(inner) = &self.inner else { return };
         inner.flushes[result as usize].inc();
-        if result != FlushResult::Held {
+        if !matches!(result, FlushResult::Held | FlushResult::Skipped) {
             inner.duration.observe(elapsed.as_secs_f64());
         }
     }
@@ -173,17 +195,35 @@ impl HostMetrics {
         }
     }
 
-    /// A chunk of `records` records and `bytes` bytes went to a guest's flush.
-    pub fn handed(&self, records: u64, bytes: usize) {
+    /// A chunk went to a guest's flush. Log records are counted (a pass over the chunk);
+    /// a metrics or traces chunk counts its bytes only.
+    pub fn handed(&self, event_type: EventType, chunk: &[u8]) {
         if let Some(inner) = &self.inner {
-            inner.records.add(records as f64);
-            inner.bytes.add(bytes as f64);
+            if event_type == EventType::Logs {
+                inner.records.add(crate::records::count(chunk) as f64);
+            }
+            inner.bytes.add(chunk.len() as f64);
         }
     }
 
-    /// Whether `handed` records anything: counting records costs a pass over the chunk.
-    pub fn counts_records(&self) -> bool {
-        self.inner.is_some()
+    /// A flush found no idle instance and no warm spare, and started one itself.
+    pub fn started_on_flush_path(&self) {
+        if let Some(inner) = &self.inner {
+            inner.flush_path_starts.inc();
+        }
+    }
+
+    /// A flush held the agent's engine thread past the stall threshold.
+    pub fn stalled(&self) {
+        if let Some(inner) = &self.inner {
+            inner.stalls.inc();
+        }
+    }
+
+    /// Where the guests' own metrics go: the agent's context, when metrics are on.
+    pub fn guest_sink(&self) -> Option<Box<dyn MetricSink>> {
+        let inner = self.inner.as_ref()?;
+        Some(Box::new(inner.guests.clone()))
     }
 
     /// A swap installed the version with `digest`. Any thread; published by `sync`.
@@ -208,18 +248,20 @@ impl HostMetrics {
         }
     }
 
-    /// Publishes what plugin threads left for an agent thread. Call on an agent thread.
-    pub fn sync(&self) {
+    /// Publishes what plugin threads left for an agent thread. Call on an agent thread;
+    /// `on_engine`: the agent's engine thread, the only one where new metrics may be created.
+    pub fn sync(&self, on_engine: bool) {
         let Some(inner) = &self.inner else { return };
         let pending = inner.component().pending.take();
         if let Some(digest) = pending {
             inner.serve(&digest);
         }
+        inner.guests.sync(on_engine);
     }
 }
 
 impl Inner {
-    fn create(ctx: Context, name: &str, memory_limit: usize) -> Result<Self> {
+    fn create(ctx: Context, name: &str, memory_limit: usize, logger: &Logger) -> Result<Self> {
         let counter = |metric: &str, help: &str| -> Result<Series> {
             let series = ctx.create(Kind::Counter, metric, help, &["name"], None)?.series(&[name])?;
             series.set(0.0);
@@ -287,6 +329,14 @@ impl Inner {
             duration,
             faults,
             starts: counter("instance_starts_total", "Guest instances started (instantiated).")?,
+            flush_path_starts: counter(
+                "instance_flush_path_starts_total",
+                "Guest instances a flush had to start itself (no idle instance, no warm spare ready).",
+            )?,
+            stalls: counter(
+                "engine_stalls_total",
+                "Flushes that held the agent's engine thread for more than 100 ms (workers 0).",
+            )?,
             recycles: counter(
                 "instance_recycles_total",
                 "Guest instances retired between flushes because their memory passed 3/4 of wasm_memory_limit.",
@@ -302,6 +352,7 @@ impl Inner {
             records: counter("records_total", "Records handed to the guest's flush (retries count again).")?,
             bytes: counter("bytes_total", "Chunk bytes handed to the guest's flush, as the agent delivered them.")?,
             component: Mutex::new(Component { metric: component, current: None, pending: None }),
+            guests: Arc::new(GuestExport::new(ctx, name, logger)?),
         })
     }
 

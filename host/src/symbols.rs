@@ -49,6 +49,18 @@ pub type ValueFn = unsafe extern "C" fn(
     vals: *mut *mut c_char,
 ) -> c_int;
 
+/// `cmt_histogram_set_default`: (histogram, timestamp, bucket counts (cumulative, one per
+/// bound and +Inf), sum, count, labels_count, label_vals).
+pub type HistogramSetFn = unsafe extern "C" fn(
+    histogram: *mut c_void,
+    ts: u64,
+    buckets: *mut u64,
+    sum: f64,
+    count: u64,
+    labels_count: c_int,
+    vals: *mut *mut c_char,
+) -> c_int;
+
 /// `cmt_histogram_buckets_create_size`: copies `count` upper bounds.
 pub type BucketsCreateFn = unsafe extern "C" fn(bounds: *mut f64, count: usize) -> *mut c_void;
 
@@ -75,6 +87,7 @@ pub struct Cmetrics {
     pub gauge_sub: ValueFn,
     pub histogram_create: HistogramCreateFn,
     pub histogram_observe: ValueFn,
+    pub histogram_set: HistogramSetFn,
     pub buckets_create_size: BucketsCreateFn,
     pub buckets_default_create: BucketsDefaultFn,
     pub time_now: TimeNowFn,
@@ -121,6 +134,7 @@ impl Cmetrics {
             gauge_sub: resolve!(c"cmt_gauge_sub" as ValueFn),
             histogram_create: resolve!(c"cmt_histogram_create" as HistogramCreateFn),
             histogram_observe: resolve!(c"cmt_histogram_observe" as ValueFn),
+            histogram_set: resolve!(c"cmt_histogram_set_default" as HistogramSetFn),
             buckets_create_size: resolve!(c"cmt_histogram_buckets_create_size" as BucketsCreateFn),
             buckets_default_create: resolve!(c"cmt_histogram_buckets_default_create" as BucketsDefaultFn),
             time_now: resolve!(c"cfl_time_now" as TimeNowFn),

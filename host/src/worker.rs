@@ -10,18 +10,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::bindings::{ConfigKey, EventFormat, FlushError, InitContext};
+use crate::bindings::{EventFormat, EventType, FlushContext, FlushError, InitContext};
 use crate::capabilities::Capabilities;
 use crate::config::Limits;
 use crate::engine::WORKER_STACK;
 use crate::fault::Fault;
-use crate::guest::{GuestInstance, LOG_LINES_PER_CALL};
+use crate::guest::{GuestInstance, LOG_LINES_PER_CALL, Schema};
+use crate::guest_metrics::GuestMetrics;
 use crate::image::GuestImage;
 use crate::log::{Level, Logger};
-use crate::metrics::HostMetrics;
+use crate::metrics::{HostMetrics, Meters};
 
 /// A chunk borrowed from the agent for the duration of one flush call.
 pub struct ChunkRef {
@@ -56,6 +58,7 @@ pub enum Request {
     /// before the guest sees it.
     Flush {
         tag: String,
+        event_type: EventType,
         chunk: ChunkRef,
         format: EventFormat,
     },
@@ -66,7 +69,7 @@ pub enum Request {
 #[derive(Debug)]
 pub enum Response {
     Ready,
-    Schema(Vec<ConfigKey>, EventFormat),
+    Schema(Schema),
     Init(Result<(), String>),
     Flush(Result<(), FlushError>),
     Exited,
@@ -78,14 +81,6 @@ pub enum Event {
     Done(Result<Response, Fault>),
 }
 
-/// What the worker thread reports beside its answers.
-struct Probe {
-    /// Set after a call left the guest's memory near its cap: the instance is recycled
-    /// between flushes instead of trapping inside one.
-    worn: AtomicUsize,
-    metrics: Arc<HostMetrics>,
-}
-
 /// Handle to a worker thread and its guest instance.
 pub struct Worker {
     id: u64,
@@ -93,6 +88,14 @@ pub struct Worker {
     requests: Sender<Request>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What the worker thread reports beside its answers.
+struct Probe {
+    /// Set after a call left the guest's memory near its cap: the instance is recycled
+    /// between flushes instead of trapping inside one.
+    worn: AtomicUsize,
+    host: Arc<HostMetrics>,
 }
 
 impl Worker {
@@ -104,19 +107,23 @@ impl Worker {
         runtime: tokio::runtime::Handle,
         limits: Limits,
         capabilities: Arc<Capabilities>,
-        metrics: Arc<HostMetrics>,
+        meters: Meters,
         logger: &Logger,
     ) -> Result<Self> {
         let (requests, request_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
-        let probe = Arc::new(Probe { worn: AtomicUsize::new(0), metrics });
+        let Meters { guest: metrics, host } = meters;
+        let probe = Arc::new(Probe { worn: AtomicUsize::new(0), host });
         let max_level = logger.max_level();
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-{id}"))
             .stack_size(WORKER_STACK)
             .spawn({
                 let probe = probe.clone();
-                move || serve(&image, &runtime, max_level, limits, &capabilities, &request_rx, &event_tx, &probe)
+                move || {
+                    let instance = Instance { image: &image, max_level, limits, capabilities: &capabilities, metrics };
+                    serve(instance, &runtime, &request_rx, &event_tx, &probe)
+                }
             })
             .context("failed to start a worker thread")?;
         let mut worker = Self { id, probe, requests, events, thread: Some(thread) };
@@ -167,7 +174,7 @@ impl Worker {
             }
         };
         if let Err(fault) = &outcome {
-            self.probe.metrics.faulted(fault.kind());
+            self.probe.host.faulted(fault.kind());
         }
         outcome
     }
@@ -204,22 +211,35 @@ pub const RECYCLE_AT: f64 = 0.75;
 /// Every guest call runs under a deadline. Running wasm yields at each epoch tick and a call
 /// waiting in a host function is a pending future, so the deadline stops both; the stopped
 /// call's instance is discarded.
-#[expect(clippy::too_many_arguments, reason = "the worker thread's whole context, handed over once at its start")]
-fn serve(
-    image: &GuestImage,
-    runtime: &tokio::runtime::Handle,
+/// What a worker's guest instance is made of.
+struct Instance<'a> {
+    image: &'a GuestImage,
     max_level: Level,
     limits: Limits,
-    capabilities: &Capabilities,
+    capabilities: &'a Capabilities,
+    metrics: Arc<GuestMetrics>,
+}
+
+fn serve(
+    instance: Instance<'_>,
+    runtime: &tokio::runtime::Handle,
     requests: &Receiver<Request>,
     events: &Sender<Event>,
     probe: &Probe,
 ) {
+    let Instance { image, max_level, limits, capabilities, metrics } = instance;
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
     let _runtime = runtime.enter();
-    let instantiate =
-        GuestInstance::instantiate(image, max_level, events.clone(), limits.memory, limits.deadlines, capabilities);
+    let instantiate = GuestInstance::instantiate(
+        image,
+        max_level,
+        events.clone(),
+        limits.memory,
+        limits.deadlines,
+        capabilities,
+        metrics,
+    );
     let instance = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async { tokio::time::timeout(limits.init_timeout, instantiate).await })
     }));
@@ -239,10 +259,10 @@ fn serve(
             return;
         }
     };
-    probe.metrics.instance_started();
+    probe.host.instance_started();
     // Linear memory this instance has reported to the metrics (it never shrinks).
     let mut reported = instance.memory().0;
-    probe.metrics.memory_grew(reported);
+    probe.host.memory_grew(reported);
     let _ = events.send(Event::Done(Ok(Response::Ready)));
 
     while let Ok(request) = crate::handoff::recv(requests) {
@@ -257,9 +277,10 @@ fn serve(
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             runtime.block_on(async {
                 if !limits.deadlines {
-                    return handle(&mut instance, request).await;
+                    return handle(&mut instance, request, None).await;
                 }
-                match tokio::time::timeout(limit, handle(&mut instance, request)).await {
+                let deadline = Instant::now() + limit;
+                match tokio::time::timeout(limit, handle(&mut instance, request, Some(deadline))).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => Err(Fault::deadline(call, limit, key)),
                 }
@@ -272,36 +293,46 @@ fn serve(
                 "guest wrote {dropped} more log lines in one {call} call; dropped (at most {LOG_LINES_PER_CALL} a call)"
             );
             let _ = events.send(Event::Log(Level::Warn, line));
-            probe.metrics.log_lines_dropped(dropped);
+            probe.host.log_lines_dropped(dropped);
         }
         let poisoned = outcome.is_err();
         let (size, cap) = instance.memory();
         if size as f64 > cap as f64 * RECYCLE_AT {
             probe.worn.store(size, Ordering::Release);
         }
-        probe.metrics.memory_grew(size.saturating_sub(reported));
+        probe.host.memory_grew(size.saturating_sub(reported));
         reported = size;
         if events.send(Event::Done(outcome)).is_err() || poisoned || exiting {
             break;
         }
     }
-    probe.metrics.instance_ended(reported);
+    probe.host.instance_ended(reported);
 }
 
-async fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fault> {
+/// Makes one call. `deadline` is when the call will be stopped, if deadlines are on: a flush
+/// tells the guest how long it has left once its chunk is ready.
+async fn handle(instance: &mut GuestInstance, request: Request, deadline: Option<Instant>) -> Result<Response, Fault> {
     match request {
-        Request::Schema => instance.config_schema().await.map(|(keys, format)| Response::Schema(keys, format)),
+        Request::Schema => instance.schema().await.map(Response::Schema),
         Request::Init(ctx) => instance.init(&ctx).await.map(Response::Init),
-        Request::Flush { tag, chunk, format: EventFormat::Msgpack } => {
-            instance.flush(&tag, chunk.as_slice()).await.map(Response::Flush)
-        }
-        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => {
-            match crate::events::json_lines(chunk.as_slice()) {
-                Ok(lines) => instance.flush(&tag, &lines).await.map(Response::Flush),
+        Request::Flush { tag, event_type, chunk, format } => {
+            let rendered;
+            let bytes = match crate::events::render(format, event_type, chunk.as_slice()) {
+                Ok(Some(lines)) => {
+                    rendered = lines;
+                    &rendered[..]
+                }
+                Ok(None) => chunk.as_slice(),
                 // The guest never sees a chunk the host cannot read; the agent drops it, as a
                 // msgpack guest's decoder would have it do.
-                Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
-            }
+                Err(err) => return Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err:#}"))))),
+            };
+            let time_left = deadline.map(|at| {
+                let left = at.saturating_duration_since(Instant::now());
+                u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)
+            });
+            let ctx = FlushContext { tag, event_type, time_left };
+            instance.flush(&ctx, bytes).await.map(Response::Flush)
         }
         Request::Exit => instance.exit().await.map(|()| Response::Exited),
     }

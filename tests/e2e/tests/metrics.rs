@@ -46,7 +46,12 @@ fn instances_are_named_as_the_agent_names_them_in_logs_init_context_and_metrics(
     let probe = guest_path("probe");
     let path = probe.to_str().unwrap();
 
-    let call = plugin.init(props(&[("wasm_path", path), ("label", "p"), ("alias", "named-by-alias")]));
+    let call = plugin.init(props(&[
+        ("wasm_path", path),
+        ("label", "p"),
+        ("alias", "named-by-alias"),
+        ("wasm_warm_spare", "off"),
+    ]));
     assert!(
         lines_with(&call, "[output:wasm:named-by-alias] probe init instance=named-by-alias ").len() == 1,
         "the alias is the log prefix and init-context.instance:\n{}",
@@ -57,7 +62,7 @@ fn instances_are_named_as_the_agent_names_them_in_logs_init_context_and_metrics(
 
     // Without an alias the agent names an instance `<plugin>.<index among all outputs>`: the
     // sixth output of a configuration is wasm.5 even if it is the first wasm one.
-    let call = plugin.init(props(&[("wasm_path", path), ("label", "q")]).id(5));
+    let call = plugin.init(props(&[("wasm_path", path), ("label", "q"), ("wasm_warm_spare", "off")]).id(5));
     assert_eq!(
         lines_with(&call, "[output:wasm:wasm.5] probe init instance=wasm.5 ").len(),
         1,
@@ -78,7 +83,13 @@ fn flushes_records_bytes_latency_and_the_served_digest_are_counted() {
     let guest = guest_path("probe");
     let instance = init_ok(
         &mut plugin,
-        &[("wasm_path", guest.to_str().unwrap()), ("label", "c"), ("alias", alias), ("wasm_memory_limit", "64M")],
+        &[
+            ("wasm_path", guest.to_str().unwrap()),
+            ("label", "c"),
+            ("alias", alias),
+            ("wasm_memory_limit", "64M"),
+            ("wasm_warm_spare", "off"),
+        ],
     );
     let three = chunk(&[r#"{"a":1}"#, r#"{"b":[1,{"c":2}]}"#, r#"{"d":"e"}"#], 1, 0);
     let one = chunk(&[r#"{"z":0}"#], 2, 0);
@@ -88,7 +99,7 @@ fn flushes_records_bytes_latency_and_the_served_digest_are_counted() {
     let m = metrics_of(alias);
     let name = [alias];
     assert_eq!(value(&m, "fluentbit_wasm_flushes_total", &[alias, "ok"]), 2.0, "{}", m.prometheus());
-    for result in ["retry", "error", "fault", "held"] {
+    for result in ["retry", "error", "fault", "held", "skipped"] {
         assert_eq!(
             value(&m, "fluentbit_wasm_flushes_total", &[alias, result]),
             0.0,
@@ -149,7 +160,10 @@ fn guest_answers_and_faults_are_counted_by_result_and_kind() {
         ("alloc-until-cap", "memory", ("wasm_memory_limit", "16M")),
     ] {
         let alias = format!("fault-{kind}");
-        let instance = init_ok(&mut plugin, &[("wasm_path", hostile_path), ("mode", mode), ("alias", &alias), extra]);
+        let instance = init_ok(
+            &mut plugin,
+            &[("wasm_path", hostile_path), ("mode", mode), ("alias", &alias), ("wasm_warm_spare", "off"), extra],
+        );
         assert_eq!(flush(&instance, &evil), FLB_RETRY, "mode {mode} faults");
         // The next flush starts a fresh instance and delivers.
         assert_eq!(flush(&instance, &ok), FLB_OK);
@@ -192,7 +206,13 @@ fn dropped_log_lines_and_recycles_are_counted() {
     // third and is recycled after that flush.
     let leak = init_ok(
         &mut plugin,
-        &[("wasm_path", hostile.to_str().unwrap()), ("mode", "leak"), ("alias", "leaky"), ("wasm_memory_limit", "16M")],
+        &[
+            ("wasm_path", hostile.to_str().unwrap()),
+            ("mode", "leak"),
+            ("alias", "leaky"),
+            ("wasm_memory_limit", "16M"),
+            ("wasm_warm_spare", "off"),
+        ],
     );
     let mut flushes = 0;
     while value(&metrics_of("leaky"), "fluentbit_wasm_instance_recycles_total", &["leaky"]) == 0.0 {
@@ -275,6 +295,73 @@ fn swaps_are_counted_and_the_served_digest_follows_them() {
     assert_eq!(value(&m, "fluentbit_wasm_swaps_total", &[alias, "done"]), 1.0);
     assert_eq!(value(&m, "fluentbit_wasm_swaps_total", &[alias, "failed"]), 1.0);
     assert_eq!(value(&m, "fluentbit_wasm_component_info", &[alias, &v1]), 0.0, "the replaced digest drops to 0");
+    instance.exit();
+    plugin.close();
+}
+
+#[test]
+fn guest_metrics_are_exported_with_the_name_label_first_and_outlive_the_guest_instance() {
+    let alias = "guest-metered";
+    let mut plugin = agent_plugin();
+    let probe = guest_path("probe");
+    let instance = init_ok(
+        &mut plugin,
+        &[("wasm_path", probe.to_str().unwrap()), ("label", "g"), ("metrics", "on"), ("alias", alias)],
+    );
+    let three = chunk(&[r#"{"a":1}"#, r#"{"a":2}"#, r#"{"a":3}"#], 1, 0);
+    assert_eq!(instance.flush(&three, "app.one").value, FLB_OK);
+    // A trap discards the guest instance; the next one declares the metric again and counts on.
+    let trap = chunk(&[r#"{"probe":"trap"}"#], 1, 0);
+    assert_eq!(instance.flush(&trap, "app.one").value, FLB_RETRY);
+    let two = chunk(&[r#"{"b":1}"#, r#"{"b":2}"#], 1, 0);
+    assert_eq!(instance.flush(&two, "app.one").value, FLB_OK);
+    assert_eq!(instance.flush(&two, "app.two").value, FLB_OK);
+
+    let m = metrics_of(alias);
+    let metric = m.metric("fluentbit_wasm_guest_probe_records_total").unwrap_or_else(|| {
+        panic!("the guest's counter is exported with the prefix and _total; published:\n{}", m.prometheus())
+    });
+    assert_eq!(metric.label_keys, ["name", "tag"], "the instance's name label first, then the guest's");
+    assert_eq!(value(&m, "fluentbit_wasm_guest_probe_records_total", &[alias, "app.one"]), 5.0, "{}", m.prometheus());
+    assert_eq!(value(&m, "fluentbit_wasm_guest_probe_records_total", &[alias, "app.two"]), 2.0);
+    assert_eq!(value(&m, "fluentbit_wasm_metrics_series", &[alias]), 2.0);
+    assert_eq!(value(&m, "fluentbit_wasm_metrics_refused_total", &[alias]), 0.0);
+    instance.exit();
+    plugin.close();
+}
+
+#[test]
+fn the_series_cap_refuses_new_label_values_and_counts_the_refusals() {
+    let alias = "guest-capped";
+    let mut plugin = agent_plugin();
+    let probe = guest_path("probe");
+    let instance = init_ok(
+        &mut plugin,
+        &[
+            ("wasm_path", probe.to_str().unwrap()),
+            ("label", "c"),
+            ("metrics", "on"),
+            ("alias", alias),
+            ("wasm_metrics_max_series", "2"),
+        ],
+    );
+    let one = chunk(&[r#"{"k":1}"#], 1, 0);
+    for tag in ["t.a", "t.b", "t.a"] {
+        assert_eq!(instance.flush(&one, tag).value, FLB_OK, "series {tag} fits the cap of 2");
+    }
+    // A third series is refused: the probe fails the flush with the host's reason.
+    for tag in ["t.c", "t.d", "t.c"] {
+        let call = instance.flush(&one, tag);
+        assert_eq!(call.value, 0, "series {tag} is past the cap:\n{}", call.log_text());
+    }
+    let m = metrics_of(alias);
+    let series: Vec<&Vec<String>> =
+        m.metric("fluentbit_wasm_guest_probe_records_total").unwrap().series.keys().collect();
+    assert_eq!(series, [&vec![alias.to_owned(), "t.a".to_owned()], &vec![alias.to_owned(), "t.b".to_owned()]]);
+    assert_eq!(value(&m, "fluentbit_wasm_guest_probe_records_total", &[alias, "t.a"]), 2.0);
+    assert_eq!(value(&m, "fluentbit_wasm_metrics_series", &[alias]), 2.0, "the agent holds only the capped series");
+    assert_eq!(value(&m, "fluentbit_wasm_metrics_refused_total", &[alias]), 3.0, "every refusal is counted");
+    eprintln!("the cardinality cap at work (wasm_metrics_max_series 2):\n{}", m.prometheus());
     instance.exit();
     plugin.close();
 }

@@ -1,7 +1,7 @@
 //! The metrics on the real agent's own endpoint: with `FLUENT_BIT` naming a fluent-bit binary,
 //! the agent runs the `counter` guest under an `alias` with its HTTP server on loopback, and
-//! `/api/v2/metrics/prometheus` must show the host's metrics for that alias, beside the agent's
-//! own per-output metrics of the same name. Without `FLUENT_BIT` the test prints a SKIP line.
+//! `/api/v2/metrics/prometheus` must show the host's metrics and the guest's own count for that
+//! alias, beside the agent's own per-output metrics of the same name. Without `FLUENT_BIT` the test prints a SKIP line.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -43,10 +43,10 @@ impl Drop for Agent {
 }
 
 #[test]
-fn real_agent_serves_the_host_metrics_under_the_instance_alias() {
+fn real_agent_serves_the_host_and_guest_metrics_under_the_instance_alias() {
     let Some(agent) = std::env::var_os("FLUENT_BIT") else {
         eprintln!(
-            "SKIP real_agent_serves_the_host_metrics_under_the_instance_alias: FLUENT_BIT is not set (the path \
+            "SKIP real_agent_serves_the_host_and_guest_metrics_under_the_instance_alias: FLUENT_BIT is not set (the path \
              of a fluent-bit binary); this test needs the real agent"
         );
         return;
@@ -121,8 +121,14 @@ fn real_agent_serves_the_host_metrics_under_the_instance_alias() {
         (format!("fluentbit_wasm_flushes_total{{name=\"{alias}\",result=\"fault\"}}"), Some(0.0)),
         (format!("fluentbit_wasm_faults_total{{name=\"{alias}\",kind=\"trap\"}}"), Some(0.0)),
         (format!("fluentbit_wasm_bytes_total{{name=\"{alias}\"}}"), chunk_bytes),
-        (format!("fluentbit_wasm_instance_starts_total{{name=\"{alias}\"}}"), Some(1.0)),
-        (format!("fluentbit_wasm_instances{{name=\"{alias}\"}}"), Some(1.0)),
+        // The first instance and its warm spare (wasm_warm_spare on), both started at init.
+        (format!("fluentbit_wasm_instance_starts_total{{name=\"{alias}\"}}"), Some(2.0)),
+        (format!("fluentbit_wasm_instances{{name=\"{alias}\"}}"), Some(2.0)),
+        // The counter guest's own metric: its count, under the instance's name.
+        (
+            format!("fluentbit_wasm_guest_records_total{{name=\"{alias}\",label=\"metrics\",tag=\"app.metrics\"}}"),
+            Some(4.0),
+        ),
         (format!("fluentbit_wasm_memory_limit_bytes{{name=\"{alias}\"}}"), Some((64u64 << 20) as f64)),
         (format!("fluentbit_wasm_flush_duration_seconds_count{{name=\"{alias}\"}}"), Some(1.0)),
         (format!("fluentbit_wasm_component_info{{name=\"{alias}\",digest=\"{digest}\"}}"), Some(1.0)),

@@ -161,6 +161,19 @@ EXPORT int cmt_gauge_sub(void *gauge, uint64_t ts, double val, int labels_count,
     return update(LOADER_CMT_GAUGE_SUB, gauge, ts, val, labels_count, label_vals);
 }
 
+/* cmetrics reads one count per bound and +Inf without a size; the sink knows the size. */
+EXPORT int cmt_histogram_set_default(void *histogram, uint64_t ts, uint64_t *bucket_defaults, double sum,
+                                     uint64_t count, int labels_count, char **label_vals)
+{
+    struct loader_cmt_call call = {
+        .op = LOADER_CMT_HISTOGRAM_SET, .target = histogram, .value = sum, .timestamp = ts,
+        .label_count = labels_count, .labels = label_vals, .bucket_values = bucket_defaults,
+        .count = count,
+    };
+
+    return (int) report(&call);
+}
+
 EXPORT int cmt_histogram_observe(void *histogram, uint64_t ts, double val, int labels_count,
                                  char **label_vals)
 {

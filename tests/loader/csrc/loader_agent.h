@@ -33,6 +33,7 @@ enum loader_cmt_op {
     LOADER_CMT_GAUGE_ADD,
     LOADER_CMT_GAUGE_SUB,
     LOADER_CMT_HISTOGRAM_OBSERVE,
+    LOADER_CMT_HISTOGRAM_SET,
 };
 
 struct loader_cmt_call {
@@ -48,9 +49,12 @@ struct loader_cmt_call {
     char **labels;
     double value;
     uint64_t timestamp;
-    /* A histogram's upper bounds. */
+    /* A histogram's upper bounds (creates), or its cumulative bucket counts (sets: one per
+     * bound, then +Inf; `value` is the sum). */
     const double *buckets;
+    const uint64_t *bucket_values;
     size_t bucket_count;
+    uint64_t count;
 };
 
 /* Records a call: returns the new metric's handle (creates; 0 refuses) or the cmetrics

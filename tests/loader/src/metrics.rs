@@ -90,7 +90,9 @@ struct RawCall {
     value: f64,
     timestamp: u64,
     buckets: *const f64,
+    bucket_values: *const u64,
     bucket_count: usize,
+    count: u64,
 }
 
 const COUNTER_CREATE: c_int = 1;
@@ -104,6 +106,7 @@ const GAUGE_INC: c_int = 8;
 const GAUGE_ADD: c_int = 9;
 const GAUGE_SUB: c_int = 10;
 const HISTOGRAM_OBSERVE: c_int = 11;
+const HISTOGRAM_SET: c_int = 12;
 
 unsafe extern "C" {
     fn loader_agent_symbols_load(
@@ -304,6 +307,17 @@ impl Registry {
                 }
                 *sum += v;
                 *count += 1;
+            }
+            (HISTOGRAM_SET, Value::Histogram { buckets, sum, count }) => {
+                if call.bucket_values.is_null() {
+                    self.refused.push(format!("histogram '{name}' set without bucket counts"));
+                    return -1;
+                }
+                // SAFETY: cmetrics reads one count per bound and +Inf, as many as `buckets`.
+                let values = unsafe { std::slice::from_raw_parts(call.bucket_values, buckets.len()) };
+                buckets.copy_from_slice(values);
+                *sum = v;
+                *count = call.count;
             }
             _ => return -1,
         }
