@@ -11,7 +11,8 @@ fn without_the_agents_symbols_instances_run_unmetered_and_keep_the_plugins_names
     let mut plugin = open_plugin();
     let probe = guest_path("probe");
     let path = probe.to_str().unwrap();
-    let first = plugin.init(props(&[("wasm_path", path), ("label", "a"), ("alias", "ignored")]));
+    let first =
+        plugin.init(props(&[("wasm_path", path), ("label", "a"), ("alias", "ignored"), ("wasm_warm_spare", "off")]));
     let said = lines_with(&first, "running without metrics: the agent does not export cmt_counter_create");
     assert_eq!(said.len(), 1, "said once, at info:\n{}", first.log_text());
     assert!(
@@ -23,7 +24,7 @@ fn without_the_agents_symbols_instances_run_unmetered_and_keep_the_plugins_names
         first.log_text()
     );
     let first = first.value.expect("init succeeds");
-    let second = plugin.init(props(&[("wasm_path", path), ("label", "b")]));
+    let second = plugin.init(props(&[("wasm_path", path), ("label", "b"), ("wasm_warm_spare", "off")]));
     assert!(lines_with(&second, "running without metrics").is_empty(), "said only once:\n{}", second.log_text());
     assert_eq!(lines_with(&second, "probe init instance=wasm.1 ").len(), 1, "{}", second.log_text());
     let second = second.value.expect("init succeeds");
