@@ -285,8 +285,9 @@ impl Inner {
         };
         let flushes = by(
             "flushes_total",
-            "Flushes the agent handed to the guest, by result (ok, retry, error: the guest's answer; fault: \
-             the guest faulted or could not start; held: backing off after faults, no guest ran).",
+            "Flushes the agent handed to the plugin, by result (ok, retry, error: the guest's answer; fault: \
+             the guest faulted or could not start; held: backing off after faults, and skipped: an event type \
+             the guest does not take, no guest ran).",
             "result",
             &FlushResult::ALL.map(FlushResult::as_str),
         )?;
