@@ -183,6 +183,11 @@ fn c_stdout_guest_matches_the_corpus() {
     conforms("c");
 }
 
+#[test]
+fn go_stdout_guest_matches_the_corpus() {
+    conforms("go");
+}
+
 /// The agent's own `stdout` output (format json_lines, same keys) prints the expected lines
 /// for the corpus: the chunks reach it unchanged through its `forward` input (PackedForward
 /// entries are appended as they are), so the expected files are the agent's truth, not ours.
@@ -203,7 +208,7 @@ fn agent_prints_the_expected_lines() {
 }
 
 /// Runs the agent with a forward input and a stdout output set up like the guest's `keys`,
-/// sends every corpus chunk, and returns its stdout once `lines` lines arrived (or 30 s passed).
+/// sends every corpus chunk, and returns its stdout once `lines` lines arrived (or, hung, after `EVENT_TIMEOUT`).
 fn agent_output(agent: &std::ffi::OsStr, config: &str, keys: &[(&str, &str)], lines: usize) -> String {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
@@ -244,7 +249,7 @@ fn agent_output(agent: &std::ffi::OsStr, config: &str, keys: &[(&str, &str)], li
     let mut stream = loop {
         match std::net::TcpStream::connect(("127.0.0.1", port)) {
             Ok(stream) => break stream,
-            Err(err) if started.elapsed() > std::time::Duration::from_secs(20) => {
+            Err(err) if started.elapsed() > out_wasm_e2e::sync::EVENT_TIMEOUT => {
                 child.kill().ok();
                 panic!("the agent's forward input did not come up on port {port}: {err}");
             }
@@ -263,7 +268,7 @@ fn agent_output(agent: &std::ffi::OsStr, config: &str, keys: &[(&str, &str)], li
         rmp::encode::write_bin(&mut message, &chunk).unwrap();
         stream.write_all(&message).expect("the agent takes the chunk");
     }
-    let deadline = started + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + out_wasm_e2e::sync::EVENT_TIMEOUT;
     while stdout.lock().unwrap().iter().filter(|b| **b == b'\n').count() < lines && std::time::Instant::now() < deadline
     {
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -59,7 +59,7 @@ fn real_agent(test: &str) -> Option<std::ffi::OsString> {
 
 /// Runs the agent with `args` in the repository root, `examples/events.jsonl` piped to its
 /// stdin (the agent's stdin input needs a pipe, not a file, and stops the agent at EOF); kills
-/// it after a minute.
+/// it after `EVENT_TIMEOUT` (a hang).
 fn run_agent(agent: &std::ffi::OsStr, args: &[&std::ffi::OsStr]) -> (String, String) {
     let events = std::fs::read(workspace_root().join("examples/events.jsonl")).unwrap();
     let mut child = Command::new(agent)
@@ -75,7 +75,7 @@ fn run_agent(agent: &std::ffi::OsStr, args: &[&std::ffi::OsStr]) -> (String, Str
         let mut stdin = child.stdin.take().expect("piped stdin");
         stdin.write_all(&events).expect("the agent reads its stdin");
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + out_wasm_e2e::sync::EVENT_TIMEOUT;
     // Drain the pipes on their own threads so a chatty agent never blocks on a full pipe.
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");

@@ -1,8 +1,7 @@
 //! The agent's lifecycle through the real boundary: several instances, concurrent flushes,
 //! Register again during a hot reload, and whole load/unload cycles in one process.
 
-use std::sync::Barrier;
-
+use out_wasm_e2e::sync::SyncDir;
 use out_wasm_e2e::{chunk, guest_path, init_ok, lines_with, open_plugin, plugin_path};
 use out_wasm_loader::{FLB_OK, Plugin};
 
@@ -43,19 +42,26 @@ fn two_instances_of_different_guests_live_side_by_side() {
 fn concurrent_flushes_run_on_separate_guest_instances() {
     let mut plugin = open_plugin();
     let probe = guest_path("probe");
-    // Each flush holds its instance for 300 ms, so the second caller finds the first busy.
-    let instance = init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "c"), ("sleep_ms", "300")]);
-    let barrier = Barrier::new(2);
+    let sync = SyncDir::new("concurrent");
+    let grant = sync.grant();
+    // Every flush waits in the guest until the gate opens: both flushes are inside a guest at
+    // the same time, which only separate guest instances allow.
+    let instance = init_ok(
+        &mut plugin,
+        &[
+            ("wasm_path", probe.to_str().unwrap()),
+            ("label", "c"),
+            ("gate_dir", SyncDir::GUEST),
+            ("wasm_allow_dirs", &grant),
+            ("wasm_flush_timeout", "10m"),
+        ],
+    );
     let data = chunk(&[r#"{"n":1}"#], 1, 0);
     let calls: Vec<_> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| {
-                    barrier.wait();
-                    instance.flush(&data, "t")
-                })
-            })
-            .collect();
+        let _open = sync.open_gate_on_drop();
+        let workers: Vec<_> = (0..2).map(|_| scope.spawn(|| instance.flush(&data, "t"))).collect();
+        sync.wait_for_marks("entered", 2, "both flushes inside a guest at once");
+        sync.open_gate();
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     for call in &calls {
@@ -77,21 +83,35 @@ fn concurrent_flushes_run_on_separate_guest_instances() {
 #[test]
 fn hot_reload_order_with_flushes_still_running_on_the_old_instances() {
     let probe = guest_path("probe");
+    let sync = SyncDir::new("reload-order");
+    let grant = sync.grant();
     let mut old_plugin = open_plugin();
-    let old =
-        init_ok(&mut old_plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "old"), ("sleep_ms", "500")]);
+    let old = init_ok(
+        &mut old_plugin,
+        &[
+            ("wasm_path", probe.to_str().unwrap()),
+            ("label", "old"),
+            ("gate_dir", SyncDir::GUEST),
+            ("wasm_allow_dirs", &grant),
+            ("wasm_flush_timeout", "10m"),
+        ],
+    );
     std::thread::scope(|scope| {
-        // An old flush is still running while the agent registers the plugin again and starts
-        // the new configuration's instances.
+        let _open = sync.open_gate_on_drop();
+        // An old flush is still running (held in the guest at the gate) while the agent
+        // registers the plugin again and starts the new configuration's instances.
         let running = scope.spawn(|| old.flush(&chunk(&[r#"{"n":1}"#], 1, 0), "t"));
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        sync.wait_for_marks("entered", 1, "the old flush inside its guest");
         let mut new_plugin = Plugin::open_with(plugin_path(), true).expect("registers again");
         let new = init_ok(&mut new_plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "new")]);
         let call = new.flush(&chunk(&[r#"{"n":2}"#], 1, 0), "t");
         assert_eq!(call.value, FLB_OK, "the new instance flushes meanwhile:\n{}", call.log_text());
-        assert!(!running.is_finished(), "the old flush was still running");
+        // Only the gate (or a fault) lets the old flush return.
+        assert!(!running.is_finished(), "the old flush returned before its gate opened");
+        sync.open_gate();
         let old_call = running.join().unwrap();
         assert_eq!(old_call.value, FLB_OK, "the old flush completes:\n{}", old_call.log_text());
+        assert_eq!(lines_with(&old_call, "probe flushed #1").len(), 1, "{}", old_call.log_text());
         new.exit();
         new_plugin.close();
     });

@@ -11,10 +11,11 @@ const STALL: &str = "held the agent's engine thread for";
 #[test]
 fn a_slow_flush_on_the_engine_thread_is_named_with_the_fix() {
     let mut plugin = open_plugin();
-    let probe = guest_path("probe");
+    let hostile = guest_path("hostile");
+    // Delivers every plain chunk after sleeping 150 ms: longer than the 100 ms threshold, always.
+    let pairs = [("wasm_path", hostile.to_str().unwrap()), ("mode", "panic"), ("sleep_ms", "150")];
     // The agent runs init on its engine thread; with `workers 0` it flushes on that thread too.
-    let instance =
-        init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "slow"), ("sleep_ms", "150")]);
+    let instance = init_ok(&mut plugin, &pairs);
     let data = chunk(&[r#"{"n":1}"#], 1, 0);
     let tag = CString::new("t").unwrap();
 
@@ -30,8 +31,7 @@ fn a_slow_flush_on_the_engine_thread_is_named_with_the_fix() {
 
     // The same flush on another thread (an output worker's, with `workers` >= 1) holds nothing.
     instance.exit();
-    let instance =
-        init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "slow"), ("sleep_ms", "150")]);
+    let instance = init_ok(&mut plugin, &pairs);
     let call = instance.flush(&data, "t");
     assert_eq!(call.value, FLB_OK, "{}", call.log_text());
     assert!(lines_with(&call, STALL).is_empty(), "not the engine thread:\n{}", call.log_text());

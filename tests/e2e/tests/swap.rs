@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use out_wasm_e2e::sync::{EVENT_TIMEOUT, SyncDir};
 use out_wasm_e2e::{chunk, guest_path, init_ok, lines_with, open_plugin};
 use out_wasm_loader::{Call, FLB_OK, FLB_RETRY, Instance, LogLine};
 use sha2::Digest;
@@ -52,6 +53,12 @@ impl Seen {
         self.logs.lock().unwrap().iter().filter(|l| l.message.contains(needle)).count()
     }
 
+    /// The `n`-th (from 0) line containing `needle`.
+    fn nth(&self, needle: &str, n: usize) -> String {
+        let logs = self.logs.lock().unwrap();
+        logs.iter().filter(|l| l.message.contains(needle)).nth(n).map(|l| l.message.clone()).unwrap_or_default()
+    }
+
     fn text(&self) -> String {
         self.logs.lock().unwrap().iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     }
@@ -71,16 +78,16 @@ fn deliver(instance: &Instance, data: &[u8], seen: &Seen) {
 }
 
 /// Flushes a small chunk until `needle` shows up in the logs (the watcher's lines are written
-/// by the next flush), or panics after 20 s.
+/// by the next flush), or panics after [`EVENT_TIMEOUT`].
 fn wait_for(instance: &Instance, seen: &Seen, seq: &AtomicU64, needle: &str) {
     wait_until(instance, seen, seq, needle, |seen| seen.count(needle) > 0);
 }
 
-/// Flushes small chunks until `done` holds, or panics after 20 s naming `what`.
+/// Flushes small chunks until `done` holds, or panics after [`EVENT_TIMEOUT`] naming `what`.
 fn wait_until(instance: &Instance, seen: &Seen, seq: &AtomicU64, what: &str, done: impl Fn(&Seen) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let started = Instant::now();
     while !done(seen) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what:?}; log:\n{}", seen.text());
+        assert!(started.elapsed() < EVENT_TIMEOUT, "timed out waiting for {what:?}; log:\n{}", seen.text());
         let n = seq.fetch_add(1, Ordering::Relaxed);
         deliver(instance, &chunk(&[&format!(r#"{{"seq":{n}}}"#)], 1, 0), seen);
         std::thread::sleep(Duration::from_millis(10));
@@ -133,7 +140,13 @@ fn twenty_swaps_under_concurrent_flushes_deliver_every_record_exactly_once() {
             let (to, name) = if i % 2 == 0 { (&v2, "tally-v2") } else { (&v1, "tally") };
             let from = if i % 2 == 0 { digest(&v1) } else { digest(&v2) };
             replace(&file, to, i % 3 == 0);
-            wait_for(&instance, &seen, &seq, &format!("sha256 {from} -> {}", digest(to)));
+            // This replacement's own swap, the (i+1)-th: the swap line of an earlier swap
+            // between the same two versions reads the same, and a replacement made before the
+            // previous one was swapped in would be merged with it.
+            wait_until(&instance, &seen, &seq, &format!("swap {i}"), |seen| seen.count("swapped guest") > i);
+            let line = seen.nth("swapped guest", i);
+            let expected = format!("sha256 {from} -> {}", digest(to));
+            assert!(line.contains(&expected), "swap {i}: expected {expected:?} in:\n{line}");
             // Every swap is followed by records served by the new version.
             let served = format!("tally {name} seq=");
             let before = seen.count(&served);
@@ -184,19 +197,25 @@ fn a_broken_file_keeps_the_current_version_serving() {
         (guest_path("not-a-plugin"), "does not implement an out_wasm world this host supports"),
         (guest_path("tally-v2"), "required key 'note' (a key only version 2 needs) is not set"),
     ];
+    let mut refused = Vec::new();
     for (bad, reason) in &cases {
         replace(&file, bad, false);
         let needle = format!("(sha256 {}), still serving sha256 {current}", digest(bad));
         wait_for(&instance, &seen, &seq, &needle);
         let errors = lines_with(&Call { value: (), logs: seen.logs.lock().unwrap().clone() }, &needle);
         assert!(errors[0].contains(reason), "expected {reason:?} in:\n{}", errors[0]);
-        // Several more checks pass: the same bad file is not tried (nor logged) again.
-        std::thread::sleep(Duration::from_millis(150));
-        let served = seen.count("seq=");
-        wait_until(&instance, &seen, &seq, "more flushes", |seen| seen.count("seq=") > served + 5);
-        assert_eq!(seen.count(&needle), 1, "one error per bad file; log:\n{}", seen.text());
         let call = instance.flush(&chunk(&[r#"{"seq":999999}"#], 1, 0), "t");
         assert!(lines_with(&call, "tally tally seq=999999").len() == 1, "version 1 still serves:\n{}", call.log_text());
+        refused.push(needle);
+    }
+    // One more bad file: its refusal proves the watcher kept checking after the last case.
+    let sentinel = dir.join("sentinel.wasm");
+    std::fs::write(&sentinel, b"not a component either").unwrap();
+    replace(&file, &sentinel, false);
+    wait_for(&instance, &seen, &seq, &format!("(sha256 {}), still serving", digest(&sentinel)));
+    // Every bad file was looked at again by the checks that followed it, and refused once.
+    for needle in &refused {
+        assert_eq!(seen.count(needle), 1, "one error per bad file; log:\n{}", seen.text());
     }
     assert_eq!(seen.count("swapped guest"), 0, "no swap happened; log:\n{}", seen.text());
     instance.exit();
@@ -207,6 +226,8 @@ fn a_broken_file_keeps_the_current_version_serving() {
 #[test]
 fn a_swap_proceeds_while_a_flush_is_stuck_in_the_old_version() {
     let (dir, file) = workdir("stuck", "tally");
+    let sync = SyncDir::new("swap-stuck");
+    let grant = sync.grant();
     let mut plugin = open_plugin();
     let instance = init_ok(
         &mut plugin,
@@ -214,22 +235,28 @@ fn a_swap_proceeds_while_a_flush_is_stuck_in_the_old_version() {
             ("wasm_path", file.to_str().unwrap()),
             ("wasm_watch_interval", "20ms"),
             ("wasm_cache_dir", "off"),
-            ("sleep_ms", "1500"),
+            ("gate_dir", SyncDir::GUEST),
+            ("wasm_allow_dirs", &grant),
+            ("wasm_flush_timeout", "10m"),
             ("note", "n"),
         ],
     );
     let seen = Seen::default();
     let seq = AtomicU64::new(100);
     std::thread::scope(|scope| {
-        let stuck = scope.spawn(|| instance.flush(&chunk(&[r#"{"seq":1,"slow":true}"#], 1, 0), "t"));
-        std::thread::sleep(Duration::from_millis(100));
+        let _open = sync.open_gate_on_drop();
+        // Held in the old version's guest at the gate until the swap is done.
+        let stuck = scope.spawn(|| instance.flush(&chunk(&[r#"{"seq":1,"gate":true}"#], 1, 0), "t"));
+        sync.wait_for_marks("entered", 1, "the old version's flush inside its guest");
         replace(&file, &guest_path("tally-v2"), false);
         wait_for(&instance, &seen, &seq, "swapped guest");
         let call = instance.flush(&chunk(&[r#"{"seq":2}"#], 1, 0), "t");
         assert_eq!(lines_with(&call, "tally tally-v2 seq=2").len(), 1, "the new version serves:\n{}", call.log_text());
-        assert!(!stuck.is_finished(), "the swap did not wait for the stuck flush");
+        // Only the gate (or a fault) lets the old flush return.
+        assert!(!stuck.is_finished(), "the old version's flush returned before its gate opened");
+        sync.open_gate();
         let stuck = stuck.join().unwrap();
-        assert_eq!(stuck.value, FLB_OK);
+        assert_eq!(stuck.value, FLB_OK, "log:\n{}", stuck.log_text());
         assert_eq!(
             lines_with(&stuck, "tally tally seq=1").len(),
             1,
@@ -238,12 +265,7 @@ fn a_swap_proceeds_while_a_flush_is_stuck_in_the_old_version() {
         );
     });
     // The old instance, busy during the swap, is exited once its flush returned.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seen.count("tally tally exit") == 0 {
-        assert!(Instant::now() < deadline, "old instance never exited; log:\n{}", seen.text());
-        let n = seq.fetch_add(1, Ordering::Relaxed);
-        seen.keep(&instance.flush(&chunk(&[&format!(r#"{{"seq":{n}}}"#)], 1, 0), "t"));
-    }
+    wait_until(&instance, &seen, &seq, "tally tally exit", |seen| seen.count("tally tally exit") > 0);
     instance.exit();
     plugin.close();
     let _ = std::fs::remove_dir_all(dir);
@@ -284,17 +306,35 @@ fn compiled_components_come_from_the_cache_and_a_corrupt_entry_is_recompiled() {
 #[test]
 fn with_watching_off_a_new_file_is_not_swapped_in() {
     let (dir, file) = workdir("off", "tally");
+    let (witness_dir, witness_file) = workdir("off-witness", "tally");
+    let (v1, v2) = (guest_path("tally"), guest_path("tally-v2"));
     let mut plugin = open_plugin();
-    let instance = init_ok(
-        &mut plugin,
-        &[("wasm_path", file.to_str().unwrap()), ("wasm_watch", "off"), ("wasm_watch_interval", "20ms"), ("note", "n")],
-    );
-    replace(&file, &guest_path("tally-v2"), false);
-    std::thread::sleep(Duration::from_millis(300));
+    fn pairs<'a>(path: &'a Path, watch: &'a str) -> [(&'a str, &'a str); 5] {
+        [
+            ("wasm_path", path.to_str().unwrap()),
+            ("wasm_watch", watch),
+            ("wasm_watch_interval", "20ms"),
+            ("wasm_cache_dir", "off"),
+            ("note", "n"),
+        ]
+    }
+    let instance = init_ok(&mut plugin, &pairs(&file, "off"));
+    // A watching instance with the same interval is the witness: the unwatched file changes
+    // when the witness's does, and stays unswapped while the witness swaps twice.
+    let witness = init_ok(&mut plugin, &pairs(&witness_file, "on"));
+    let seen = Seen::default();
+    let seq = AtomicU64::new(0);
+    replace(&file, &v2, false);
+    replace(&witness_file, &v2, false);
+    wait_until(&witness, &seen, &seq, "the witness's first swap", |seen| seen.count("swapped guest") == 1);
+    replace(&witness_file, &v1, false);
+    wait_until(&witness, &seen, &seq, "the witness's second swap", |seen| seen.count("swapped guest") == 2);
     let call = instance.flush(&chunk(&[r#"{"seq":1}"#], 1, 0), "t");
     assert_eq!(lines_with(&call, "tally tally seq=1").len(), 1, "version 1 still serves:\n{}", call.log_text());
     assert!(lines_with(&call, "swapped").is_empty(), "{}", call.log_text());
     instance.exit();
+    witness.exit();
     plugin.close();
     let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(witness_dir);
 }

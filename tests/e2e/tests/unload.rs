@@ -1,7 +1,7 @@
 //! Whole load/unload cycles, alone in their own process so that no other test's instances
 //! are alive when it counts the plugin's threads.
 
-use out_wasm_e2e::{chunk, guest_path, init_ok, lines_with, open_plugin};
+use out_wasm_e2e::{chunk, guest_path, init_ok, lines_with, open_plugin, plugin_path};
 use out_wasm_loader::FLB_OK;
 
 #[test]
@@ -24,4 +24,20 @@ fn whole_load_unload_cycles_repeat_in_one_process() {
         .filter(|name| name.starts_with("out-wasm"))
         .count();
     assert_eq!(ours, 0, "plugin threads still running after the last exit");
+    // `-z nodelete`: the last dlclose() left the library mapped, and it is the flag that keeps
+    // it (not only a thread-local destructor of a live thread, which would pin it too).
+    let plugin = plugin_path();
+    assert_eq!(
+        out_wasm_loader::still_loaded(plugin),
+        Some(true),
+        "after dlclose, {} must still be mapped (dlopen RTLD_NOLOAD finds it) and marked DF_1_NODELETE \
+         (None: unmapped; Some(false): mapped without the flag)",
+        plugin.display()
+    );
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(
+        maps.lines().any(|line| line.ends_with(plugin.to_str().unwrap())),
+        "{} is not in /proc/self/maps after dlclose",
+        plugin.display()
+    );
 }

@@ -7,7 +7,9 @@
  * What the agent's core does around these calls (config, routing, retries, logging) is done by
  * the Rust side of the loader through the loader_* callbacks below.
  */
+#define _GNU_SOURCE /* RTLD_NOLOAD, dlinfo */
 #include <dlfcn.h>
+#include <link.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,4 +338,33 @@ int loader_agent_symbols_load(const char *path, loader_cmt_sink sink, char *err,
     set_sink(sink);
     /* Never closed: the plugin keeps the addresses it looked up. */
     return 0;
+}
+
+/*
+ * After the last dlclose() of `path`: whether the library is still mapped (dlopen with
+ * RTLD_NOLOAD finds it; the reference that takes is given back at once) and, if so, whether
+ * its dynamic section marks it non-unloadable (DF_1_NODELETE, what `-z nodelete` sets), which
+ * tells that flag apart from other reasons a library stays (a thread-local destructor of a
+ * live thread also pins it). Returns 1 and sets *nodelete if mapped, 0 if unmapped.
+ */
+int loader_still_loaded(const char *path, int *nodelete)
+{
+    void *handle;
+    struct link_map *map = NULL;
+    const ElfW(Dyn) *dyn;
+
+    handle = dlopen(path, RTLD_LAZY | RTLD_NOLOAD);
+    if (!handle) {
+        return 0;
+    }
+    *nodelete = 0;
+    if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map) {
+        for (dyn = map->l_ld; dyn->d_tag != DT_NULL; dyn++) {
+            if (dyn->d_tag == DT_FLAGS_1 && (dyn->d_un.d_val & DF_1_NODELETE)) {
+                *nodelete = 1;
+            }
+        }
+    }
+    dlclose(handle);
+    return 1;
 }

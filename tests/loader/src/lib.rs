@@ -10,7 +10,7 @@ pub mod proxy;
 
 pub use agent_config::{AgentConfig, Section, tag_matches};
 pub use events::{Layout, Time, TimeEncoding};
-pub use proxy::{Call, Instance, LogLine, Plugin, Properties, echo_logs};
+pub use proxy::{Call, Instance, LogLine, Plugin, Properties, echo_logs, still_loaded};
 
 /// The agent's flush answers.
 pub const FLB_ERROR: i32 = 0;

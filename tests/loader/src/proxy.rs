@@ -58,6 +58,7 @@ unsafe extern "C" {
     fn loader_instance_flush(ins: *mut RawInstance, data: *const c_void, size: usize, tag: *const c_char) -> c_int;
     fn loader_instance_exit(ins: *mut RawInstance, hot_reloading: c_int) -> c_int;
     fn loader_plugin_close(p: *mut RawPlugin);
+    fn loader_still_loaded(path: *const c_char, nodelete: *mut c_int) -> c_int;
 }
 
 /// One line the plugin wrote to the agent's log.
@@ -325,6 +326,17 @@ impl Plugin {
         // by its owner before (the loader's callers do); `raw` is not used again.
         unsafe { loader_plugin_close(self.raw) };
     }
+}
+
+/// Whether the library at `path` is still mapped in this process (after the loader closed it):
+/// `None` if it was unmapped, else `Some(nodelete)`, whether its dynamic section marks it
+/// non-unloadable (linked with `-z nodelete`).
+pub fn still_loaded(path: &Path) -> Option<bool> {
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).expect("path without NUL");
+    let mut nodelete: c_int = 0;
+    // SAFETY: a valid C string and out-pointer for the call; RTLD_NOLOAD never loads anything.
+    let mapped = unsafe { loader_still_loaded(c_path.as_ptr(), &mut nodelete) };
+    (mapped != 0).then_some(nodelete != 0)
 }
 
 /// One initialised output instance.

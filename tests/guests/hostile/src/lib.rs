@@ -3,14 +3,21 @@
 //!
 //! Contract:
 //! - Keys: `mode` (required), `target` (a path or `host:port` for the modes that need one),
-//!   `every` (default `3`), `sleep_ms` (default `0`).
-//! - init logs `hostile init mode=<mode>` at info. Mode `spin-init` then loops forever; mode
-//!   `panic-init` panics.
+//!   `every` (default `3`), `sleep_ms` (default `0`), `sync_dir` (optional: the guest path of a
+//!   directory the test grants read-write, see `tests/guests/sync.rs`).
+//! - init logs `hostile init mode=<mode>` at info and, with `sync_dir`, creates the mark
+//!   `<sync_dir>/init.<n>`. Mode `spin-init` then loops forever; mode `panic-init` panics.
+//! - With `sync_dir`, every flush first creates the mark `<sync_dir>/flush.<n>`, before anything
+//!   else (so a test counts the flushes a guest really ran, traps included).
 //! - flush: a chunk none of whose records has `"evil": true` is delivered: the guest logs
 //!   `hostile delivered <n> records in flush #<k>` (k counts this instance's flushes from 1)
 //!   and answers ok (after sleeping `sleep_ms`). A chunk with an evil
 //!   record triggers the mode:
 //!   - `spin`: loops forever, computing.
+//!   - `stuck` (needs `sync_dir`): creates the mark `stuck.<n>`, then loops forever like `spin`;
+//!     while it loops it looks for the file `<sync_dir>/shutdown` and, once it is there, creates
+//!     the mark `noticed.<n>` (proof that the flush was still running when the test created it)
+//!     and goes on looping.
 //!   - `sleep`: sleeps an hour, waiting in a host call (WASI clocks).
 //!   - `alloc-until-cap`: allocates 1 MiB blocks and keeps them, without end.
 //!   - `huge-alloc`: asks for 1.5 GiB in one allocation (wasm32 allows at most 2 GiB).
@@ -28,6 +35,10 @@
 //! - Mode `trap-every`: every `every`-th flush panics, evil or not; the others deliver.
 //! - exit logs `hostile exit`; in mode `panic-exit` it then panics.
 
+#[path = "../../sync.rs"]
+#[allow(dead_code, reason = "hostile makes marks but has no gate")]
+mod sync;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -38,6 +49,7 @@ struct Hostile {
     target: String,
     every: u64,
     sleep: Duration,
+    sync_dir: Option<String>,
     flushes: u64,
 }
 
@@ -53,6 +65,17 @@ impl Hostile {
             "spin" => loop {
                 black_box(());
             },
+            "stuck" => {
+                let dir = self.sync_dir.as_deref().ok_or_else(|| FlushError::Error("stuck needs sync_dir".into()))?;
+                sync::mark(dir, "stuck").map_err(FlushError::Error)?;
+                while !sync::exists(dir, "shutdown") {
+                    black_box(());
+                }
+                sync::mark(dir, "noticed").map_err(FlushError::Error)?;
+                loop {
+                    black_box(());
+                }
+            }
             "sleep" => {
                 std::thread::sleep(Duration::from_secs(3600));
                 Ok(())
@@ -123,12 +146,17 @@ impl Output for Hostile {
             ConfigKey::optional("target", "path or host:port for read, write and connect").default(""),
             ConfigKey::optional("every", "trap-every: which flushes panic").default("3"),
             ConfigKey::optional("sleep_ms", "how long a delivering flush takes").default("0"),
+            ConfigKey::optional("sync_dir", "a granted directory for the marks tests count"),
         ]
     }
 
     fn init(ctx: InitContext) -> Result<Self, String> {
         let mode = ctx.config.get("mode").unwrap_or_default().to_owned();
         info!("hostile init mode={mode}");
+        let sync_dir = ctx.config.get("sync_dir").map(str::to_owned);
+        if let Some(dir) = &sync_dir {
+            sync::mark(dir, "init")?;
+        }
         if mode == "panic-init" {
             panic!("hostile guest panics in init");
         }
@@ -142,12 +170,16 @@ impl Output for Hostile {
             target: ctx.config.get("target").unwrap_or_default().to_owned(),
             every: ctx.config.parse("every")?.unwrap_or(3),
             sleep: Duration::from_millis(ctx.config.parse("sleep_ms")?.unwrap_or(0)),
+            sync_dir,
             flushes: 0,
         })
     }
 
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
         self.flushes += 1;
+        if let Some(dir) = &self.sync_dir {
+            sync::mark(dir, "flush").map_err(FlushError::Error)?;
+        }
         if self.mode == "trap-every" && self.flushes.is_multiple_of(self.every) {
             panic!("hostile guest panics on flush {}", self.flushes);
         }

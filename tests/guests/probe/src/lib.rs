@@ -3,8 +3,9 @@
 //!
 //! Contract:
 //! - Keys: `label` (required), `greeting` (default `hello`), `mode` (default `ok`; `retry` or
-//!   `error` make every flush answer so), `sleep_ms` (default `0`: time each flush takes),
-//!   `fail_init` (optional: init fails with this text).
+//!   `error` make every flush answer so), `gate_dir` (optional: the guest path of a directory
+//!   the test grants read-write, see `tests/guests/sync.rs`), `fail_init` (optional: init fails
+//!   with this text).
 //! - init logs `probe init instance=<name> label=<label> digest=<first 12 hex> config=<k=v;...>`
 //!   at info, then fails with `fail_init` if set.
 //! - flush logs, at info, one `probe event #<n> tag=<tag> ts=<secs>.<nanos 9 digits>
@@ -12,7 +13,10 @@
 //!   `probe flushed #<n> records=<count>`.
 //!   A malformed chunk fails the flush with FLB_ERROR and the SDK's decode error (which names
 //!   the byte offset). A record whose body has `"probe": "trap"` makes the flush panic (a trap)
-//!   after logging the records before it. Otherwise the flush answers per `mode`.
+//!   after logging the records before it. With `gate_dir` set, every flush first creates the
+//!   mark `<gate_dir>/entered.<n>` and waits at the gate `<gate_dir>/open` before it reads the
+//!   chunk (a gate never opened fails the flush with FLB_ERROR after 3 minutes). Otherwise the
+//!   flush answers per `mode`.
 //! - exit logs `probe exit flushes=<n>` at info.
 //! - 0.2.0: `accept` (default `logs`) is the comma-separated event types it accepts, read from
 //!   the environment variable `PROBE_ACCEPT` when granted (`accepted-event-types` runs before
@@ -22,7 +26,8 @@
 //!   the number of records per tag; `metric_tag` (optional) replaces the tag as the label
 //!   value, and a refused update fails the flush with FLB_ERROR and the host's reason.
 
-use std::time::Duration;
+#[path = "../../sync.rs"]
+mod sync;
 
 use out_wasm_guest::metrics::Counter;
 use out_wasm_guest::{
@@ -31,7 +36,7 @@ use out_wasm_guest::{
 
 struct Probe {
     mode: String,
-    sleep: Duration,
+    gate_dir: Option<String>,
     flushes: u64,
     records: Option<Counter>,
     metric_tag: Option<String>,
@@ -53,7 +58,7 @@ impl Output for Probe {
             ConfigKey::required("label", "a name for this probe"),
             ConfigKey::optional("greeting", "a key with a default").default("hello"),
             ConfigKey::optional("mode", "ok, retry or error").default("ok"),
-            ConfigKey::optional("sleep_ms", "time each flush takes").default("0"),
+            ConfigKey::optional("gate_dir", "a granted directory: every flush waits at its gate"),
             ConfigKey::optional("fail_init", "init fails with this text"),
             ConfigKey::optional("metrics", "on: count records in a guest metric").default("off"),
             ConfigKey::optional("metric_tag", "label value to count under instead of the tag"),
@@ -82,7 +87,7 @@ impl Output for Probe {
         };
         Ok(Probe {
             mode: ctx.config.get("mode").unwrap_or("ok").to_owned(),
-            sleep: Duration::from_millis(ctx.config.parse("sleep_ms")?.unwrap_or(0)),
+            gate_dir: ctx.config.get("gate_dir").map(str::to_owned),
             flushes: 0,
             records,
             metric_tag: ctx.config.get("metric_tag").map(str::to_owned),
@@ -102,6 +107,9 @@ impl Output for Probe {
         if chunk.event_type() != EventType::Logs {
             return Ok(());
         }
+        if let Some(dir) = &self.gate_dir {
+            sync::mark(dir, "entered").and_then(|_| sync::wait_at_gate(dir)).map_err(FlushError::Error)?;
+        }
         let mut records = 0;
         for event in chunk.events() {
             let event = event?;
@@ -118,7 +126,6 @@ impl Output for Probe {
             );
             records += 1;
         }
-        std::thread::sleep(self.sleep);
         info!("probe flushed #{n} records={records}");
         if let Some(counter) = &self.records {
             let tag = self.metric_tag.as_deref().unwrap_or(chunk.tag());

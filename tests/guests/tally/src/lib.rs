@@ -3,27 +3,32 @@
 //!
 //! Contract:
 //! - The version is the crate name: `tally` or `tally-v2`.
-//! - Keys: `sleep_ms` (default `0`: how long a flush takes when a record has `"slow": true`).
-//!   `tally-v2` also requires `note`, so swapping to it fails where `note` is not set.
+//! - Keys: `gate_dir` (optional: the guest path of a directory the test grants read-write, see
+//!   `tests/guests/sync.rs`). `tally-v2` also requires `note`, so swapping to it fails where
+//!   `note` is not set.
 //! - init logs `tally <version> init digest=<first 12 hex>` at info.
-//! - flush logs `tally <version> seq=<seq>` at info for every record (its body's `seq`), after
-//!   sleeping `sleep_ms` if any record is slow, and answers ok; a malformed chunk fails it.
+//! - flush logs `tally <version> seq=<seq>` at info for every record (its body's `seq`) and
+//!   answers ok; a malformed chunk, or a record without a `seq`, fails it. If a record has
+//!   `"gate": true` and `gate_dir` is set, the flush first creates the mark
+//!   `<gate_dir>/entered.<n>` and waits at the gate `<gate_dir>/open` (a gate never opened fails
+//!   the flush after 3 minutes).
 //! - exit logs `tally <version> exit flushes=<n>` at info.
 
-use std::time::Duration;
+#[path = "../../sync.rs"]
+mod sync;
 
 use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, Output, Value, export_output, info};
 
 const VERSION: &str = env!("CARGO_PKG_NAME");
 
 struct Tally {
-    sleep: Duration,
+    gate_dir: Option<String>,
     flushes: u64,
 }
 
 impl Output for Tally {
     fn config_schema() -> Vec<ConfigKey> {
-        let mut keys = vec![ConfigKey::optional("sleep_ms", "how long a slow flush takes").default("0")];
+        let mut keys = vec![ConfigKey::optional("gate_dir", "a granted directory: gated records wait at its gate")];
         if VERSION == "tally-v2" {
             keys.push(ConfigKey::required("note", "a key only version 2 needs"));
         }
@@ -32,23 +37,23 @@ impl Output for Tally {
 
     fn init(ctx: InitContext) -> Result<Self, String> {
         info!("tally {VERSION} init digest={}", &ctx.guest_digest[..12]);
-        Ok(Tally { sleep: Duration::from_millis(ctx.config.parse("sleep_ms")?.unwrap_or(0)), flushes: 0 })
+        Ok(Tally { gate_dir: ctx.config.get("gate_dir").map(str::to_owned), flushes: 0 })
     }
 
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
         self.flushes += 1;
         let mut seqs = Vec::new();
-        let mut slow = false;
+        let mut gated = false;
         for event in chunk.events() {
             let event = event?;
-            slow |= event.body.get("slow") == Some(&Value::Bool(true));
+            gated |= event.body.get("gate") == Some(&Value::Bool(true));
             match event.body.get("seq") {
                 Some(Value::UInt(seq)) => seqs.push(*seq),
                 other => return Err(FlushError::Error(format!("record without a seq: {other:?}"))),
             }
         }
-        if slow {
-            std::thread::sleep(self.sleep);
+        if let (true, Some(dir)) = (gated, &self.gate_dir) {
+            sync::mark(dir, "entered").and_then(|_| sync::wait_at_gate(dir)).map_err(FlushError::Error)?;
         }
         for seq in seqs {
             info!("tally {VERSION} seq={seq}");
