@@ -3,7 +3,9 @@
 use std::ffi::{CStr, CString, c_int, c_void};
 
 use crate::abi::FlbApi;
+use crate::cmt;
 use crate::log::Level;
+use crate::symbols::AgentSymbols;
 
 /// The agent's API table plus the `o_ins` handle of one output instance.
 ///
@@ -13,6 +15,7 @@ use crate::log::Level;
 pub struct Agent {
     api: *const FlbApi,
     o_ins: *mut c_void,
+    symbols: AgentSymbols,
 }
 
 // SAFETY: both pointers stay valid from FLBPluginInit until the instance's exit call returns
@@ -28,7 +31,7 @@ impl Agent {
     /// `api` must point to the agent's API table and `o_ins` be the instance handle passed to
     /// the same FLBPluginInit call; both must outlive the returned value.
     pub unsafe fn new(api: *const FlbApi, o_ins: *mut c_void) -> Self {
-        Self { api, o_ins }
+        Self { api, o_ins, symbols: AgentSymbols::resolve() }
     }
 
     fn api(&self) -> &FlbApi {
@@ -75,5 +78,32 @@ impl Agent {
         // SAFETY: a constant "%s" format with exactly one NUL-terminated string argument; the
         // file name is a static C string.
         unsafe { print(level.as_flb(), c"out_wasm".as_ptr(), 0 as c_int, c"%s".as_ptr(), message.as_ptr()) };
+    }
+
+    /// The agent's name of the instance (its `alias`, or `<plugin>.<id>` counting every
+    /// output), if the agent exports `flb_output_name`.
+    pub fn output_name(&self) -> Option<String> {
+        let name_of = self.symbols.output_name?;
+        // SAFETY: `o_ins` is the instance handle the agent gave us (see `new`).
+        let name = unsafe { name_of(self.o_ins) };
+        if name.is_null() {
+            return None;
+        }
+        // SAFETY: a non-NULL result is a NUL-terminated string owned by the instance; copied
+        // out at once.
+        let name = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
+        Some(name).filter(|name| !name.is_empty())
+    }
+
+    /// The instance's cmetrics context, or why there is none.
+    pub fn cmetrics(&self) -> Result<cmt::Context, String> {
+        let fns = self.symbols.cmetrics.map_err(|missing| format!("the agent does not export {missing}"))?;
+        let get = self.api().output_get_cmt_instance.ok_or("the agent's API table has no output_get_cmt_instance")?;
+        // SAFETY: `o_ins` is the instance handle the agent gave us (see `new`).
+        let ptr = unsafe { get(self.o_ins) };
+        let ptr = std::ptr::NonNull::new(ptr).ok_or("the agent has no cmetrics context for this instance")?;
+        // SAFETY: the agent's context of this instance, alive until after its exit call (as
+        // `o_ins`), with the agent's own cmetrics functions.
+        Ok(unsafe { cmt::Context::new(fns, ptr) })
     }
 }

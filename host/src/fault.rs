@@ -14,16 +14,80 @@ pub struct Fault {
     pub trap: Option<Trap>,
     /// The call ran past its deadline and was stopped.
     pub deadline: bool,
+    /// The guest grew its memory past its cap.
+    pub memory: bool,
     /// One-line description, without the backtrace.
     pub message: String,
     /// The guest's wasm backtrace, one frame a line, when wasmtime captured one.
     pub backtrace: Option<String>,
 }
 
+/// What kind of fault it was, as the host's metrics count them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The guest trapped (panic, `unreachable`, out-of-bounds access, stack overflow...).
+    Trap,
+    /// The call ran past `wasm_flush_timeout` / `wasm_init_timeout`.
+    Deadline,
+    /// The guest grew its memory past `wasm_memory_limit`.
+    Memory,
+    /// The host failed around the call (instantiation, a worker thread gone).
+    Host,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 4] = [FaultKind::Trap, FaultKind::Deadline, FaultKind::Memory, FaultKind::Host];
+
+    /// The `kind` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Trap => "trap",
+            FaultKind::Deadline => "deadline",
+            FaultKind::Memory => "memory",
+            FaultKind::Host => "host",
+        }
+    }
+}
+
+/// The error a guest's memory growth past its cap raises (a trap of the host's making).
+#[derive(Debug)]
+pub struct MemoryLimitExceeded {
+    /// Bytes the guest asked for.
+    pub desired: usize,
+    /// `wasm_memory_limit` in bytes.
+    pub limit: usize,
+}
+
+impl fmt::Display for MemoryLimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "guest exceeded its memory limit: it asked for {} MiB, wasm_memory_limit is {} MiB",
+            self.desired.div_ceil(1 << 20),
+            self.limit >> 20
+        )
+    }
+}
+
+impl std::error::Error for MemoryLimitExceeded {}
+
 impl Fault {
+    pub fn kind(&self) -> FaultKind {
+        if self.deadline {
+            FaultKind::Deadline
+        } else if self.memory {
+            FaultKind::Memory
+        } else if self.trap.is_some() {
+            FaultKind::Trap
+        } else {
+            FaultKind::Host
+        }
+    }
+
     /// Classifies the error of a failed guest call.
     pub fn from_call(err: wasmtime::Error) -> Self {
         let trap = err.downcast_ref::<Trap>().copied();
+        let memory = err.downcast_ref::<MemoryLimitExceeded>().is_some();
         let backtrace = err
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| bt.to_string().trim_end().to_owned())
@@ -33,7 +97,7 @@ impl Fault {
             // A host-raised trap (the memory cap): its own message, the backtrace kept apart.
             None => format!("guest trapped: {}", anyhow::Error::from(err).root_cause()),
         };
-        Self { trap, deadline: false, message, backtrace }
+        Self { trap, deadline: false, memory, message, backtrace }
     }
 
     /// A call stopped at its deadline (`key` is the setting that sets it).
@@ -41,6 +105,7 @@ impl Fault {
         Self {
             trap: None,
             deadline: true,
+            memory: false,
             message: format!("guest exceeded its {call} deadline of {} ms ({key}) and was stopped", limit.as_millis()),
             backtrace: None,
         }
@@ -48,7 +113,7 @@ impl Fault {
 
     /// A fault of the host's own making (the worker thread died, instantiation failed...).
     pub fn host(message: impl Into<String>) -> Self {
-        Self { trap: None, deadline: false, message: message.into(), backtrace: None }
+        Self { trap: None, deadline: false, memory: false, message: message.into(), backtrace: None }
     }
 }
 

@@ -179,7 +179,8 @@ fn init(plugin: &mut FlbgoOutputPlugin) -> Result<()> {
     let context = unsafe { non_null_mut(plugin.context, "proxy context") }?;
     // SAFETY: `api` and `o_ins` are this instance's, valid until its exit call (lib.rs).
     let agent = unsafe { Agent::new(plugin.api, plugin.o_ins) };
-    let name = registry::next_name();
+    // The agent's own name where it tells it, so logs and metrics match its per-output ones.
+    let name = agent.output_name().unwrap_or_else(registry::next_name);
     let logger = Logger::new(agent, &name);
     let instance = match OutputInstance::init(&agent, logger.clone(), &name) {
         Ok(instance) => instance,

@@ -54,11 +54,7 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit {
-            wasmtime::bail!(
-                "guest exceeded its memory limit: it asked for {} MiB, wasm_memory_limit is {} MiB",
-                desired.div_ceil(1 << 20),
-                self.limit >> 20
-            );
+            return Err(crate::fault::MemoryLimitExceeded { desired, limit: self.limit }.into());
         }
         self.size = self.size.max(desired);
         Ok(true)

@@ -61,6 +61,8 @@ pub trait MetricSink: Send + Sync {
     fn declare(&self, id: u32, spec: &MetricSpec) -> Result<()>;
     /// An accepted update of metric `id` for the series with `labels`.
     fn update(&self, id: u32, labels: &[String], update: Update);
+    /// A declaration or update was refused.
+    fn refused(&self) {}
 }
 
 #[derive(Default)]
@@ -165,6 +167,9 @@ impl GuestMetrics {
     /// Counts a refusal; returns the line to log at warn, at most once per
     /// `REFUSAL_LOG_INTERVAL`, with the count of the refusals not logged since.
     pub fn refused(&self, reason: &str) -> Option<String> {
+        if let Some(sink) = &self.sink {
+            sink.refused();
+        }
         let mut registry = self.registry();
         registry.refused += 1;
         let now = Instant::now();

@@ -16,6 +16,7 @@ use crate::fault::Fault;
 use crate::guest_metrics::GuestMetrics;
 use crate::image::GuestImage;
 use crate::log::Logger;
+use crate::metrics::{FlushResult, HostMetrics, Meters};
 use crate::spares::Spares;
 use crate::version::GuestVersion;
 use crate::watch::{FileStamp, Watcher};
@@ -41,6 +42,8 @@ pub struct Shared {
     current: Mutex<Option<Arc<GuestVersion>>>,
     /// The guests' own metrics: the output instance's, whichever guest instance declared them.
     metrics: Arc<GuestMetrics>,
+    /// The host's metrics of this output instance (`fluentbit_wasm_*`).
+    pub host_metrics: Arc<HostMetrics>,
 }
 
 impl Shared {
@@ -63,7 +66,7 @@ impl Shared {
             self.runtime.clone(),
             self.host.limits,
             capabilities,
-            self.metrics.clone(),
+            Meters { guest: self.metrics.clone(), host: self.host_metrics.clone() },
             logger,
         )
     }
@@ -270,6 +273,8 @@ impl OutputInstance {
         let ticker = if host.limits.deadlines { Some(TickerGuard::acquire()?) } else { None };
         // Stamped before reading, so a change racing with init is seen by the watcher.
         let stamp = FileStamp::of(&host.wasm_path);
+        let host_metrics = Arc::new(HostMetrics::new(agent, name, host.limits.memory, &logger));
+        let guest_metrics = GuestMetrics::new(metric_limits, host_metrics.guest_sink());
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             agent: *agent,
@@ -279,7 +284,8 @@ impl OutputInstance {
             next_worker: AtomicU64::new(0),
             runtime: runtime.handle().clone(),
             current: Mutex::new(None),
-            metrics: Arc::new(GuestMetrics::new(metric_limits, None)),
+            metrics: Arc::new(guest_metrics),
+            host_metrics,
         });
         let version = shared.prepare(None, &shared.logger)?;
         shared.logger.info(&format!(
@@ -288,6 +294,7 @@ impl OutputInstance {
             short(version.digest()),
             version.image.provenance()
         ));
+        shared.host_metrics.serving(version.digest());
         shared.install(version);
         let spares = if shared.host.warm_spare {
             // The first spare is made here, where the agent waits for init anyway, so that the
@@ -306,6 +313,9 @@ impl OutputInstance {
         } else {
             None
         };
+        // Init runs on the agent's engine thread: metrics the first guest instance declared
+        // are created here.
+        shared.host_metrics.sync(true);
         Ok(Self {
             shared,
             watcher,
@@ -337,6 +347,7 @@ impl OutputInstance {
         let logger = &self.shared.logger;
         let worker = self.shared.start_instance(version, logger)?;
         let fallbacks = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared.host_metrics.started_on_flush_path();
         let why = if self.spares.is_some() { "no warm spare was ready" } else { "wasm_warm_spare is off" };
         logger.debug(&format!(
             "started guest instance #{} on the flush path: {why} ({fallbacks} such starts so far)",
@@ -361,6 +372,7 @@ impl OutputInstance {
                 size >> 20,
                 self.shared.host.limits.memory >> 20
             ));
+            self.shared.host_metrics.recycled();
             Shared::exit_worker(worker, &self.shared.logger);
             return;
         }
@@ -377,11 +389,15 @@ impl OutputInstance {
         let logger = &self.shared.logger;
         let started = Instant::now();
         logger.drain();
-        let status = self.flush_once(tag, chunk);
+        let (status, result) = self.flush_once(tag, chunk);
         // SAFETY: pthread_self has no preconditions; pthread_equal compares two valid ids.
         let on_engine = unsafe { libc::pthread_equal(libc::pthread_self(), self.engine_thread) } != 0;
         let held = started.elapsed();
+        let metrics = &self.shared.host_metrics;
+        metrics.flushed(result, held);
+        metrics.sync(on_engine);
         if on_engine && held > STALL_THRESHOLD {
+            metrics.stalled();
             let line = self.stalls.lock().unwrap_or_else(PoisonError::into_inner).record(held);
             if let Some(line) = line {
                 logger.warn(&line);
@@ -406,18 +422,18 @@ impl OutputInstance {
         }
     }
 
-    fn flush_once(&self, tag: &str, chunk: &[u8]) -> FlushStatus {
+    fn flush_once(&self, tag: &str, chunk: &[u8]) -> (FlushStatus, FlushResult) {
         let logger = &self.shared.logger;
         // Backing off after repeated faults: no guest ran, so the chunk is always kept.
         if self.faults().holding().is_some() {
-            return FlushStatus::Retry;
+            return (FlushStatus::Retry, FlushResult::Held);
         }
         let version = self.shared.current();
         let path = &version.init_ctx.guest_path;
         let event_type = crate::events::event_type(chunk);
         if !version.init_ctx.event_types.contains(event_type.as_set()) {
             self.skip(event_type, tag);
-            return FlushStatus::Ok;
+            return (FlushStatus::Ok, FlushResult::Skipped);
         }
         let mut worker = match self.checkout(&version) {
             Ok(worker) => worker,
@@ -427,29 +443,36 @@ impl OutputInstance {
                 )) {
                     logger.error(&line);
                 }
-                return FlushStatus::Retry;
+                return (FlushStatus::Retry, FlushResult::Fault);
             }
         };
+        let bytes = chunk;
         // SAFETY: `chunk` is valid for this whole function, and `call` only returns once the
         // worker is done with the request that carries it.
         let chunk = unsafe { ChunkRef::new(chunk) };
         let format = version.init_ctx.event_format;
-        let outcome = worker.call(Request::Flush { tag: tag.to_owned(), event_type, chunk, format }, logger);
+        let request = Request::Flush { tag: tag.to_owned(), event_type, chunk, format };
+        // Counting the records for the metrics costs a pass over the chunk: the agent thread
+        // makes it while the guest runs, instead of before.
+        let metrics = &self.shared.host_metrics;
+        let outcome = worker.call_meanwhile(request, logger, || metrics.handed(event_type, bytes));
         let status = match outcome {
-            Ok(Response::Flush(Ok(()))) => FlushStatus::Ok,
+            Ok(Response::Flush(Ok(()))) => (FlushStatus::Ok, FlushResult::Ok),
             Ok(Response::Flush(Err(FlushError::Retry(message)))) => {
                 logger.warn(&format!("guest asked to retry the chunk of tag '{tag}': {message}"));
-                FlushStatus::Retry
+                (FlushStatus::Retry, FlushResult::Retry)
             }
             Ok(Response::Flush(Err(FlushError::Error(message)))) => {
                 logger.error(&format!("guest failed the chunk of tag '{tag}', it is dropped: {message}"));
-                FlushStatus::Error
+                (FlushStatus::Error, FlushResult::Error)
             }
             Ok(other) => {
                 logger.error(&format!("guest flush answered unexpectedly: {other:?}"));
-                return FlushStatus::Retry;
+                return (FlushStatus::Retry, FlushResult::Fault);
             }
-            Err(fault) => return self.faulted(self.fault_line(path, worker.id(), tag, &fault)),
+            Err(fault) => {
+                return (self.faulted(self.fault_line(path, worker.id(), tag, &fault)), FlushResult::Fault);
+            }
         };
         self.faults().recovered();
         self.checkin(&version, worker);

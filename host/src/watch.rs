@@ -144,6 +144,7 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
         Ok(version) => {
             let provenance = version.image.provenance();
             let old = shared.install(version);
+            shared.host_metrics.swapped(&digest);
             logger.info(&format!(
                 "swapped guest '{}': sha256 {} -> {} in {} ms ({provenance})",
                 path.display(),
@@ -164,6 +165,7 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
                 short(current.digest())
             ));
             state.failed = Some(digest);
+            shared.host_metrics.swap_failed();
         }
     }
 }

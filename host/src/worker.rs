@@ -23,6 +23,7 @@ use crate::guest::{GuestInstance, LOG_LINES_PER_CALL, Schema};
 use crate::guest_metrics::GuestMetrics;
 use crate::image::GuestImage;
 use crate::log::{Level, Logger};
+use crate::metrics::{HostMetrics, Meters};
 
 /// A chunk borrowed from the agent for the duration of one flush call.
 pub struct ChunkRef {
@@ -83,12 +84,18 @@ pub enum Event {
 /// Handle to a worker thread and its guest instance.
 pub struct Worker {
     id: u64,
-    /// Set by the worker thread after a call left the guest's memory near its cap: the
-    /// instance is recycled between flushes instead of trapping inside one.
-    worn: Arc<AtomicUsize>,
+    probe: Arc<Probe>,
     requests: Sender<Request>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What the worker thread reports beside its answers.
+struct Probe {
+    /// Set after a call left the guest's memory near its cap: the instance is recycled
+    /// between flushes instead of trapping inside one.
+    worn: AtomicUsize,
+    host: Arc<HostMetrics>,
 }
 
 impl Worker {
@@ -100,25 +107,26 @@ impl Worker {
         runtime: tokio::runtime::Handle,
         limits: Limits,
         capabilities: Arc<Capabilities>,
-        metrics: Arc<GuestMetrics>,
+        meters: Meters,
         logger: &Logger,
     ) -> Result<Self> {
         let (requests, request_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
-        let worn = Arc::new(AtomicUsize::new(0));
+        let Meters { guest: metrics, host } = meters;
+        let probe = Arc::new(Probe { worn: AtomicUsize::new(0), host });
         let max_level = logger.max_level();
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-{id}"))
             .stack_size(WORKER_STACK)
             .spawn({
-                let worn = worn.clone();
+                let probe = probe.clone();
                 move || {
                     let instance = Instance { image: &image, max_level, limits, capabilities: &capabilities, metrics };
-                    serve(instance, &runtime, &request_rx, &event_tx, &worn)
+                    serve(instance, &runtime, &request_rx, &event_tx, &probe)
                 }
             })
             .context("failed to start a worker thread")?;
-        let mut worker = Self { id, worn, requests, events, thread: Some(thread) };
+        let mut worker = Self { id, probe, requests, events, thread: Some(thread) };
         match worker.wait(logger) {
             Ok(_) => Ok(worker),
             Err(fault) => {
@@ -135,25 +143,40 @@ impl Worker {
     /// The guest's memory size in bytes if its last call left it above `RECYCLE_AT` of its
     /// cap; such an instance should not take another flush.
     pub fn worn(&self) -> Option<usize> {
-        Some(self.worn.load(Ordering::Acquire)).filter(|size| *size > 0)
+        Some(self.probe.worn.load(Ordering::Acquire)).filter(|size| *size > 0)
     }
 
     /// Sends one request and blocks until the guest answered or faulted.
     pub fn call(&mut self, request: Request, logger: &Logger) -> Result<Response, Fault> {
+        self.call_meanwhile(request, logger, || {})
+    }
+
+    /// As [`Worker::call`], running `meanwhile` on the calling thread while the guest works.
+    pub fn call_meanwhile(
+        &mut self,
+        request: Request,
+        logger: &Logger,
+        meanwhile: impl FnOnce(),
+    ) -> Result<Response, Fault> {
         if self.requests.send(request).is_err() {
             return Err(Fault::host("the worker thread is gone"));
         }
+        meanwhile();
         self.wait(logger)
     }
 
     fn wait(&mut self, logger: &Logger) -> Result<Response, Fault> {
-        loop {
+        let outcome = loop {
             match crate::handoff::recv(&self.events) {
                 Ok(Event::Log(level, message)) => logger.log(level, &message),
-                Ok(Event::Done(outcome)) => return outcome,
-                Err(_) => return Err(Fault::host("the worker thread ended without answering")),
+                Ok(Event::Done(outcome)) => break outcome,
+                Err(_) => break Err(Fault::host("the worker thread ended without answering")),
             }
+        };
+        if let Err(fault) = &outcome {
+            self.probe.host.faulted(fault.kind());
         }
+        outcome
     }
 
     /// Stops the thread (after its current request) and waits for it to end.
@@ -202,7 +225,7 @@ fn serve(
     runtime: &tokio::runtime::Handle,
     requests: &Receiver<Request>,
     events: &Sender<Event>,
-    worn: &AtomicUsize,
+    probe: &Probe,
 ) {
     let Instance { image, max_level, limits, capabilities, metrics } = instance;
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
@@ -236,6 +259,10 @@ fn serve(
             return;
         }
     };
+    probe.host.instance_started();
+    // Linear memory this instance has reported to the metrics (it never shrinks).
+    let mut reported = instance.memory().0;
+    probe.host.memory_grew(reported);
     let _ = events.send(Event::Done(Ok(Response::Ready)));
 
     while let Ok(request) = crate::handoff::recv(requests) {
@@ -266,16 +293,20 @@ fn serve(
                 "guest wrote {dropped} more log lines in one {call} call; dropped (at most {LOG_LINES_PER_CALL} a call)"
             );
             let _ = events.send(Event::Log(Level::Warn, line));
+            probe.host.log_lines_dropped(dropped);
         }
         let poisoned = outcome.is_err();
         let (size, cap) = instance.memory();
         if size as f64 > cap as f64 * RECYCLE_AT {
-            worn.store(size, Ordering::Release);
+            probe.worn.store(size, Ordering::Release);
         }
+        probe.host.memory_grew(size.saturating_sub(reported));
+        reported = size;
         if events.send(Event::Done(outcome)).is_err() || poisoned || exiting {
             break;
         }
     }
+    probe.host.instance_ended(reported);
 }
 
 /// Makes one call. `deadline` is when the call will be stopped, if deadlines are on: a flush

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loader_agent.h"
+
 #define FLB_PROXY_OUTPUT_PLUGIN 2
 #define FLB_PROXY_GOLANG 11
 
@@ -74,7 +76,14 @@ static const char *api_input_get_property(const char *key, void *i_ins)
     return NULL;
 }
 
-static void *api_get_cmt_instance(void *ins)
+/* Like flb_output_get_cmt_instance: the instance's context (NULL when the loader plays an
+ * agent without metrics). */
+static void *api_output_get_cmt_instance(void *ins)
+{
+    return ((struct loader_output_instance *) ins)->cmt;
+}
+
+static void *api_input_get_cmt_instance(void *ins)
 {
     (void) ins;
     return NULL;
@@ -109,8 +118,8 @@ static int api_output_log_check(void *o_ins, int level)
 static struct flb_api api = {
     .output_get_property = api_output_get_property,
     .input_get_property = api_input_get_property,
-    .output_get_cmt_instance = api_get_cmt_instance,
-    .input_get_cmt_instance = api_get_cmt_instance,
+    .output_get_cmt_instance = api_output_get_cmt_instance,
+    .input_get_cmt_instance = api_input_get_cmt_instance,
     .log_print = api_log_print,
     .input_log_check = api_input_log_check,
     .output_log_check = api_output_log_check,
@@ -304,6 +313,31 @@ void loader_plugin_close(struct loader_plugin *p)
     free(p->def);
     dlclose(p->handle);
     free(p);
+}
+
+/*
+ * Plays an agent that exports flb_output_name and cmetrics (Fluent Bit is linked with
+ * --export-dynamic): loads the agent-symbols library with global scope, so the plugin's
+ * dlsym(RTLD_DEFAULT, ...) finds them, and connects it to the loader's sink.
+ */
+int loader_agent_symbols_load(const char *path, loader_cmt_sink sink, char *err, size_t errlen)
+{
+    void *handle;
+    void (*set_sink)(loader_cmt_sink);
+
+    handle = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (!handle) {
+        snprintf(err, errlen, "dlopen failed: %s", dlerror());
+        return -1;
+    }
+    set_sink = (void (*)(loader_cmt_sink)) dlsym(handle, "loader_agent_set_sink");
+    if (!set_sink) {
+        snprintf(err, errlen, "no loader_agent_set_sink in %s", path);
+        return -1;
+    }
+    set_sink(sink);
+    /* Never closed: the plugin keeps the addresses it looked up. */
+    return 0;
 }
 
 /*

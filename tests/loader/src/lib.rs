@@ -5,6 +5,7 @@
 
 pub mod agent_config;
 pub mod events;
+pub mod metrics;
 pub mod proxy;
 
 pub use agent_config::{AgentConfig, Section, tag_matches};

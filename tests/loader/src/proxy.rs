@@ -136,8 +136,17 @@ extern "C" fn loader_log(level: c_int, message: *const c_char) {
     });
 }
 
-/// The `o_ins` the loader hands the plugin: the instance's properties and log level.
+/// The `o_ins` the loader hands the plugin: its name and metrics context (the prefix the C
+/// side reads, `struct loader_output_instance`), the instance's properties and log level.
+#[repr(C)]
 pub struct Properties {
+    /// What `flb_output_name` returns; points into `name`, set by `Plugin::init`.
+    name_ptr: *const c_char,
+    /// What `output_get_cmt_instance` returns.
+    cmt: *mut c_void,
+    name: CString,
+    alias: Option<String>,
+    id: Option<usize>,
     entries: Vec<(String, CString)>,
     log_level: i32,
 }
@@ -146,9 +155,13 @@ impl Properties {
     /// From `[OUTPUT]` entries (the loader reads `log_level`; the core's keys are hidden).
     pub fn new<K: AsRef<str>, V: AsRef<str>>(entries: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut log_level = 3;
+        let mut alias = None;
         let mut kept = Vec::new();
         for (key, value) in entries {
             let (key, value) = (key.as_ref().to_ascii_lowercase(), value.as_ref().trim());
+            if key == "alias" && !value.is_empty() {
+                alias = Some(value.to_owned());
+            }
             if key == "log_level" {
                 log_level = match value.to_ascii_lowercase().as_str() {
                     "off" => 0,
@@ -167,7 +180,23 @@ impl Properties {
                 kept.push((key, value));
             }
         }
-        Self { entries: kept, log_level }
+        Self {
+            name_ptr: std::ptr::null(),
+            cmt: std::ptr::null_mut(),
+            name: CString::default(),
+            alias,
+            id: None,
+            entries: kept,
+            log_level,
+        }
+    }
+
+    /// The instance's index among all the configuration's outputs (the agent's `ins->id`),
+    /// which names it `<plugin>.<id>` when it has no `alias`. Without it, the plugin's
+    /// instances are counted.
+    pub fn id(mut self, id: usize) -> Self {
+        self.id = Some(id);
+        self
     }
 }
 
@@ -197,6 +226,8 @@ extern "C" fn loader_log_check(o_ins: *mut c_void, level: c_int) -> c_int {
 pub struct Plugin {
     raw: *mut RawPlugin,
     path: PathBuf,
+    /// Instances initialised so far: the next one's id when none is given.
+    instances: usize,
 }
 
 // SAFETY: the C core keeps no thread affinity; the agent too calls a plugin from many threads.
@@ -239,7 +270,7 @@ impl Plugin {
             let reason = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
             bail!("failed to load plugin {}: {reason}", path.display());
         }
-        Ok(Self { raw, path: path.to_owned() })
+        Ok(Self { raw, path: path.to_owned(), instances: 0 })
     }
 
     pub fn path(&self) -> &Path {
@@ -268,14 +299,24 @@ impl Plugin {
     }
 
     /// FLBPluginInit for one instance. `Err` carries the (non-positive) return code.
-    pub fn init(&mut self, props: Properties) -> Call<Result<Instance, i32>> {
-        let props = Box::new(props);
+    ///
+    /// The instance is named as the agent names it (`alias`, or `<plugin>.<id>`); when the
+    /// agent's symbols are loaded ([`crate::metrics::load_agent_symbols`]) the plugin can read
+    /// that name and gets a metrics context.
+    pub fn init(&mut self, mut props: Properties) -> Call<Result<Instance, i32>> {
+        let id = props.id.unwrap_or(self.instances);
+        self.instances += 1;
+        let name = props.alias.clone().unwrap_or_else(|| format!("{}.{id}", self.name()));
+        props.name = CString::new(name.clone()).expect("a name without NUL");
+        props.cmt = crate::metrics::new_context(&name);
+        let mut props = Box::new(props);
+        props.name_ptr = props.name.as_ptr();
         let o_ins = (&*props as *const Properties).cast_mut().cast::<c_void>();
         let mut raw = std::ptr::null_mut();
         // SAFETY: `raw` plugin is live; `o_ins` outlives the instance (moved into it below).
         let call = capture(|| unsafe { loader_instance_init(self.raw, o_ins, &mut raw) });
         let value =
-            if call.value > 0 && !raw.is_null() { Ok(Instance { raw, _props: props }) } else { Err(call.value) };
+            if call.value > 0 && !raw.is_null() { Ok(Instance { raw, name, _props: props }) } else { Err(call.value) };
         Call { value, logs: call.logs }
     }
 
@@ -301,6 +342,7 @@ pub fn still_loaded(path: &Path) -> Option<bool> {
 /// One initialised output instance.
 pub struct Instance {
     raw: *mut RawInstance,
+    name: String,
     _props: Box<Properties>,
 }
 
@@ -313,6 +355,11 @@ unsafe impl Sync for Instance {}
 pub const FLUSH_STACK: usize = 64 * 1024;
 
 impl Instance {
+    /// The agent's name of the instance: its `alias`, or `<plugin>.<id>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// One flush, run like the agent runs it: on a thread with a 64 KiB stack.
     pub fn flush(&self, chunk: &[u8], tag: &str) -> Call<i32> {
         let tag = CString::new(tag).expect("tag without NUL");

@@ -4,10 +4,16 @@
 //! ```text
 //! out-wasm-loader -c fluent-bit.conf [-i events.jsonl] [-e plugin.so] [--records-per-chunk N]
 //!                 [--time SECONDS] [--layout metadata|forward] [--time-encoding ext|int|float]
-//!                 [--repeat N] [--stats] [--chunk CHUNK.msgpack ...]
+//!                 [--repeat N] [--stats] [--chunk CHUNK.msgpack ...] [--metrics FILE]
+//!                 [--old-agent]
 //! ```
 //! `--chunk` (repeatable) flushes the file's bytes as one chunk, exactly as given, instead of
 //! chunks made from JSON lines: the conformance corpus feeds every msgpack type that way.
+//! The loader plays Fluent Bit 5.1, which exports `flb_output_name` and its cmetrics functions
+//! to plugins: instances are named as the agent names them (`alias`, or `<name>.<index>`
+//! counting every `[OUTPUT]`), and `--metrics FILE` writes what the plugins published, in the
+//! Prometheus text format of the agent's `/api/v2/metrics/prometheus`, after the last flush.
+//! `--old-agent` plays an agent that exports neither.
 //! Exits 1 when a plugin fails to load or an instance fails to initialise (the agent refuses to
 //! start then), 0 otherwise.
 
@@ -34,6 +40,8 @@ struct Args {
     repeat: usize,
     stats: bool,
     chunk_files: Vec<PathBuf>,
+    metrics: Option<PathBuf>,
+    old_agent: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -48,6 +56,8 @@ fn parse_args() -> Result<Args> {
         repeat: 1,
         stats: false,
         chunk_files: Vec::new(),
+        metrics: None,
+        old_agent: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -79,9 +89,11 @@ fn parse_args() -> Result<Args> {
             "--repeat" => args.repeat = value()?.parse()?,
             "--stats" => args.stats = true,
             "--chunk" => args.chunk_files.push(value()?.into()),
+            "--metrics" => args.metrics = Some(value()?.into()),
+            "--old-agent" => args.old_agent = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: out-wasm-loader -c CONFIG [-i EVENTS.jsonl] [-e PLUGIN.so] [--records-per-chunk N] [--time S] [--layout metadata|forward] [--time-encoding ext|int|float] [--repeat N] [--stats] [--chunk CHUNK.msgpack ...]"
+                    "usage: out-wasm-loader -c CONFIG [-i EVENTS.jsonl] [-e PLUGIN.so] [--records-per-chunk N] [--time S] [--layout metadata|forward] [--time-encoding ext|int|float] [--repeat N] [--stats] [--chunk CHUNK.msgpack ...] [--metrics FILE] [--old-agent]"
                 );
                 std::process::exit(0);
             }
@@ -90,6 +102,9 @@ fn parse_args() -> Result<Args> {
     }
     if args.config.as_os_str().is_empty() {
         bail!("-c CONFIG is required");
+    }
+    if args.old_agent && args.metrics.is_some() {
+        bail!("--metrics needs the agent's metrics, which --old-agent leaves out");
     }
     Ok(args)
 }
@@ -115,6 +130,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<ExitCode> {
     let args = parse_args()?;
+    if !args.old_agent {
+        out_wasm_loader::metrics::load_agent_symbols()?;
+    }
     let config = AgentConfig::read(&args.config)?;
     let mut plugins = Vec::new();
     for path in config.plugins.iter().chain(&args.plugins) {
@@ -124,16 +142,16 @@ fn run() -> Result<ExitCode> {
     }
 
     let mut outputs = Vec::new();
-    let mut ids = 0;
-    for section in &config.outputs {
+    // The agent numbers every output, external or not, in the order of the configuration.
+    for (id, section) in config.outputs.iter().enumerate() {
         let name = section.get("name").unwrap_or_default();
         let Some(plugin) = plugins.iter_mut().find(|p| p.name().eq_ignore_ascii_case(name)) else {
             eprintln!("[loader] output '{name}' is not an external plugin; ignored");
             continue;
         };
-        let instance_name = format!("{name}.{ids}");
-        ids += 1;
-        let init = plugin.init(Properties::new(section.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+        let instance_name = section.get("alias").map_or_else(|| format!("{}.{id}", plugin.name()), str::to_owned);
+        let props = Properties::new(section.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))).id(id);
+        let init = plugin.init(props);
         match init.value {
             Ok(instance) => outputs.push(Output {
                 name: instance_name,
@@ -204,6 +222,10 @@ fn run() -> Result<ExitCode> {
         }
     }
 
+    if let Some(path) = &args.metrics {
+        let text = out_wasm_loader::metrics::snapshot().prometheus();
+        std::fs::write(path, text).with_context(|| format!("failed to write {}", path.display()))?;
+    }
     for output in outputs {
         output.instance.exit();
     }
