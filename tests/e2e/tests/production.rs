@@ -58,7 +58,8 @@ fn after_a_fault_the_next_flush_takes_the_warm_spare() {
         "the spare served, nothing started:\n{}",
         call.log_text()
     );
-    assert!(lines_with(&call, "probe init").is_empty(), "no init ran inside the flush:\n{}", call.log_text());
+    // The spare's replacement is being prepared meanwhile on the spares thread; its init lines
+    // are written by whichever agent call comes next, possibly this one, so they prove nothing.
     assert_eq!(lines_with(&call, "probe flushed #1 records=1").len(), 1, "{}", call.log_text());
     instance.exit();
     plugin.close();
