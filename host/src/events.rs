@@ -3,7 +3,7 @@
 //! The rendering is the Rust guest SDK's, compiled into the host, so a chunk reads the same
 //! whether a guest decodes it or the host does it for the guest.
 
-use out_wasm_guest::{DecodeError, Events, JsonLines};
+use out_wasm_guest::{DecodeError, JsonLines};
 
 /// Renders every record of `chunk` as one line, exactly as the agent's `stdout` output prints
 /// it with `format json_lines` and its default keys (metadata under `__internal__`, as the agent prints it).
@@ -11,8 +11,6 @@ pub fn json_lines(chunk: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let format = JsonLines::agent_default();
     // JSON is rarely more than twice the msgpack it came from; one allocation most of the time.
     let mut out = Vec::with_capacity(chunk.len() * 2);
-    for event in Events::new(chunk) {
-        format.write(&mut out, &event?);
-    }
+    format.write_chunk(&mut out, chunk)?;
     Ok(out)
 }
