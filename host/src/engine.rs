@@ -40,7 +40,7 @@ pub fn engine_for(deadlines: bool) -> Result<&'static Engine> {
 fn new_engine(deadlines: bool) -> Result<Engine> {
     let mut config = config(deadlines);
     config.profiler(profiler(std::env::var(PROFILE_VAR).ok().as_deref())?);
-    Engine::new(&config).context("failed to create the wasm engine")
+    Ok(Engine::new(&config).context("failed to create the wasm engine")?)
 }
 
 /// The opt-in profiling switch, read once when the engine is built.

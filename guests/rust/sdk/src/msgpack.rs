@@ -48,12 +48,19 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or_else(|| {
-            self.error(self.pos, format!("truncated: {what} needs {n} bytes, {} left", self.bytes.len() - self.pos))
-        })?;
-        let slice = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(slice)
+        let bytes: &'a [u8] = self.bytes;
+        match bytes.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(slice) => {
+                self.pos += n;
+                Ok(slice)
+            }
+            None => Err(self.truncated(n, what)),
+        }
+    }
+
+    #[cold]
+    fn truncated(&self, n: usize, what: &str) -> DecodeError {
+        self.error(self.pos, format!("truncated: {what} needs {n} bytes, {} left", self.bytes.len() - self.pos))
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {

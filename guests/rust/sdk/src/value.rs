@@ -158,6 +158,41 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
     }
 }
 
+/// `out.extend_from_slice(bytes)` for the short pieces JSON is made of. In wasm a copy of
+/// unknown length is a `memory.copy`, which wasmtime runs as a call into the host; up to 16
+/// bytes are copied here with two overlapping fixed-size loads and stores instead.
+#[inline]
+fn push_short(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    if n > 16 {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(16);
+    let len = out.len();
+    let spare = &mut out.spare_capacity_mut()[..16];
+    let mut put = |at: usize, piece: &[u8]| {
+        for (slot, byte) in spare[at..at + piece.len()].iter_mut().zip(piece) {
+            slot.write(*byte);
+        }
+    };
+    // Each piece has a fixed size, so the compiler copies it with one load and one store.
+    if n >= 8 {
+        put(0, &<[u8; 8]>::try_from(&bytes[..8]).expect("8 bytes"));
+        put(n - 8, &<[u8; 8]>::try_from(&bytes[n - 8..]).expect("8 bytes"));
+    } else if n >= 4 {
+        put(0, &<[u8; 4]>::try_from(&bytes[..4]).expect("4 bytes"));
+        put(n - 4, &<[u8; 4]>::try_from(&bytes[n - 4..]).expect("4 bytes"));
+    } else if n > 0 {
+        put(0, &[bytes[0]]);
+        put(n / 2, &[bytes[n / 2]]);
+        put(n - 1, &[bytes[n - 1]]);
+    }
+    // SAFETY: the first `n` bytes of the spare capacity were written just above (each of
+    // 0..n by at least one piece), and reserve(16) made room for them.
+    unsafe { out.set_len(len + n) };
+}
+
 /// Decimal digits of `n`, without going through `core::fmt`.
 fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -170,7 +205,7 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[start..]);
+    push_short(out, &digits[start..]);
 }
 
 fn write_i64(out: &mut Vec<u8>, n: i64) {
@@ -251,15 +286,15 @@ fn write_fixed_g16(out: &mut Vec<u8>, f: f64) -> bool {
     }
     if exponent >= 0 {
         let whole = exponent as usize + 1;
-        out.extend_from_slice(&text[..whole]);
+        push_short(out, &text[..whole]);
         if significant > whole {
             out.push(b'.');
-            out.extend_from_slice(&text[whole..significant]);
+            push_short(out, &text[whole..significant]);
         }
     } else {
         out.extend_from_slice(b"0.");
         out.extend_from_slice(&b"000"[..(-exponent - 1) as usize]);
-        out.extend_from_slice(&text[..significant]);
+        push_short(out, &text[..significant]);
     }
     true
 }
@@ -333,7 +368,7 @@ fn write_str(out: &mut Vec<u8>, bytes: &[u8], escape_unicode: bool) {
         // Fast path: a run of plain ASCII is copied as is.
         let run = plain_run(rest);
         let (plain, tail) = rest.split_at(run);
-        out.extend_from_slice(plain);
+        push_short(out, plain);
         let Some(&c) = tail.first() else { break };
         let taken = if let Some(escape) = ascii_escape(c) {
             out.extend_from_slice(escape.as_bytes());
