@@ -213,6 +213,8 @@ fn serve(
     };
     let _ = events.send(Event::Done(Ok(Response::Ready)));
 
+    // JSON lines the host renders for this instance, reused from flush to flush.
+    let mut lines = Vec::new();
     while let Ok(request) = crate::handoff::recv(requests) {
         let exiting = matches!(request, Request::Exit);
         let (call, limit, key) = match request {
@@ -225,9 +227,9 @@ fn serve(
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             runtime.block_on(async {
                 if !limits.deadlines {
-                    return handle(&mut instance, request).await;
+                    return handle(&mut instance, request, &mut lines).await;
                 }
-                match tokio::time::timeout(limit, handle(&mut instance, request)).await {
+                match tokio::time::timeout(limit, handle(&mut instance, request, &mut lines)).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => Err(Fault::deadline(call, limit, key)),
                 }
@@ -252,19 +254,21 @@ fn serve(
     }
 }
 
-async fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fault> {
+async fn handle(instance: &mut GuestInstance, request: Request, lines: &mut Vec<u8>) -> Result<Response, Fault> {
     match request {
         Request::Schema => instance.config_schema().await.map(|(keys, format)| Response::Schema(keys, format)),
         Request::Init(ctx) => instance.init(&ctx).await.map(Response::Init),
         Request::Flush { tag, chunk, format: EventFormat::Msgpack } => {
             instance.flush(&tag, chunk.as_slice()).await.map(Response::Flush)
         }
-        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => match crate::events::json_lines(chunk.as_slice()) {
-            Ok(lines) => instance.flush(&tag, &lines).await.map(Response::Flush),
-            // The guest never sees a chunk the host cannot read; the agent drops it, as a
-            // msgpack guest's decoder would have it do.
-            Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
-        },
+        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => {
+            match crate::events::json_lines(lines, chunk.as_slice()) {
+                Ok(()) => instance.flush(&tag, lines).await.map(Response::Flush),
+                // The guest never sees a chunk the host cannot read; the agent drops it, as a
+                // msgpack guest's decoder would have it do.
+                Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
+            }
+        }
         Request::Exit => instance.exit().await.map(|()| Response::Exited),
     }
 }

@@ -158,41 +158,6 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// `out.extend_from_slice(bytes)` for the short pieces JSON is made of. In wasm a copy of
-/// unknown length is a `memory.copy`, which wasmtime runs as a call into the host; up to 16
-/// bytes are copied here with two overlapping fixed-size loads and stores instead.
-#[inline]
-fn push_short(out: &mut Vec<u8>, bytes: &[u8]) {
-    let n = bytes.len();
-    if n > 16 {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    out.reserve(16);
-    let len = out.len();
-    let spare = &mut out.spare_capacity_mut()[..16];
-    let mut put = |at: usize, piece: &[u8]| {
-        for (slot, byte) in spare[at..at + piece.len()].iter_mut().zip(piece) {
-            slot.write(*byte);
-        }
-    };
-    // Each piece has a fixed size, so the compiler copies it with one load and one store.
-    if n >= 8 {
-        put(0, &<[u8; 8]>::try_from(&bytes[..8]).expect("8 bytes"));
-        put(n - 8, &<[u8; 8]>::try_from(&bytes[n - 8..]).expect("8 bytes"));
-    } else if n >= 4 {
-        put(0, &<[u8; 4]>::try_from(&bytes[..4]).expect("4 bytes"));
-        put(n - 4, &<[u8; 4]>::try_from(&bytes[n - 4..]).expect("4 bytes"));
-    } else if n > 0 {
-        put(0, &[bytes[0]]);
-        put(n / 2, &[bytes[n / 2]]);
-        put(n - 1, &[bytes[n - 1]]);
-    }
-    // SAFETY: the first `n` bytes of the spare capacity were written just above (each of
-    // 0..n by at least one piece), and reserve(16) made room for them.
-    unsafe { out.set_len(len + n) };
-}
-
 /// Decimal digits of `n`, without going through `core::fmt`.
 fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -205,7 +170,7 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    push_short(out, &digits[start..]);
+    out.extend_from_slice(&digits[start..]);
 }
 
 fn write_i64(out: &mut Vec<u8>, n: i64) {
@@ -286,15 +251,15 @@ fn write_fixed_g16(out: &mut Vec<u8>, f: f64) -> bool {
     }
     if exponent >= 0 {
         let whole = exponent as usize + 1;
-        push_short(out, &text[..whole]);
+        out.extend_from_slice(&text[..whole]);
         if significant > whole {
             out.push(b'.');
-            push_short(out, &text[whole..significant]);
+            out.extend_from_slice(&text[whole..significant]);
         }
     } else {
         out.extend_from_slice(b"0.");
         out.extend_from_slice(&b"000"[..(-exponent - 1) as usize]);
-        push_short(out, &text[..significant]);
+        out.extend_from_slice(&text[..significant]);
     }
     true
 }
@@ -368,7 +333,7 @@ fn write_str(out: &mut Vec<u8>, bytes: &[u8], escape_unicode: bool) {
         // Fast path: a run of plain ASCII is copied as is.
         let run = plain_run(rest);
         let (plain, tail) = rest.split_at(run);
-        push_short(out, plain);
+        out.extend_from_slice(plain);
         let Some(&c) = tail.first() else { break };
         let taken = if let Some(escape) = ascii_escape(c) {
             out.extend_from_slice(escape.as_bytes());
@@ -396,14 +361,16 @@ const PLAIN: [bool; 256] = {
 /// Length of the run of [`PLAIN`] bytes at the start of `s`: 16 bytes a step with SIMD128 in
 /// wasm, 8 a step in a `u64` elsewhere, then byte by byte.
 fn plain_run(s: &[u8]) -> usize {
-    let mut done = 0;
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    {
-        done = simd::plain_run_16(s);
+    let mut done = {
+        let done = simd::plain_run_16(s);
         if done + 16 <= s.len() {
             return done;
         }
-    }
+        done
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let mut done = 0;
     while let Some(word) = s.get(done..done + 8) {
         let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
         let special = special_bytes(word);
