@@ -206,6 +206,30 @@ impl<'a> Reader<'a> {
         Ok(Token::Scalar(value))
     }
 
+    /// The next value if it is a `fixstr` (most keys and short strings of records), consumed;
+    /// `None`, consuming nothing, for anything else or a truncated one (which
+    /// [`Reader::token`] then reports). A plain return value: the renderers' hot path does not
+    /// go through [`Token`], which is returned through memory.
+    #[inline]
+    pub fn fixstr(&mut self) -> Option<&'a [u8]> {
+        let marker = *self.bytes.get(self.pos)?;
+        if marker & 0xe0 != 0xa0 {
+            return None;
+        }
+        let start = self.pos + 1;
+        let text = self.bytes.get(start..start + usize::from(marker & 0x1f))?;
+        self.pos = start + text.len();
+        Some(text)
+    }
+
+    /// The next value if it is a positive `fixint`, consumed; `None`, consuming nothing, else.
+    #[inline]
+    pub fn fixint(&mut self) -> Option<u8> {
+        let marker = *self.bytes.get(self.pos).filter(|marker| **marker < 0x80)?;
+        self.pos += 1;
+        Some(marker)
+    }
+
     /// Refuses nesting past [`MAX_DEPTH`] at the value starting at the current offset.
     pub fn check_depth(&self, depth: usize) -> Result<(), DecodeError> {
         if depth > MAX_DEPTH {

@@ -839,8 +839,22 @@ fn render_next<'a>(
     entries: &mut Vec<Entry<'a>>,
 ) -> Result<(), DecodeError> {
     reader.check_depth(depth)?;
+    if let Some(text) = reader.fixstr() {
+        write_quoted(out, text, escape_unicode);
+        return Ok(());
+    }
+    if let Some(n) = reader.fixint() {
+        write_u64(out, n.into());
+        return Ok(());
+    }
     let token = reader.token()?;
     render_token(reader, token, out, escape_unicode, depth, entries)
+}
+
+fn write_quoted(out: &mut Vec<u8>, text: &[u8], escape_unicode: bool) {
+    out.push(b'"');
+    write_str(out, text, escape_unicode);
+    out.push(b'"');
 }
 
 fn render_token<'a>(
@@ -884,19 +898,37 @@ fn render_entries<'a>(
 ) -> Result<(), DecodeError> {
     for _ in 0..len {
         reader.check_depth(depth + 1)?;
-        match reader.token()? {
-            Token::Scalar(key) => {
-                object.key(out, entries, str_key(&key));
-                key.write_json(out, escape_unicode);
-            }
-            key => {
-                object.key(out, entries, None);
-                render_token(reader, key, out, escape_unicode, depth + 1, entries)?;
-            }
+        if let Some(key) = reader.fixstr() {
+            object.key(out, entries, Some(key));
+            write_quoted(out, key, escape_unicode);
+        } else {
+            render_key(reader, object, out, escape_unicode, depth, entries)?;
         }
         out.push(b':');
         render_next(reader, out, escape_unicode, depth + 1, entries)?;
         object.value_end(out, entries);
+    }
+    Ok(())
+}
+
+/// A key that is not a `fixstr`, for [`render_entries`].
+fn render_key<'a>(
+    reader: &mut Reader<'a>,
+    object: &ObjectWriter,
+    out: &mut Vec<u8>,
+    escape_unicode: bool,
+    depth: usize,
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<(), DecodeError> {
+    match reader.token()? {
+        Token::Scalar(key) => {
+            object.key(out, entries, str_key(&key));
+            key.write_json(out, escape_unicode);
+        }
+        key => {
+            object.key(out, entries, None);
+            render_token(reader, key, out, escape_unicode, depth + 1, entries)?;
+        }
     }
     Ok(())
 }
