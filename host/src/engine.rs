@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use once_cell::sync::OnceCell;
 use wasmtime::error::Context as _;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, ProfilingStrategy};
 
 /// Wasm stack a guest call may use. Worker threads get `WORKER_STACK` of native stack, which
 /// must exceed this plus the host frames below and above the guest.
@@ -23,7 +23,7 @@ static ENGINE_WITHOUT_DEADLINES: OnceCell<Engine> = OnceCell::new();
 /// outlive every instance (and survive the agent's hot reloads) at no cost; the epoch ticker
 /// runs only while instances live.
 pub fn engine() -> Result<&'static Engine> {
-    let engine = ENGINE.get_or_try_init(|| Engine::new(&config(true)).context("failed to create the wasm engine"))?;
+    let engine = ENGINE.get_or_try_init(|| new_engine(true))?;
     Ok(engine)
 }
 
@@ -33,9 +33,31 @@ pub fn engine_for(deadlines: bool) -> Result<&'static Engine> {
     if deadlines {
         return engine();
     }
-    let engine = ENGINE_WITHOUT_DEADLINES
-        .get_or_try_init(|| Engine::new(&config(false)).context("failed to create the wasm engine"))?;
+    let engine = ENGINE_WITHOUT_DEADLINES.get_or_try_init(|| new_engine(false))?;
     Ok(engine)
+}
+
+fn new_engine(deadlines: bool) -> Result<Engine> {
+    let mut config = config(deadlines);
+    config.profiler(profiler(std::env::var(PROFILE_VAR).ok().as_deref())?);
+    Ok(Engine::new(&config).context("failed to create the wasm engine")?)
+}
+
+/// The opt-in profiling switch, read once when the engine is built.
+pub const PROFILE_VAR: &str = "OUT_WASM_PROFILE";
+
+/// `perfmap` writes `/tmp/perf-<pid>.map`, so `perf report` names guest functions;
+/// `jitdump` writes a jitdump file for `perf inject --jit` (only when wasmtime is built with
+/// its `profiling` feature, which this crate leaves off). Unset or empty: no profiler.
+fn profiler(value: Option<&str>) -> Result<ProfilingStrategy> {
+    match value.unwrap_or("") {
+        "" | "none" => Ok(ProfilingStrategy::None),
+        "perfmap" => Ok(ProfilingStrategy::PerfMap),
+        "jitdump" => Ok(ProfilingStrategy::JitDump),
+        other => {
+            anyhow::bail!("failed to create the wasm engine: {PROFILE_VAR}={other:?} is not perfmap, jitdump or none")
+        }
+    }
 }
 
 fn config(deadlines: bool) -> Config {

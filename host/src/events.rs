@@ -4,7 +4,7 @@
 //! uses, so a chunk reads the same whether a guest decodes it or the host does it for the guest.
 
 use anyhow::Result;
-use out_wasm_guest::{Events, JsonLines};
+use out_wasm_guest::JsonLines;
 
 use crate::bindings::{EventFormat, EventType};
 
@@ -46,12 +46,9 @@ pub fn render(format: EventFormat, event_type: EventType, chunk: &[u8]) -> Resul
 /// Renders every record of `chunk` as one line, exactly as the agent's `stdout` output prints
 /// it with `format json_lines` and its default keys (metadata under `__internal__`, as the agent prints it).
 pub fn json_lines(chunk: &[u8]) -> Result<Vec<u8>> {
-    let format = JsonLines::agent_default();
     // JSON is rarely more than twice the msgpack it came from; one allocation most of the time.
     let mut out = Vec::with_capacity(chunk.len() * 2);
-    for event in Events::new(chunk) {
-        format.write(&mut out, &event?);
-    }
+    JsonLines::agent_default().write_chunk(&mut out, chunk)?;
     Ok(out)
 }
 

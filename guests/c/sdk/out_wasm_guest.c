@@ -361,12 +361,95 @@ failed:
 
 /* ---- JSON ------------------------------------------------------------------------------- */
 
+/* Decimal digits without printf: numbers are in every record. */
+static void write_u64(owg_buf *out, unsigned long long n) {
+    char digits[20];
+    size_t start = sizeof digits;
+    do {
+        digits[--start] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    buf_put(out, digits + start, sizeof digits - start);
+}
+
+static void write_i64(owg_buf *out, long long n) {
+    if (n < 0) buf_byte(out, '-');
+    write_u64(out, n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n);
+}
+
+/*
+ * "%.16g" of a finite, non-integral f whose rounded decimal exponent is -4 to 15 (the range
+ * %g prints in fixed notation), exactly with integers, as the Rust SDK's write_fixed_g16 does:
+ * |f| = m / 2^s, and its 16 significant digits are m * 10^p / 2^s rounded half to even, with
+ * p = 15 - exponent. False, writing nothing, for other floats (printf takes them).
+ */
+static bool write_fixed_g16(owg_buf *out, double f) {
+    const unsigned __int128 low = 1000000000000000ull, high = 10 * low;
+    uint64_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    int biased = (int)((bits >> 52) & 0x7ff);
+    if (biased == 0 || biased == 0x7ff) return false;
+    unsigned __int128 m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
+    int s = 1075 - biased;
+    if (s < 1 || s > 100) return false;
+    /* floor(log10 |f|) is this or one more (78913 / 2^18 is log10(2) rounded down). */
+    int exponent = ((biased - 1023) * 78913) >> 18;
+    unsigned __int128 digits = 0, remainder = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        int p = 15 - exponent;
+        if (p < 0 || p > 20) return false;
+        unsigned __int128 scale = 1;
+        for (int i = 0; i < p; i++) scale *= 10;
+        unsigned __int128 scaled = m * scale;
+        digits = scaled >> s;
+        remainder = scaled & ((((unsigned __int128)1) << s) - 1);
+        if (digits >= high) exponent++;
+        else if (digits < low) exponent--;
+        else break;
+    }
+    unsigned __int128 half = ((unsigned __int128)1) << (s - 1);
+    if (remainder > half || (remainder == half && (digits & 1))) {
+        if (++digits == high) {
+            digits = low;
+            exponent++;
+        }
+    }
+    if (digits < low || digits >= high || exponent < -4 || exponent > 15) return false;
+    char text[16];
+    uint64_t n = (uint64_t)digits;
+    for (int i = 15; i >= 0; i--) {
+        text[i] = (char)('0' + n % 10);
+        n /= 10;
+    }
+    size_t significant = 16;
+    while (text[significant - 1] == '0') significant--;
+    if (bits >> 63) buf_byte(out, '-');
+    if (exponent >= 0) {
+        size_t whole = (size_t)exponent + 1;
+        buf_put(out, text, whole);
+        if (significant > whole) {
+            buf_byte(out, '.');
+            buf_put(out, text + whole, significant - whole);
+        }
+    } else {
+        buf_put(out, "0.000", 2 + (size_t)(-exponent - 1));
+        buf_put(out, text, significant);
+    }
+    return true;
+}
+
 static void write_float(owg_buf *out, double f) {
     /* "%.1f" for integral values in long long range, else "%.16g", as the agent. */
-    if (isfinite(f) && trunc(f) == f && f >= -9223372036854775808.0 && f < 9223372036854775808.0)
-        buf_printf(out, "%.1f", f);
-    else
+    if (isfinite(f) && trunc(f) == f && f >= -9223372036854775808.0 && f < 9223372036854775808.0) {
+        if (f == 0 && signbit(f)) {
+            buf_str(out, "-0.0");
+        } else {
+            write_i64(out, (long long)f);
+            buf_put(out, ".0", 2);
+        }
+    } else if (!write_fixed_g16(out, f)) {
         buf_printf(out, "%.16g", f);
+    }
 }
 
 static const char *ascii_escape(uint8_t c) {
@@ -438,13 +521,16 @@ static size_t validate_char(const uint8_t *s, size_t left) {
     return n;
 }
 
+/* Bytes copied into a JSON string as they are: printable ASCII but '"' and '\\'. */
+static inline bool is_plain(uint8_t c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
+
 /* flb_utils_write_str. */
 static void write_str(owg_buf *out, const uint8_t *s, size_t len, bool escape_unicode) {
     size_t i = 0;
     buf_byte(out, '"');
     while (i < len) {
         size_t run = 0;
-        while (i + run < len && s[i + run] < 0x80 && !ascii_escape(s[i + run])) run++;
+        while (i + run < len && is_plain(s[i + run])) run++;
         buf_put(out, s + i, run);
         i += run;
         if (i >= len) break;
@@ -531,8 +617,8 @@ void owg_write_json(owg_buf *out, const owg_value *v, bool escape_unicode) {
     switch (v->kind) {
     case OWG_NIL: buf_str(out, "null"); break;
     case OWG_BOOL: buf_str(out, v->as.b ? "true" : "false"); break;
-    case OWG_INT: buf_printf(out, "%lld", (long long)v->as.i); break;
-    case OWG_UINT: buf_printf(out, "%llu", (unsigned long long)v->as.u); break;
+    case OWG_INT: write_i64(out, (long long)v->as.i); break;
+    case OWG_UINT: write_u64(out, (unsigned long long)v->as.u); break;
     case OWG_FLOAT: write_float(out, v->as.f); break;
     case OWG_STR:
     case OWG_BIN: write_str(out, v->as.bytes.ptr, v->as.bytes.len, escape_unicode); break;

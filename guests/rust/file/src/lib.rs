@@ -92,9 +92,7 @@ impl Output for FileOutput {
 
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
         self.buffer.clear();
-        for event in chunk.events() {
-            self.format.write(&mut self.buffer, &event?);
-        }
+        self.format.write_chunk(&mut self.buffer, chunk.bytes())?;
         if self.max_size > 0 && self.size > 0 && self.size + self.buffer.len() as u64 > self.max_size {
             self.rotate().map_err(FlushError::Retry)?;
         }

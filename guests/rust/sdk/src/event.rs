@@ -93,21 +93,37 @@ impl<'a> Events<'a> {
 
     /// The next record that is not a group marker, or `None` at the end of the chunk.
     fn next_event(&mut self) -> Result<Option<Event<'a>>, DecodeError> {
+        let Some((timestamp, metadata)) = self.next_header()? else { return Ok(None) };
+        let body = self.reader.value()?;
+        let group_attributes = self.group.clone();
+        Ok(Some(Event { timestamp, metadata, body, group_attributes }))
+    }
+
+    /// Reads up to the body of the next record that is not a group marker, and returns its
+    /// timestamp and metadata; the body is then the next value of [`Events::parts`]'s reader,
+    /// for renderers that walk it in place. `None` at the end of the chunk.
+    pub(crate) fn next_header(&mut self) -> Result<Option<(Timestamp, Value<'a>)>, DecodeError> {
         while !self.reader.is_empty() {
-            let (stamp, metadata, body) = self.record()?;
+            let (stamp, metadata) = self.header()?;
             match stamp {
-                Stamp::Time(timestamp) => {
-                    let group_attributes = self.group.clone();
-                    return Ok(Some(Event { timestamp, metadata, body, group_attributes }));
+                Stamp::Time(timestamp) => return Ok(Some((timestamp, metadata))),
+                Stamp::GroupStart => self.group = Some(self.reader.value()?),
+                Stamp::GroupEnd => {
+                    self.reader.value()?;
+                    self.group = None;
                 }
-                Stamp::GroupStart => self.group = Some(body),
-                Stamp::GroupEnd => self.group = None,
             }
         }
         Ok(None)
     }
 
-    fn record(&mut self) -> Result<(Stamp, Value<'a>, Value<'a>), DecodeError> {
+    /// The reader, at the body after [`Events::next_header`], and the attributes of the
+    /// current group.
+    pub(crate) fn parts(&mut self) -> (&mut Reader<'a>, Option<&Value<'a>>) {
+        (&mut self.reader, self.group.as_ref())
+    }
+
+    fn header(&mut self) -> Result<(Stamp, Value<'a>), DecodeError> {
         let start = self.reader.offset();
         match self.reader.array_len()? {
             Some(2) => {}
@@ -118,7 +134,7 @@ impl<'a> Events<'a> {
         }
         // `[[timestamp, metadata], body]` (current agents) or `[timestamp, body]` (older).
         let header_at = self.reader.offset();
-        let (timestamp, metadata) = if is_array(self.reader.peek_marker()) {
+        if is_array(self.reader.peek_marker()) {
             match self.reader.array_len()? {
                 Some(2) => {}
                 Some(n) => {
@@ -127,12 +143,10 @@ impl<'a> Events<'a> {
                 None => unreachable!("peeked an array marker"),
             }
             let timestamp = self.timestamp()?;
-            (timestamp, self.reader.value()?)
+            Ok((timestamp, self.reader.value()?))
         } else {
-            (self.timestamp()?, Value::Map(Vec::new()))
-        };
-        let body = self.reader.value()?;
-        Ok((timestamp, metadata, body))
+            Ok((self.timestamp()?, Value::Map(Vec::new())))
+        }
     }
 
     fn timestamp(&mut self) -> Result<Stamp, DecodeError> {

@@ -12,6 +12,17 @@ use crate::value::Value;
 /// exhaust the guest's stack.
 pub const MAX_DEPTH: usize = 256;
 
+/// One step of [`Reader::token`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Token<'a> {
+    /// Anything but an array or a map.
+    Scalar(Value<'a>),
+    /// An array header: that many values follow.
+    Array(usize),
+    /// A map header: that many key-value pairs follow.
+    Map(usize),
+}
+
 /// Reads msgpack values one after another from a byte slice.
 pub struct Reader<'a> {
     bytes: &'a [u8],
@@ -37,12 +48,19 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or_else(|| {
-            self.error(self.pos, format!("truncated: {what} needs {n} bytes, {} left", self.bytes.len() - self.pos))
-        })?;
-        let slice = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(slice)
+        let bytes: &'a [u8] = self.bytes;
+        match bytes.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(slice) => {
+                self.pos += n;
+                Ok(slice)
+            }
+            None => Err(self.truncated(n, what)),
+        }
+    }
+
+    #[cold]
+    fn truncated(&self, n: usize, what: &str) -> DecodeError {
+        self.error(self.pos, format!("truncated: {what} needs {n} bytes, {} left", self.bytes.len() - self.pos))
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
@@ -90,12 +108,24 @@ impl<'a> Reader<'a> {
         self.value_at_depth(0)
     }
 
-    fn value_at_depth(&mut self, depth: usize) -> Result<Value<'a>, DecodeError> {
+    /// Reads the next token: a scalar value whole, or the header of an array or a map whose
+    /// items follow. The one decoding step behind [`Reader::value`] and the renderers that
+    /// walk a chunk in place, so both fail alike on the same bytes.
+    pub fn token(&mut self) -> Result<Token<'a>, DecodeError> {
         let at = self.pos;
-        if depth > MAX_DEPTH {
-            return Err(self.error(at, format!("nesting deeper than {MAX_DEPTH} levels")));
+        let Some(&marker) = self.bytes.get(at) else {
+            return Err(self.error(at, "truncated: a marker needs 1 bytes, 0 left"));
+        };
+        self.pos = at + 1;
+        // The markers of everyday records first, without going through `Marker`.
+        match marker {
+            0x00..=0x7f => return Ok(Token::Scalar(Value::UInt(marker.into()))),
+            0xa0..=0xbf => return Ok(Token::Scalar(Value::Str(self.take((marker & 0x1f).into(), "a string")?))),
+            0x80..=0x8f => return self.map_header((marker & 0x0f).into(), at),
+            0x90..=0x9f => return self.array_header((marker & 0x0f).into(), at),
+            _ => {}
         }
-        let value = match Marker::from_u8(self.u8("a marker")?) {
+        let value = match Marker::from_u8(marker) {
             Marker::Null => Value::Nil,
             Marker::True => Value::Bool(true),
             Marker::False => Value::Bool(false),
@@ -136,23 +166,23 @@ impl<'a> Reader<'a> {
                 let n = self.u32("a binary length")?;
                 Value::Bin(self.take(n as usize, "a binary")?)
             }
-            Marker::FixArray(n) => self.array_items(n.into(), depth, at)?,
+            Marker::FixArray(n) => return self.array_header(n.into(), at),
             Marker::Array16 => {
                 let n = self.u16("an array length")?;
-                self.array_items(n.into(), depth, at)?
+                return self.array_header(n.into(), at);
             }
             Marker::Array32 => {
                 let n = self.u32("an array length")?;
-                self.array_items(n as usize, depth, at)?
+                return self.array_header(n as usize, at);
             }
-            Marker::FixMap(n) => self.map_entries(n.into(), depth, at)?,
+            Marker::FixMap(n) => return self.map_header(n.into(), at),
             Marker::Map16 => {
                 let n = self.u16("a map length")?;
-                self.map_entries(n.into(), depth, at)?
+                return self.map_header(n.into(), at);
             }
             Marker::Map32 => {
                 let n = self.u32("a map length")?;
-                self.map_entries(n as usize, depth, at)?
+                return self.map_header(n as usize, at);
             }
             Marker::FixExt1 => self.ext(1)?,
             Marker::FixExt2 => self.ext(2)?,
@@ -173,29 +203,74 @@ impl<'a> Reader<'a> {
             }
             Marker::Reserved => return Err(self.error(at, "reserved msgpack marker 0xc1")),
         };
-        Ok(value)
+        Ok(Token::Scalar(value))
     }
 
-    fn array_items(&mut self, len: usize, depth: usize, at: usize) -> Result<Value<'a>, DecodeError> {
+    /// The next value if it is a `fixstr` (most keys and short strings of records), consumed;
+    /// `None`, consuming nothing, for anything else or a truncated one (which
+    /// [`Reader::token`] then reports). A plain return value: the renderers' hot path does not
+    /// go through [`Token`], which is returned through memory.
+    #[inline]
+    pub fn fixstr(&mut self) -> Option<&'a [u8]> {
+        let marker = *self.bytes.get(self.pos)?;
+        if marker & 0xe0 != 0xa0 {
+            return None;
+        }
+        let start = self.pos + 1;
+        let text = self.bytes.get(start..start + usize::from(marker & 0x1f))?;
+        self.pos = start + text.len();
+        Some(text)
+    }
+
+    /// The next value if it is a positive `fixint`, consumed; `None`, consuming nothing, else.
+    #[inline]
+    pub fn fixint(&mut self) -> Option<u8> {
+        let marker = *self.bytes.get(self.pos).filter(|marker| **marker < 0x80)?;
+        self.pos += 1;
+        Some(marker)
+    }
+
+    /// Refuses nesting past [`MAX_DEPTH`] at the value starting at the current offset.
+    pub fn check_depth(&self, depth: usize) -> Result<(), DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(self.pos, format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(())
+    }
+
+    fn value_at_depth(&mut self, depth: usize) -> Result<Value<'a>, DecodeError> {
+        self.check_depth(depth)?;
+        match self.token()? {
+            Token::Scalar(value) => Ok(value),
+            Token::Array(len) => {
+                let mut items = Vec::with_capacity(len);
+                for _ in 0..len {
+                    items.push(self.value_at_depth(depth + 1)?);
+                }
+                Ok(Value::Array(items))
+            }
+            Token::Map(len) => {
+                let mut entries = Vec::with_capacity(len);
+                for _ in 0..len {
+                    let key = self.value_at_depth(depth + 1)?;
+                    let value = self.value_at_depth(depth + 1)?;
+                    entries.push((key, value));
+                }
+                Ok(Value::Map(entries))
+            }
+        }
+    }
+
+    fn array_header(&mut self, len: usize, at: usize) -> Result<Token<'a>, DecodeError> {
         // Every item takes at least one byte: a length beyond the rest of the chunk is a lie,
         // refused before it can drive a huge allocation.
         self.check_count(len, 1, "array", at)?;
-        let mut items = Vec::with_capacity(len);
-        for _ in 0..len {
-            items.push(self.value_at_depth(depth + 1)?);
-        }
-        Ok(Value::Array(items))
+        Ok(Token::Array(len))
     }
 
-    fn map_entries(&mut self, len: usize, depth: usize, at: usize) -> Result<Value<'a>, DecodeError> {
+    fn map_header(&mut self, len: usize, at: usize) -> Result<Token<'a>, DecodeError> {
         self.check_count(len, 2, "map", at)?;
-        let mut entries = Vec::with_capacity(len);
-        for _ in 0..len {
-            let key = self.value_at_depth(depth + 1)?;
-            let value = self.value_at_depth(depth + 1)?;
-            entries.push((key, value));
-        }
-        Ok(Value::Map(entries))
+        Ok(Token::Map(len))
     }
 
     fn check_count(&self, len: usize, min_bytes: usize, what: &str, at: usize) -> Result<(), DecodeError> {

@@ -4,7 +4,8 @@
 //! number formats, the same escapes, the same handling of duplicate keys and of bytes that are
 //! not UTF-8, so a guest's output can be diffed against the agent's own outputs.
 
-use crate::event::{Event, Timestamp};
+use crate::event::{DecodeError, Event, Events, Timestamp};
+use crate::msgpack::{Reader, Token};
 
 /// One msgpack value. Strings, binaries and extension payloads borrow from the chunk.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,8 +70,8 @@ impl<'a> Value<'a> {
         match self {
             Value::Nil => out.extend_from_slice(b"null"),
             Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Value::Int(n) => push_fmt(out, format_args!("{n}")),
-            Value::UInt(n) => push_fmt(out, format_args!("{n}")),
+            Value::Int(n) => write_i64(out, *n),
+            Value::UInt(n) => write_u64(out, *n),
             Value::Float(f) => write_float(out, *f),
             Value::Str(bytes) | Value::Bin(bytes) => {
                 out.push(b'"');
@@ -149,11 +150,118 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
         if f == 0.0 && f.is_sign_negative() {
             out.extend_from_slice(b"-0.0");
         } else {
-            push_fmt(out, format_args!("{}.0", f as i64));
+            write_i64(out, f as i64);
+            out.extend_from_slice(b".0");
         }
-    } else {
+    } else if !write_fixed_g16(out, f) {
         out.extend_from_slice(format_g(f, 16).as_bytes());
     }
+}
+
+/// Decimal digits of `n`, without going through `core::fmt`.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+fn write_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, n.unsigned_abs());
+}
+
+const POW10: [u128; 21] = {
+    let mut table = [1u128; 21];
+    let mut i = 1;
+    while i < table.len() {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
+/// `%.16g` of a finite, non-integral `f` whose rounded decimal exponent is -4 to 15, the range
+/// `%g` prints in fixed notation, which covers the floats of everyday records. Exact with
+/// integers: `|f| = m / 2^s`, and its 16 significant digits are `m * 10^p / 2^s` rounded half
+/// to even (like glibc), with `p = 15 - exponent`; `m * 10^p` fits in 117 bits. Returns false,
+/// writing nothing, for other floats.
+fn write_fixed_g16(out: &mut Vec<u8>, f: f64) -> bool {
+    const LOW: u128 = 1_000_000_000_000_000;
+    const HIGH: u128 = 10 * LOW;
+    let bits = f.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    // Subnormals, infinities and NaN are far outside the range.
+    if biased == 0 || biased == 0x7ff {
+        return false;
+    }
+    let m = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+    let s = 1075 - biased;
+    if !(1..=100).contains(&s) {
+        return false;
+    }
+    // floor(log10 |f|) is this or one more (78913 / 2^18 is log10(2) rounded down).
+    let mut exponent = ((biased - 1023) * 78913) >> 18;
+    let mut tries = 0;
+    let (mut digits, remainder) = loop {
+        let Ok(p) = usize::try_from(15 - exponent) else { return false };
+        let Some(&scale) = POW10.get(p) else { return false };
+        let scaled = m * scale;
+        let digits = scaled >> s;
+        tries += 1;
+        if digits >= HIGH && tries < 3 {
+            exponent += 1;
+            continue;
+        }
+        if digits < LOW && tries < 3 {
+            exponent -= 1;
+            continue;
+        }
+        break (digits, scaled & ((1u128 << s) - 1));
+    };
+    let half = 1u128 << (s - 1);
+    if remainder > half || remainder == half && digits % 2 == 1 {
+        digits += 1;
+        if digits == HIGH {
+            digits = LOW;
+            exponent += 1;
+        }
+    }
+    if !(LOW..HIGH).contains(&digits) || !(-4..=15).contains(&exponent) {
+        return false;
+    }
+    let mut text = [0u8; 16];
+    let mut n = digits as u64;
+    for slot in text.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let significant = 16 - text.iter().rev().take_while(|d| **d == b'0').count();
+    if bits >> 63 == 1 {
+        out.push(b'-');
+    }
+    if exponent >= 0 {
+        let whole = exponent as usize + 1;
+        out.extend_from_slice(&text[..whole]);
+        if significant > whole {
+            out.push(b'.');
+            out.extend_from_slice(&text[whole..significant]);
+        }
+    } else {
+        out.extend_from_slice(b"0.");
+        out.extend_from_slice(&b"000"[..(-exponent - 1) as usize]);
+        out.extend_from_slice(&text[..significant]);
+    }
+    true
 }
 
 /// C's `printf("%.<precision>g", f)`.
@@ -220,21 +328,96 @@ fn ascii_escape(c: u8) -> Option<&'static str> {
 
 /// Writes string bytes the way `flb_utils_write_str` does.
 fn write_str(out: &mut Vec<u8>, bytes: &[u8], escape_unicode: bool) {
-    let mut i = 0;
-    while i < bytes.len() {
+    let mut rest = bytes;
+    loop {
         // Fast path: a run of plain ASCII is copied as is.
-        let run = bytes[i..].iter().take_while(|&&c| c < 0x80 && ascii_escape(c).is_none()).count();
-        out.extend_from_slice(&bytes[i..i + run]);
-        i += run;
-        let Some(&c) = bytes.get(i) else { break };
-        if let Some(escape) = ascii_escape(c) {
+        let run = plain_run(rest);
+        let (plain, tail) = rest.split_at(run);
+        out.extend_from_slice(plain);
+        let Some(&c) = tail.first() else { break };
+        let taken = if let Some(escape) = ascii_escape(c) {
             out.extend_from_slice(escape.as_bytes());
-            i += 1;
+            1
         } else if escape_unicode {
-            i = write_escaped_sequence(out, bytes, i);
+            write_escaped_sequence(out, tail, 0)
         } else {
-            i = write_raw_sequence(out, bytes, i);
+            write_raw_sequence(out, tail, 0)
+        };
+        rest = &tail[taken..];
+    }
+}
+
+/// Bytes copied into a JSON string as they are: printable ASCII but `"` and `\\`.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0x20;
+    while c < 0x7f {
+        table[c] = c != b'"' as usize && c != b'\\' as usize;
+        c += 1;
+    }
+    table
+};
+
+/// Length of the run of [`PLAIN`] bytes at the start of `s`: 16 bytes a step with SIMD128 in
+/// wasm, 8 a step in a `u64` elsewhere, then byte by byte.
+fn plain_run(s: &[u8]) -> usize {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let mut done = {
+        let done = simd::plain_run_16(s);
+        if done + 16 <= s.len() {
+            return done;
         }
+        done
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let mut done = 0;
+    while let Some(word) = s.get(done..done + 8) {
+        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let special = special_bytes(word);
+        if special != 0 {
+            return done + (special.trailing_zeros() / 8) as usize;
+        }
+        done += 8;
+    }
+    done + s[done..].iter().take_while(|&&c| PLAIN[c as usize]).count()
+}
+
+/// The high bit of each byte of `word` that is not [`PLAIN`]. A false mark can only follow a
+/// true one (a borrow moves up, never down), so the lowest mark is always exact.
+fn special_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    control
+        | (word & HIGHS)
+        | zero_in(word ^ (ONES * 0x7f))
+        | zero_in(word ^ (ONES * u64::from(b'"')))
+        | zero_in(word ^ (ONES * u64::from(b'\\')))
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd {
+    use core::arch::wasm32::*;
+
+    /// Bytes before the first non-plain one, in whole 16-byte blocks: stops at the first
+    /// block that has one (returning its exact position) or at the last whole block.
+    pub fn plain_run_16(s: &[u8]) -> usize {
+        let mut done = 0;
+        while let Some(block) = s.get(done..done + 16) {
+            // SAFETY: `block` is 16 readable bytes; `v128_load` needs no alignment.
+            let v = unsafe { v128_load(block.as_ptr().cast::<v128>()) };
+            let special = v128_or(
+                v128_or(u8x16_lt(v, u8x16_splat(0x20)), u8x16_ge(v, u8x16_splat(0x7f))),
+                v128_or(u8x16_eq(v, u8x16_splat(b'"')), u8x16_eq(v, u8x16_splat(b'\\'))),
+            );
+            let mask = u8x16_bitmask(special);
+            if mask != 0 {
+                return done + mask.trailing_zeros() as usize;
+            }
+            done += 16;
+        }
+        done
     }
 }
 
@@ -275,9 +458,10 @@ fn write_escaped_sequence(out: &mut Vec<u8>, bytes: &[u8], start: usize) -> usiz
         if cp > 0xFFFF {
             let high = 0xD800 + ((cp - 0x10000) >> 10);
             let low = 0xDC00 + ((cp - 0x10000) & 0x3FF);
-            push_fmt(out, format_args!("\\u{high:04x}\\u{low:04x}"));
+            push_u_escape(out, high);
+            push_u_escape(out, low);
         } else {
-            push_fmt(out, format_args!("\\u{cp:04x}"));
+            push_u_escape(out, cp);
         }
     } else {
         for &byte in &bytes[start..start + len] {
@@ -285,6 +469,13 @@ fn write_escaped_sequence(out: &mut Vec<u8>, bytes: &[u8], start: usize) -> usiz
         }
     }
     start + consumed
+}
+
+/// `\\u` and four lowercase hex digits of `unit` (below 0x10000).
+fn push_u_escape(out: &mut Vec<u8>, unit: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let nibble = |shift: u32| HEX[((unit >> shift) & 0xf) as usize];
+    out.extend_from_slice(&[b'\\', b'u', nibble(12), nibble(8), nibble(4), nibble(0)]);
 }
 
 /// Length of the sequence a lead byte announces (`flb_utf8_len`): 1 for ASCII and stray
@@ -462,38 +653,284 @@ pub fn write_json_line(
     date_format: DateFormat,
     escape_unicode: bool,
 ) {
-    let date_text = match date_format {
-        DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => formatted_date(event.timestamp, date_format),
-        _ => String::new(),
-    };
-    let date = date_key.map(|key| {
-        let value = match date_format {
-            DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => Value::Str(date_text.as_bytes()),
-            format => date_value(event.timestamp, format),
-        };
-        (Value::Str(key.as_bytes()), value)
-    });
-
-    let has_metadata = matches!(&event.metadata, Value::Map(m) if !m.is_empty());
-    let has_group = matches!(&event.group_attributes, Some(Value::Map(m)) if !m.is_empty());
-    let internal = (has_metadata || has_group).then(|| {
-        let mut inner = Vec::with_capacity(2);
-        if let Some(group) = &event.group_attributes {
-            inner.push((Value::Str(b"group_attributes"), group.clone()));
+    let mut entries = Vec::new();
+    let line = LineHead { date_key, date_format, escape_unicode };
+    let object = line.write(out, &mut entries, event.timestamp, &event.metadata, event.group_attributes.as_ref());
+    match &event.body {
+        Value::Map(body) => {
+            for (key, value) in body {
+                object.key(out, &mut entries, str_key(key));
+                key.write_json(out, escape_unicode);
+                out.push(b':');
+                value.write_json(out, escape_unicode);
+                object.value_end(out, &mut entries);
+            }
         }
-        inner.push((Value::Str(b"log_metadata"), event.metadata.clone()));
-        (Value::Str(b"__internal__"), Value::Map(inner))
-    });
-
-    let log_key = Value::Str(b"log");
-    let body: Box<dyn Iterator<Item = (&Value<'_>, &Value<'_>)> + '_> = match &event.body {
-        Value::Map(entries) => Box::new(entries.iter().map(|(k, v)| (k, v))),
-        other => Box::new(std::iter::once((&log_key, other))),
-    };
-    let entries: Vec<(&Value<'_>, &Value<'_>)> =
-        date.iter().chain(internal.iter()).map(|(k, v)| (k, v)).chain(body).collect();
-    write_map(out, entries.iter().copied(), escape_unicode);
+        other => {
+            object.key(out, &mut entries, Some(b"log"));
+            out.extend_from_slice(b"\"log\":");
+            other.write_json(out, escape_unicode);
+            object.value_end(out, &mut entries);
+        }
+    }
+    object.close(out, &mut entries);
     out.push(b'\n');
+}
+
+/// Like [`write_json_line`] for the record whose header `events` has just read: the body is
+/// rendered straight from the chunk's msgpack, without building [`Value`]s. On a malformed
+/// body, `out` is left as it was and the error is the one [`Events`] gives for these bytes.
+pub(crate) fn render_json_line<'a>(
+    out: &mut Vec<u8>,
+    entries: &mut Vec<Entry<'a>>,
+    events: &mut Events<'a>,
+    (timestamp, metadata): (Timestamp, Value<'a>),
+    line: &LineHead<'a>,
+) -> Result<(), DecodeError> {
+    let start = out.len();
+    let (reader, group) = events.parts();
+    let object = line.write(out, entries, timestamp, &metadata, group);
+    let body = reader.check_depth(0).and_then(|()| reader.token()).and_then(|token| match token {
+        Token::Map(len) => render_entries(reader, len, &object, out, line.escape_unicode, 0, entries),
+        token => {
+            object.key(out, entries, Some(b"log"));
+            out.extend_from_slice(b"\"log\":");
+            render_token(reader, token, out, line.escape_unicode, 0, entries)?;
+            object.value_end(out, entries);
+            Ok(())
+        }
+    });
+    if let Err(err) = body {
+        out.truncate(start);
+        entries.clear();
+        return Err(err);
+    }
+    object.close(out, entries);
+    out.push(b'\n');
+    Ok(())
+}
+
+/// What comes before a record's body in its JSON line.
+pub(crate) struct LineHead<'k> {
+    pub date_key: Option<&'k str>,
+    pub date_format: DateFormat,
+    pub escape_unicode: bool,
+}
+
+impl<'k> LineHead<'k> {
+    /// Opens the line's object and writes its date and `__internal__` entries.
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        entries: &mut Vec<Entry<'k>>,
+        timestamp: Timestamp,
+        metadata: &Value<'_>,
+        group: Option<&Value<'_>>,
+    ) -> ObjectWriter {
+        let object = ObjectWriter::open(out, entries);
+        if let Some(key) = self.date_key {
+            object.key(out, entries, Some(key.as_bytes()));
+            Value::Str(key.as_bytes()).write_json(out, self.escape_unicode);
+            out.push(b':');
+            match self.date_format {
+                DateFormat::JavaSqlTimestamp | DateFormat::Iso8601 => {
+                    let text = formatted_date(timestamp, self.date_format);
+                    Value::Str(text.as_bytes()).write_json(out, self.escape_unicode);
+                }
+                format => date_value(timestamp, format).write_json(out, self.escape_unicode),
+            }
+            object.value_end(out, entries);
+        }
+        let has_metadata = matches!(metadata, Value::Map(m) if !m.is_empty());
+        let has_group = matches!(group, Some(Value::Map(m)) if !m.is_empty());
+        if has_metadata || has_group {
+            object.key(out, entries, Some(b"__internal__"));
+            out.extend_from_slice(b"\"__internal__\":{");
+            if let Some(group) = group {
+                out.extend_from_slice(b"\"group_attributes\":");
+                group.write_json(out, self.escape_unicode);
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"log_metadata\":");
+            metadata.write_json(out, self.escape_unicode);
+            out.push(b'}');
+            object.value_end(out, entries);
+        }
+        object
+    }
+}
+
+fn str_key<'k>(key: &Value<'k>) -> Option<&'k [u8]> {
+    match key {
+        Value::Str(bytes) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// One entry of an object being written: its string key (`None` for other keys, which are
+/// never merged) and where its `"key":value` text lies in the output.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry<'k> {
+    key: Option<&'k [u8]>,
+    start: usize,
+    end: usize,
+}
+
+/// A JSON object written entry by entry as the msgpack map is read. Like the agent, an entry
+/// whose string key comes again later in the same map is left out (the last one wins, in its
+/// own position): entries are recorded in a stack shared by nested objects, and the rare
+/// object with a repeated key is rewritten when it closes.
+pub(crate) struct ObjectWriter {
+    /// Offset just after the `{`.
+    open: usize,
+    /// This object's first entry in the stack.
+    base: usize,
+}
+
+impl ObjectWriter {
+    fn open(out: &mut Vec<u8>, entries: &[Entry<'_>]) -> Self {
+        out.push(b'{');
+        Self { open: out.len(), base: entries.len() }
+    }
+
+    /// Starts an entry; its key and value are written next.
+    fn key<'k>(&self, out: &mut Vec<u8>, entries: &mut Vec<Entry<'k>>, key: Option<&'k [u8]>) {
+        if entries.len() > self.base {
+            out.push(b',');
+        }
+        entries.push(Entry { key, start: out.len(), end: out.len() });
+    }
+
+    fn value_end(&self, out: &[u8], entries: &mut [Entry<'_>]) {
+        if let Some(entry) = entries.last_mut() {
+            entry.end = out.len();
+        }
+    }
+
+    fn close(self, out: &mut Vec<u8>, entries: &mut Vec<Entry<'_>>) {
+        let mine = &entries[self.base..];
+        let repeated =
+            |i: usize| mine[i].key.is_some_and(|key| mine[i + 1..].iter().any(|later| later.key == Some(key)));
+        if (0..mine.len()).any(repeated) {
+            let text = out.split_off(self.open);
+            let mut written = 0;
+            for (i, entry) in mine.iter().enumerate() {
+                if repeated(i) {
+                    continue;
+                }
+                if written > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&text[entry.start - self.open..entry.end - self.open]);
+                written += 1;
+            }
+        }
+        entries.truncate(self.base);
+        out.push(b'}');
+    }
+}
+
+/// Renders the next value of `reader` as JSON in place; fails where [`Reader::value`] would.
+fn render_next<'a>(
+    reader: &mut Reader<'a>,
+    out: &mut Vec<u8>,
+    escape_unicode: bool,
+    depth: usize,
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<(), DecodeError> {
+    reader.check_depth(depth)?;
+    if let Some(text) = reader.fixstr() {
+        write_quoted(out, text, escape_unicode);
+        return Ok(());
+    }
+    if let Some(n) = reader.fixint() {
+        write_u64(out, n.into());
+        return Ok(());
+    }
+    let token = reader.token()?;
+    render_token(reader, token, out, escape_unicode, depth, entries)
+}
+
+fn write_quoted(out: &mut Vec<u8>, text: &[u8], escape_unicode: bool) {
+    out.push(b'"');
+    write_str(out, text, escape_unicode);
+    out.push(b'"');
+}
+
+fn render_token<'a>(
+    reader: &mut Reader<'a>,
+    token: Token<'a>,
+    out: &mut Vec<u8>,
+    escape_unicode: bool,
+    depth: usize,
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<(), DecodeError> {
+    match token {
+        Token::Scalar(value) => value.write_json(out, escape_unicode),
+        Token::Array(len) => {
+            out.push(b'[');
+            for i in 0..len {
+                if i > 0 {
+                    out.push(b',');
+                }
+                render_next(reader, out, escape_unicode, depth + 1, entries)?;
+            }
+            out.push(b']');
+        }
+        Token::Map(len) => {
+            let object = ObjectWriter::open(out, entries);
+            render_entries(reader, len, &object, out, escape_unicode, depth, entries)?;
+            object.close(out, entries);
+        }
+    }
+    Ok(())
+}
+
+/// The `len` entries of a map at `depth` into `object`.
+fn render_entries<'a>(
+    reader: &mut Reader<'a>,
+    len: usize,
+    object: &ObjectWriter,
+    out: &mut Vec<u8>,
+    escape_unicode: bool,
+    depth: usize,
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<(), DecodeError> {
+    for _ in 0..len {
+        reader.check_depth(depth + 1)?;
+        if let Some(key) = reader.fixstr() {
+            object.key(out, entries, Some(key));
+            write_quoted(out, key, escape_unicode);
+        } else {
+            render_key(reader, object, out, escape_unicode, depth, entries)?;
+        }
+        out.push(b':');
+        render_next(reader, out, escape_unicode, depth + 1, entries)?;
+        object.value_end(out, entries);
+    }
+    Ok(())
+}
+
+/// A key that is not a `fixstr`, for [`render_entries`].
+fn render_key<'a>(
+    reader: &mut Reader<'a>,
+    object: &ObjectWriter,
+    out: &mut Vec<u8>,
+    escape_unicode: bool,
+    depth: usize,
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<(), DecodeError> {
+    match reader.token()? {
+        Token::Scalar(key) => {
+            object.key(out, entries, str_key(&key));
+            key.write_json(out, escape_unicode);
+        }
+        key => {
+            object.key(out, entries, None);
+            render_token(reader, key, out, escape_unicode, depth + 1, entries)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -535,6 +972,15 @@ mod float_reference {
         }
 
         #[test]
+        fn fixed_notation_floats_match_the_reference(mantissa in any::<u64>(), exponent in -16i32..54, negative in any::<bool>()) {
+            // Every binade the integer fast path prints (|f| from 1e-5 to 2^54), the whole
+            // mantissa random: ties and carries into the next power of ten included.
+            let bits = (u64::from(negative) << 63) | (((exponent + 1023) as u64) << 52) | (mantissa >> 12);
+            let f = f64::from_bits(bits);
+            prop_assert_eq!(rendered(f), reference(f), "bits {:016x}", bits);
+        }
+
+        #[test]
         fn everyday_floats_match_the_reference(whole in -1_000_000_000_000i64..1_000_000_000_000, frac in 0u32..1_000_000, scale in -6i32..6) {
             let f = (whole as f64 + f64::from(frac) / 1e6) * 10f64.powi(scale);
             prop_assert_eq!(rendered(f), reference(f), "{:e}", f);
@@ -567,6 +1013,13 @@ mod tests {
             (std::f64::consts::PI, "3.141592653589793"),
             (2.0f32 as f64 / 3.0, "0.6666666666666666"),
             (9.223372036854776e18, "9.223372036854776e+18"),
+            // Exact ties at the 16th digit round to even, like glibc.
+            (1234567890123456.5, "1234567890123456"),
+            (1234567890123457.5, "1234567890123458"),
+            (0.0001, "0.0001"),
+            (0.00009999999999999999, "9.999999999999999e-05"),
+            (42.125, "42.125"),
+            (-1_700_000_000.123_456_7, "-1700000000.123457"),
             (f64::INFINITY, "inf"),
             (f64::NAN, "nan"),
         ];

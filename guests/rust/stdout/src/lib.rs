@@ -50,9 +50,7 @@ impl Output for Stdout {
             None => chunk.bytes(),
             Some(format) => {
                 self.buffer.clear();
-                for event in chunk.events() {
-                    format.write(&mut self.buffer, &event?);
-                }
+                format.write_chunk(&mut self.buffer, chunk.bytes())?;
                 &self.buffer
             }
         };
