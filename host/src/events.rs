@@ -1,9 +1,9 @@
 //! The host-side `json-lines` event format: a chunk rendered as the agent's own JSON lines.
 //!
-//! The rendering is the Rust guest SDK's, compiled into the host, so a chunk reads the same
+//! The rendering is the format crate's, which the Rust guest SDK re-exports, so a chunk reads the same
 //! whether a guest decodes it or the host does it for the guest.
 
-use out_wasm_guest::{DecodeError, Events, JsonLines};
+use out_wasm_format::{DecodeError, Events, JsonLines};
 
 /// Renders every record of `chunk` as one line, exactly as the agent's `stdout` output prints
 /// it with `format json_lines` and its default keys (metadata under `__internal__`, as the agent prints it).

@@ -30,17 +30,11 @@
 
 pub mod bindings;
 mod config;
-mod event;
-mod json_lines;
 pub mod log;
-mod msgpack;
-mod value;
 
 pub use crate::bindings::out_wasm::output::types::FlushError;
 pub use crate::config::{Config, ConfigKey, EventFormat, InitContext};
-pub use crate::event::{DecodeError, Event, Events, Timestamp};
-pub use crate::json_lines::JsonLines;
-pub use crate::value::{DateFormat, Value, write_json_line};
+pub use out_wasm_format::{DateFormat, DecodeError, Event, Events, JsonLines, Timestamp, Value, write_json_line};
 
 /// One chunk, as the agent flushed it.
 #[derive(Clone, Copy, Debug)]
