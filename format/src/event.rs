@@ -47,6 +47,9 @@ pub struct Event<'a> {
     /// Attributes of the group the record belongs to (records from OpenTelemetry inputs come
     /// in groups, opened and closed by marker records that are not yielded as events).
     pub group_attributes: Option<Value<'a>>,
+    /// The metadata of the marker that opened the record's group (for OpenTelemetry groups:
+    /// `schema`, `resource_id`, `scope_id`).
+    pub group_metadata: Option<Value<'a>>,
 }
 
 /// What a record's timestamp says it is.
@@ -84,11 +87,12 @@ pub struct Events<'a> {
     reader: Reader<'a>,
     failed: bool,
     group: Option<Value<'a>>,
+    group_metadata: Option<Value<'a>>,
 }
 
 impl<'a> Events<'a> {
     pub fn new(chunk: &'a [u8]) -> Self {
-        Self { reader: Reader::new(chunk), failed: false, group: None }
+        Self { reader: Reader::new(chunk), failed: false, group: None, group_metadata: None }
     }
 
     /// The next record that is not a group marker, or `None` at the end of the chunk.
@@ -98,10 +102,17 @@ impl<'a> Events<'a> {
             match stamp {
                 Stamp::Time(timestamp) => {
                     let group_attributes = self.group.clone();
-                    return Ok(Some(Event { timestamp, metadata, body, group_attributes }));
+                    let group_metadata = self.group_metadata.clone();
+                    return Ok(Some(Event { timestamp, metadata, body, group_attributes, group_metadata }));
                 }
-                Stamp::GroupStart => self.group = Some(body),
-                Stamp::GroupEnd => self.group = None,
+                Stamp::GroupStart => {
+                    self.group = Some(body);
+                    self.group_metadata = Some(metadata);
+                }
+                Stamp::GroupEnd => {
+                    self.group = None;
+                    self.group_metadata = None;
+                }
             }
         }
         Ok(None)
