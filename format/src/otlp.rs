@@ -309,3 +309,50 @@ mod tests {
         );
     }
 }
+
+/// Whatever renders is JSON (proptest, `PROPTEST_CASES` per property): arbitrary bytes as each
+/// kind, and generated contexts with arbitrary strings and floats (NaN, infinities, controls).
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_chunks::{metrics_context, traces_context};
+
+    fn renders_json(kind: EventType, chunk: &[u8]) {
+        let mut out = Vec::new();
+        if render(kind, chunk, &mut out).is_ok()
+            && let Err(err) = serde_json::from_slice::<serde_json::Value>(&out)
+        {
+            panic!("{kind:?} rendering is not JSON ({err}): {}", String::from_utf8_lossy(&out));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_render_json_or_fail(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            for kind in [EventType::Logs, EventType::Metrics, EventType::Traces] {
+                renders_json(kind, &bytes);
+            }
+        }
+
+        #[test]
+        fn generated_contexts_render_json(label in "\\PC{0,8}|[\\x00-\\x1f\"\\\\]{0,4}", value in any::<f64>(), n in any::<i64>()) {
+            let chunk = metrics_context(&["l"], &[(1, &[label.as_str()], value)]);
+            renders_json(EventType::Metrics, &chunk);
+            let chunk = traces_context(&[(label.as_str(), n)], 0);
+            renders_json(EventType::Traces, &chunk);
+        }
+
+        #[test]
+        fn records_render_json(text in "\\PC{0,12}", f in any::<f64>()) {
+            // [[EventTime, {}], {"log": text, "f": f}]
+            let mut chunk = vec![0x92, 0x92, 0xd7, 0x00, 0x65, 0x53, 0xf1, 0x00, 0, 0, 0, 0, 0x80, 0x82];
+            crate::test_chunks::str(&mut chunk, "log");
+            crate::test_chunks::str(&mut chunk, &text);
+            crate::test_chunks::str(&mut chunk, "f");
+            crate::test_chunks::float(&mut chunk, f);
+            renders_json(EventType::Logs, &chunk);
+        }
+    }
+}
