@@ -233,3 +233,102 @@ fn record(out: &mut Vec<u8>, event: &Event<'_>) {
     }
     out.push(b'}');
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_chunks::{map, str, uint};
+
+    /// `[[EventTime(seconds), metadata], body]`, metadata and body written by the closures.
+    fn record(out: &mut Vec<u8>, seconds: u32, metadata: impl FnOnce(&mut Vec<u8>), body: impl FnOnce(&mut Vec<u8>)) {
+        out.extend_from_slice(&[0x92, 0x92, 0xd7, 0x00]);
+        out.extend_from_slice(&seconds.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        metadata(out);
+        body(out);
+    }
+
+    fn group_start(out: &mut Vec<u8>, resource_id: u64, attribute: &str) {
+        record(
+            out,
+            u32::MAX,
+            |out| {
+                map(out, 3);
+                str(out, "schema");
+                str(out, "otlp");
+                str(out, "resource_id");
+                uint(out, resource_id);
+                str(out, "scope_id");
+                uint(out, 0);
+            },
+            |out| {
+                map(out, 2);
+                str(out, "resource");
+                map(out, 1);
+                str(out, "attributes");
+                map(out, 1);
+                str(out, "service.name");
+                str(out, attribute);
+                str(out, "scope");
+                map(out, 1);
+                str(out, "name");
+                str(out, "lib");
+            },
+        );
+    }
+
+    fn group_end(out: &mut Vec<u8>) {
+        record(out, u32::MAX - 1, |out| map(out, 0), |out| map(out, 0));
+    }
+
+    fn plain(out: &mut Vec<u8>, text: &str) {
+        record(
+            out,
+            1_700_000_000,
+            |out| map(out, 0),
+            |out| {
+                map(out, 2);
+                str(out, "message");
+                str(out, text);
+                str(out, "other");
+                uint(out, 1);
+            },
+        );
+    }
+
+    #[test]
+    fn groups_with_the_same_resource_and_scope_share_them_and_plain_records_get_an_empty_one() {
+        let mut chunk = Vec::new();
+        group_start(&mut chunk, 0, "a");
+        plain(&mut chunk, "one");
+        group_end(&mut chunk);
+        group_start(&mut chunk, 0, "a");
+        plain(&mut chunk, "two");
+        group_end(&mut chunk);
+        group_start(&mut chunk, 1, "b");
+        plain(&mut chunk, "three");
+        group_end(&mut chunk);
+        plain(&mut chunk, "four");
+        let mut out = Vec::new();
+        super::render(&chunk, &mut out).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let resources = json["resourceLogs"].as_array().unwrap();
+        assert_eq!(resources.len(), 3, "resource a (twice), b, and the empty one: {json}");
+        let bodies = |r: usize| -> Vec<&str> {
+            resources[r]["scopeLogs"][0]["logRecords"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|record| record["body"]["stringValue"].as_str().unwrap())
+                .collect()
+        };
+        assert_eq!(bodies(0), ["one", "two"], "the same ids and content share a resource and scope");
+        assert_eq!(resources[1]["resource"]["attributes"][0]["value"]["stringValue"], "b");
+        assert_eq!(bodies(2), ["four"]);
+        assert_eq!(resources[2]["resource"], serde_json::json!({}), "records outside groups");
+        assert_eq!(resources[2]["scopeLogs"][0]["scope"], serde_json::json!({}));
+        assert_eq!(
+            resources[2]["scopeLogs"][0]["logRecords"][0]["timeUnixNano"], "1700000000000000000",
+            "the record's time in nanoseconds, as a string"
+        );
+    }
+}
