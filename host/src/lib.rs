@@ -16,7 +16,7 @@
 //!   coroutine stacks of 64 KiB with no guard page: the flush path does no deep recursion and
 //!   no large stack frames, and hands the guest call to a worker thread with an 8 MiB stack.
 //!   The agent's log is only written on the agent's threads: lines from the plugin's own
-//!   threads (the watcher) are queued and written by the next call the agent makes. Property
+//!   threads (the watcher, the warm-spare thread) are queued and written by the next call the agent makes. Property
 //!   lookups also happen on the watcher thread during a hot swap: they only read the
 //!   instance's property list, which the agent never changes after init and frees only after
 //!   the exit call, which joins the watcher first.
@@ -26,7 +26,8 @@
 //! * **Unload.** The library is linked with `-z nodelete`: the agent's dlclose() (on shutdown
 //!   and on every hot reload) leaves it mapped, and a later dlopen() runs Register again on the
 //!   same globals, so no state may be one-shot. Every thread the plugin starts (guest workers,
-//!   the watcher, the per-instance I/O runtime) is joined in the instance's exit call: after the last exit
+//!   the watcher, the warm-spare thread, the per-instance I/O runtime) is joined in the
+//!   instance's exit call: after the last exit
 //!   no plugin code runs. The wasm engine is shared and owns no thread.
 //! * **Signals and panics.** Wasmtime's signal-based traps are off (the agent re-installs its
 //!   own SIGSEGV/SIGFPE handlers on every SIGHUP); every export runs under `catch_unwind`, and
@@ -43,12 +44,14 @@ pub mod events;
 pub mod fault;
 pub mod ffi;
 pub mod guest;
+pub mod guest_metrics;
 pub mod handoff;
 pub mod http;
 pub mod image;
 pub mod log;
 pub mod output;
 pub mod registry;
+pub mod spares;
 pub mod stdio;
 pub mod version;
 pub mod watch;

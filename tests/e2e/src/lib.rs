@@ -12,8 +12,20 @@ use out_wasm_loader::{Call, Instance, Plugin, Properties};
 pub mod corpus;
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
-pub const GUESTS: &[&str] =
-    &["stdout", "counter", "file", "http", "probe", "bad-schema", "not-a-plugin", "tally", "tally-v2", "hostile", "noop"];
+pub const GUESTS: &[&str] = &[
+    "stdout",
+    "counter",
+    "file",
+    "http",
+    "probe",
+    "bad-schema",
+    "not-a-plugin",
+    "tally",
+    "tally-v2",
+    "hostile",
+    "noop",
+    "wit-0-1-0",
+];
 
 pub fn workspace_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();

@@ -143,7 +143,8 @@ fn bless_config(guest: &Path, config: &str, keys: &[(&str, &str)]) {
     std::fs::create_dir_all(&dir).unwrap();
     for (case, file) in chunk_files() {
         let conf_path = scratch_dir("conformance").join("bless.conf");
-        let mut conf = format!("[OUTPUT]\n    Name wasm\n    Match *\n    wasm_watch off\n    wasm_path {}\n", guest.display());
+        let mut conf =
+            format!("[OUTPUT]\n    Name wasm\n    Match *\n    wasm_watch off\n    wasm_path {}\n", guest.display());
         for (key, value) in keys {
             conf += &format!("    {key} {value}\n");
         }
