@@ -1,10 +1,11 @@
 //! What a chunk holds, and the formats the host renders chunks in for guests.
 //!
-//! The log rendering is the agent's own JSON lines, with the same code the Rust guest SDK
-//! uses, so a chunk reads the same whether a guest decodes it or the host does it for the guest.
+//! The renderings are the format crate's (`out-wasm-format`, which the Rust guest SDK
+//! re-exports), so a chunk reads the same whether a guest decodes it or the host does it for
+//! the guest.
 
 use anyhow::Result;
-use out_wasm_guest::JsonLines;
+use out_wasm_format::{JsonLines, otlp};
 
 use crate::bindings::{EventFormat, EventType};
 
@@ -13,23 +14,11 @@ use crate::bindings::{EventFormat, EventType};
 /// `meta`), a traces chunk ctraces contexts (maps whose first key is `resourceSpans`).
 /// Anything else is taken for logs, whose decoder then names what is wrong with it.
 pub fn event_type(chunk: &[u8]) -> EventType {
-    const TRACES_KEY: &[u8] = b"resourceSpans";
-    let Some((&first, rest)) = chunk.split_first() else {
-        return EventType::Logs;
-    };
-    let rest = match first {
-        0x80..=0x8f => rest,
-        0xde => rest.get(2..).unwrap_or_default(),
-        0xdf => rest.get(4..).unwrap_or_default(),
-        _ => return EventType::Logs,
-    };
-    // The first key is a short string: a fixstr, or str8 from encoders that prefer it.
-    let key = match rest.split_first() {
-        Some((&marker @ 0xa0..=0xbf, key)) => key.get(..usize::from(marker & 0x1f)),
-        Some((&0xd9, key)) => key.split_first().and_then(|(&len, key)| key.get(..usize::from(len))),
-        _ => None,
-    };
-    if key == Some(TRACES_KEY) { EventType::Traces } else { EventType::Metrics }
+    match out_wasm_format::event_type(chunk) {
+        out_wasm_format::EventType::Logs => EventType::Logs,
+        out_wasm_format::EventType::Metrics => EventType::Metrics,
+        out_wasm_format::EventType::Traces => EventType::Traces,
+    }
 }
 
 /// The bytes a guest gets for `chunk` in `format`: `None` when that is the chunk itself.
@@ -37,10 +26,28 @@ pub fn render(format: EventFormat, event_type: EventType, chunk: &[u8]) -> Resul
     match (format, event_type) {
         (EventFormat::Msgpack, _) => Ok(None),
         (EventFormat::JsonLines, EventType::Logs) => json_lines(chunk).map(Some),
-        (EventFormat::JsonLines | EventFormat::OtlpJson, _) => {
-            anyhow::bail!("OTLP JSON rendering of {} is not available yet", event_type.name())
+        (EventFormat::OtlpJson, _) => otlp_json(event_type, chunk).map(Some),
+        // The agent has no JSON-lines form of metrics and traces: the WIT promises their OTLP/JSON
+        // request as one line.
+        (EventFormat::JsonLines, _) => {
+            let mut line = otlp_json(event_type, chunk)?;
+            line.push(b'\n');
+            Ok(Some(line))
         }
     }
+}
+
+/// `chunk` as one OTLP/JSON export request of its kind.
+pub fn otlp_json(event_type: EventType, chunk: &[u8]) -> Result<Vec<u8>> {
+    let kind = match event_type {
+        EventType::Logs => out_wasm_format::EventType::Logs,
+        EventType::Metrics => out_wasm_format::EventType::Metrics,
+        EventType::Traces => out_wasm_format::EventType::Traces,
+    };
+    // OTLP/JSON is rarely more than twice the msgpack it came from.
+    let mut out = Vec::with_capacity(chunk.len() * 2);
+    otlp::render(kind, chunk, &mut out)?;
+    Ok(out)
 }
 
 /// Renders every record of `chunk` as one line, exactly as the agent's `stdout` output prints
@@ -70,5 +77,22 @@ mod tests {
         for (chunk, expected) in cases {
             assert_eq!(event_type(chunk), expected, "chunk {chunk:02x?}");
         }
+    }
+
+    #[test]
+    fn metrics_and_traces_render_as_otlp_json_and_as_one_json_line() {
+        let traces: &[u8] = include_bytes!("../../format/tests/data/v1_traces.msgpack");
+        let metrics: &[u8] = include_bytes!("../../format/tests/data/node_exporter_metrics.msgpack");
+        for (chunk, kind, root) in
+            [(traces, EventType::Traces, "resourceSpans"), (metrics, EventType::Metrics, "resourceMetrics")]
+        {
+            assert_eq!(event_type(chunk), kind);
+            let otlp = render(EventFormat::OtlpJson, kind, chunk).unwrap().expect("a rendering");
+            assert!(otlp.starts_with(format!("{{\"{root}\":[").as_bytes()), "{}", String::from_utf8_lossy(&otlp));
+            let line = render(EventFormat::JsonLines, kind, chunk).unwrap().expect("a rendering");
+            assert_eq!(line, [otlp.as_slice(), b"\n"].concat(), "json-lines of {kind:?}: the OTLP request as one line");
+            assert_eq!(render(EventFormat::Msgpack, kind, chunk).unwrap(), None, "msgpack is the chunk itself");
+        }
+        assert!(render(EventFormat::OtlpJson, EventType::Metrics, b"\x81\xa4meta\x80").is_err(), "a malformed chunk");
     }
 }

@@ -117,9 +117,6 @@ impl Shared {
                     image.version()
                 );
             }
-            if event_format == EventFormat::OtlpJson {
-                bail!("event format otlp_json is not available in this build");
-            }
             let ctx = InitContext {
                 instance: self.name.clone(),
                 guest_path: path.display().to_string(),

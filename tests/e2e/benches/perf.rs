@@ -5,7 +5,7 @@
 //!   the hand-off to the worker thread, the copy of the chunk into guest memory, the call.
 //! - `json`: the `stdout` example rendering JSON lines (`wasm_stdout off`, so the host drops
 //!   its one write per chunk and no terminal is measured).
-//! - `native`: the same rendering code (the SDK's `JsonLines` into a reused buffer), compiled
+//! - `native`: the same rendering code (the format crate's `JsonLines` into a reused buffer), compiled
 //!   natively and called in this process. This is the limit.
 //!
 //! Each guest runs at 1 and 2 concurrent workers (`workers 2`: two agent threads flushing at
@@ -20,7 +20,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use out_wasm_e2e::{chunk, guest_path, init_ok, open_plugin, scratch_dir};
-use out_wasm_guest::{Events, JsonLines};
+use out_wasm_format::{Events, JsonLines};
 use out_wasm_loader::{FLB_OK, Instance, Plugin};
 
 /// A realistic agent record: ~180 bytes of JSON, nested, as in the 1M-record workload.

@@ -51,8 +51,8 @@ fn perfmap_names_the_guest_functions() {
         .unwrap_or_else(|err| panic!("expected {} to be written: {err}; log:\n{stderr}", map.display()));
     std::fs::remove_file(&map).ok();
     assert!(
-        text.lines().any(|line| line.contains("out_wasm_guest") && line.contains("write_chunk")),
-        "expected the map to name the SDK's write_chunk; it has {} lines",
+        text.lines().any(|line| line.contains("out_wasm_format") && line.contains("write_chunk")),
+        "expected the map to name the format crate's write_chunk; it has {} lines",
         text.lines().count()
     );
 }

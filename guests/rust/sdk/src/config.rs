@@ -1,67 +1,13 @@
 //! Declaring configuration keys, and reading the values the host resolved.
 
-use std::str::FromStr;
-
 use crate::bindings::out_wasm::output::types as wit;
 
-/// One key this guest accepts in its `[OUTPUT]` section.
-#[derive(Clone, Debug)]
-pub struct ConfigKey {
-    name: String,
-    description: String,
-    default: Option<String>,
-    required: bool,
-}
-
-impl ConfigKey {
-    /// A key the operator may leave out.
-    pub fn optional(name: &str, description: &str) -> Self {
-        Self { name: name.into(), description: description.into(), default: None, required: false }
-    }
-
-    /// A key the operator must set: the agent refuses to start without it.
-    pub fn required(name: &str, description: &str) -> Self {
-        Self { required: true, ..Self::optional(name, description) }
-    }
-
-    /// The value used when the operator sets none.
-    pub fn default(mut self, value: &str) -> Self {
-        self.default = Some(value.into());
-        self
-    }
-}
+pub use out_wasm_format::{Config, ConfigKey};
 
 impl From<ConfigKey> for wit::ConfigKey {
     fn from(key: ConfigKey) -> Self {
-        Self { name: key.name, description: key.description, default_value: key.default, required: key.required }
-    }
-}
-
-/// The resolved values of the declared keys.
-#[derive(Clone, Debug, Default)]
-pub struct Config {
-    entries: Vec<(String, String)>,
-}
-
-impl Config {
-    /// The value of `key` (as declared; matched case-insensitively), if it has one.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
-    }
-
-    /// The value of `key` parsed as `T`; an error names the key and the value.
-    pub fn parse<T: FromStr>(&self, key: &str) -> Result<Option<T>, String>
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.get(key)
-            .map(|value| value.parse().map_err(|err| format!("invalid value {value:?} for key '{key}': {err}")))
-            .transpose()
-    }
-
-    /// Every key with a value, in declaration order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        let (name, description, default_value, required) = key.into_parts();
+        Self { name, description, default_value, required }
     }
 }
 
@@ -91,7 +37,7 @@ impl From<wit::InitContext> for InitContext {
             instance: ctx.instance,
             guest_path: ctx.guest_path,
             guest_digest: ctx.guest_digest,
-            config: Config { entries: ctx.config.into_iter().map(|e| (e.key, e.value)).collect() },
+            config: ctx.config.into_iter().map(|e| (e.key, e.value)).collect(),
             event_format: ctx.event_format,
             event_types: ctx.event_types,
         }

@@ -30,20 +30,14 @@
 
 pub mod bindings;
 mod config;
-mod event;
-mod json_lines;
 pub mod log;
 pub mod metrics;
-mod msgpack;
-mod value;
 
 use std::time::{Duration, Instant};
 
 pub use crate::bindings::out_wasm::output::types::FlushError;
 pub use crate::config::{Config, ConfigKey, EventFormat, EventType, EventTypes, InitContext};
-pub use crate::event::{DecodeError, Event, Events, Timestamp};
-pub use crate::json_lines::JsonLines;
-pub use crate::value::{DateFormat, Value, write_json_line};
+pub use out_wasm_format::{DateFormat, DecodeError, Event, Events, JsonLines, Timestamp, Value, write_json_line};
 
 /// One chunk, as the agent flushed it.
 #[derive(Clone, Copy, Debug)]

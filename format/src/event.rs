@@ -47,6 +47,9 @@ pub struct Event<'a> {
     /// Attributes of the group the record belongs to (records from OpenTelemetry inputs come
     /// in groups, opened and closed by marker records that are not yielded as events).
     pub group_attributes: Option<Value<'a>>,
+    /// The metadata of the marker that opened the record's group (for OpenTelemetry groups:
+    /// `schema`, `resource_id`, `scope_id`).
+    pub group_metadata: Option<Value<'a>>,
 }
 
 /// What a record's timestamp says it is.
@@ -84,11 +87,12 @@ pub struct Events<'a> {
     reader: Reader<'a>,
     failed: bool,
     group: Option<Value<'a>>,
+    group_metadata: Option<Value<'a>>,
 }
 
 impl<'a> Events<'a> {
     pub fn new(chunk: &'a [u8]) -> Self {
-        Self { reader: Reader::new(chunk), failed: false, group: None }
+        Self { reader: Reader::new(chunk), failed: false, group: None, group_metadata: None }
     }
 
     /// The next record that is not a group marker, or `None` at the end of the chunk.
@@ -96,7 +100,8 @@ impl<'a> Events<'a> {
         let Some((timestamp, metadata)) = self.next_header()? else { return Ok(None) };
         let body = self.reader.value()?;
         let group_attributes = self.group.clone();
-        Ok(Some(Event { timestamp, metadata, body, group_attributes }))
+        let group_metadata = self.group_metadata.clone();
+        Ok(Some(Event { timestamp, metadata, body, group_attributes, group_metadata }))
     }
 
     /// Reads up to the body of the next record that is not a group marker, and returns its
@@ -107,10 +112,14 @@ impl<'a> Events<'a> {
             let (stamp, metadata) = self.header()?;
             match stamp {
                 Stamp::Time(timestamp) => return Ok(Some((timestamp, metadata))),
-                Stamp::GroupStart => self.group = Some(self.reader.value()?),
+                Stamp::GroupStart => {
+                    self.group = Some(self.reader.value()?);
+                    self.group_metadata = Some(metadata);
+                }
                 Stamp::GroupEnd => {
                     self.reader.value()?;
                     self.group = None;
+                    self.group_metadata = None;
                 }
             }
         }

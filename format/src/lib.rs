@@ -1,0 +1,27 @@
+//! The agent's event format, shared by both sides of the sandbox: a borrowing msgpack reader,
+//! the records of a logs chunk and their JSON rendering exactly as the agent does it, the
+//! cmetrics and ctraces contexts of metrics and traces chunks, and every kind rendered as an
+//! OTLP/JSON export request.
+//!
+//! The host uses it to render chunks for guests (`json-lines`, `otlp-json`); the Rust guest SDK
+//! re-exports it for guests that decode chunks themselves. It depends on `rmp` only, and on
+//! nothing of either side's WebAssembly bindings.
+
+pub mod cmetrics;
+mod config;
+pub mod ctraces;
+mod document;
+mod event;
+mod event_type;
+mod json_lines;
+mod msgpack;
+pub mod otlp;
+#[cfg(test)]
+mod test_chunks;
+mod value;
+
+pub use crate::config::{Config, ConfigKey};
+pub use crate::event::{DecodeError, Event, Events, Timestamp};
+pub use crate::event_type::{EventType, event_type};
+pub use crate::json_lines::JsonLines;
+pub use crate::value::{DateFormat, Value, write_json_line};
