@@ -108,7 +108,7 @@ impl Hostile {
                     info!("hostile lookup succeeded: {}", addresses.join(","));
                     Ok(())
                 }
-                Err(code) => Err(FlushError::Error(format!("hostile lookup denied: {code:?}"))),
+                Err(code) => Err(FlushError::Error(format!("hostile lookup denied: {}", code.name()))),
             },
             "env" => self.report(std::env::var(&self.target).map(|v| v.len()).map_err(std::io::Error::other)),
             other => Err(FlushError::Error(format!("unknown mode {other}"))),
