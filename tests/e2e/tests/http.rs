@@ -230,7 +230,7 @@ fn https_to_an_untrusted_ca_is_retried_with_the_tls_error_logged() {
             server.port
         );
         assert!(log.contains(&expected), "CA file {ca_file:?}: expected {expected:?} in:\n{log}");
-        assert!(log.contains("request failed: TlsCertificateError"), "the guest's retry says why:\n{log}");
+        assert!(log.contains("request failed: ErrorCode::TlsCertificateError"), "the guest's retry says why:\n{log}");
         assert!(!log.contains("faulted"), "{log}");
     }
     assert!(server.seen.lock().unwrap().is_empty(), "no request reached the untrusted endpoint");
