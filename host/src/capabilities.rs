@@ -156,7 +156,12 @@ impl Capabilities {
     /// Opens exactly what was granted in a fresh WASI context; `log` streams write to `events`
     /// within `budget`. Returns the instance's network policy, which judges its sockets here
     /// and its lookups and HTTP requests where those are provided.
-    pub fn apply(&self, builder: &mut WasiCtxBuilder, events: &Sender<Event>, budget: &LogBudget) -> Result<Arc<NetPolicy>> {
+    pub fn apply(
+        &self,
+        builder: &mut WasiCtxBuilder,
+        events: &Sender<Event>,
+        budget: &LogBudget,
+    ) -> Result<Arc<NetPolicy>> {
         match self.stdout {
             Stdio::Agent => drop(builder.inherit_stdout()),
             Stdio::Log => drop(builder.stdout(LogStream::new(Level::Info, "stdout: ", events.clone(), budget.clone()))),

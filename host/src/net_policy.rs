@@ -18,9 +18,9 @@ use std::sync::mpsc::Sender;
 use std::sync::{Mutex, PoisonError};
 
 use wasmtime::component::{HasData, Linker, Resource};
-use wasmtime_wasi::p2::{DynPollable, IoError, SocketError};
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{self, HostResolveAddressStream};
 use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
+use wasmtime_wasi::p2::{DynPollable, IoError, SocketError};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 use crate::capabilities::{GrantHost, NetGrant};
@@ -242,10 +242,7 @@ impl network::Host for Lookup<'_> {
         network::Host::convert_error_code(&mut self.sockets, error)
     }
 
-    fn network_error_code(
-        &mut self,
-        error: Resource<IoError>,
-    ) -> wasmtime::Result<Option<ErrorCode>> {
+    fn network_error_code(&mut self, error: Resource<IoError>) -> wasmtime::Result<Option<ErrorCode>> {
         network::Host::network_error_code(&mut self.sockets, error)
     }
 }
@@ -261,7 +258,8 @@ mod tests {
     use super::*;
 
     fn policy(grants: &[(GrantHost, Option<u16>)]) -> NetPolicy {
-        let grants: Vec<NetGrant> = grants.iter().map(|(host, port)| NetGrant { host: host.clone(), port: *port }).collect();
+        let grants: Vec<NetGrant> =
+            grants.iter().map(|(host, port)| NetGrant { host: host.clone(), port: *port }).collect();
         let (events, _) = std::sync::mpsc::channel();
         NetPolicy::new(&grants, HostLog::new(events, LogBudget::default()))
     }

@@ -100,7 +100,11 @@ impl TlsTrust {
             }
             for (n, cert) in certs.into_iter().enumerate() {
                 roots.add(cert).with_context(|| {
-                    format!("certificate #{} of the CA file {} ('wasm_tls_ca_file') is not a usable CA", n + 1, path.display())
+                    format!(
+                        "certificate #{} of the CA file {} ('wasm_tls_ca_file') is not a usable CA",
+                        n + 1,
+                        path.display()
+                    )
                 })?;
             }
         }

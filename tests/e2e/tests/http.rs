@@ -223,7 +223,10 @@ fn https_to_an_untrusted_ca_is_retried_with_the_tls_error_logged() {
         let mut pairs = vec![("url", url.as_str()), ("wasm_allow_net", grant.as_str())];
         pairs.extend(ca_file.map(|file| ("wasm_tls_ca_file", file)));
         let (status, log) = flush_with(&pairs);
-        assert_eq!(status, FLB_RETRY, "CA file {ca_file:?}: an untrusted endpoint is retried, not a fault; log:\n{log}");
+        assert_eq!(
+            status, FLB_RETRY,
+            "CA file {ca_file:?}: an untrusted endpoint is retried, not a fault; log:\n{log}"
+        );
         let expected = format!(
             "TLS handshake with 127.0.0.1:{} failed: invalid peer certificate: UnknownIssuer; if the endpoint's \
              certificate is issued by a private CA, add that CA with wasm_tls_ca_file",

@@ -32,7 +32,9 @@ fn endpoint() -> u16 {
                 if line == "\r\n" {
                     let mut body = vec![0; length];
                     std::io::Read::read_exact(&mut reader, &mut body).unwrap();
-                    let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    let _ = reader
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                     break;
                 }
             }
@@ -53,10 +55,16 @@ fn no_thread_outlives_the_unloaded_plugin() {
     let grant = format!("localhost:{port}");
     // The HTTP guest resolves and connects through the I/O runtime (its lookups on the
     // blocking pool); the hostile one looks a name up through WASI; both keep the watcher on.
-    let sender = init_ok(&mut plugin, &[("wasm_path", http.to_str().unwrap()), ("url", &url), ("wasm_allow_net", &grant)]);
+    let sender =
+        init_ok(&mut plugin, &[("wasm_path", http.to_str().unwrap()), ("url", &url), ("wasm_allow_net", &grant)]);
     let looker = init_ok(
         &mut plugin,
-        &[("wasm_path", hostile.to_str().unwrap()), ("mode", "lookup"), ("target", "localhost"), ("wasm_allow_net", &grant)],
+        &[
+            ("wasm_path", hostile.to_str().unwrap()),
+            ("mode", "lookup"),
+            ("target", "localhost"),
+            ("wasm_allow_net", &grant),
+        ],
     );
     for _ in 0..3 {
         let call = sender.flush(&chunk(&[r#"{"n":1}"#], 1, 0), "t");
