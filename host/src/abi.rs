@@ -11,8 +11,11 @@ use std::ffi::{c_char, c_int, c_void};
 pub const FLB_PROXY_OUTPUT_PLUGIN: c_int = 2;
 /// `def.proxy`: the Go proxy (`FLB_PROXY_GOLANG`), the only one the agent accepts.
 pub const FLB_PROXY_GOLANG: c_int = 11;
-/// `def.event_type`: this output accepts logs.
+/// `def.event_type` bits (`FLB_OUTPUT_LOGS`, `FLB_OUTPUT_METRICS`, `FLB_OUTPUT_TRACES`): the
+/// event types the agent routes to the plugin's instances.
 pub const FLB_EVENT_TYPE_LOGS: c_int = 1;
+pub const FLB_EVENT_TYPE_METRICS: c_int = 2;
+pub const FLB_EVENT_TYPE_TRACES: c_int = 4;
 
 /// Flush answer: the chunk cannot be delivered and is dropped.
 pub const FLB_ERROR: c_int = 0;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::agent::Agent;
 use crate::bindings::{ConfigEntry, ConfigKey, EventFormat};
+use crate::guest_metrics::MetricLimits;
 
 /// Keys the agent consumes itself: they never reach a plugin, so a guest may not declare them.
 /// `name` selects the plugin and is not a property either. Any `tls.*` key is also the agent's.
@@ -48,6 +49,9 @@ pub struct HostConfig {
     pub watch: bool,
     /// `wasm_watch_interval` (default 2s): how often the file is checked.
     pub watch_interval: Duration,
+    /// `wasm_warm_spare` (default on): keep one guest instance started and initialised ahead of
+    /// need, so no flush waits for an instance to start.
+    pub warm_spare: bool,
     /// `wasm_cache_dir` (default `$XDG_CACHE_HOME/out_wasm` or `~/.cache/out_wasm`; `off`
     /// disables): where compiled components are kept.
     pub cache_dir: Option<PathBuf>,
@@ -58,6 +62,9 @@ pub struct HostConfig {
     pub event_format: Option<EventFormat>,
     /// `wasm_allow_*`, `wasm_stdout`, `wasm_stderr`: what the guest may reach.
     pub capabilities: std::sync::Arc<crate::capabilities::Capabilities>,
+    /// `wasm_metrics_max`, `wasm_metrics_max_series`, `wasm_metrics_max_label_len`: how much
+    /// the guests may publish.
+    pub metric_limits: MetricLimits,
 }
 
 /// What a guest instance may use.
@@ -114,6 +121,11 @@ impl HostConfig {
                 .filter(|d| !d.is_zero())
                 .with_context(|| format!("invalid value {value:?} for key 'wasm_watch_interval' (e.g. 2s, 500ms)"))?,
         };
+        let warm_spare = match lookup("wasm_warm_spare") {
+            None => true,
+            Some(value) => parse_switch(&value)
+                .with_context(|| format!("invalid value {value:?} for key 'wasm_warm_spare' (on, off)"))?,
+        };
         let cache_dir = match lookup("wasm_cache_dir") {
             Some(value) if value.trim().eq_ignore_ascii_case("off") => None,
             Some(value) => Some(PathBuf::from(value.trim())),
@@ -157,15 +169,34 @@ impl HostConfig {
             Some(v) => bail!("invalid value {v:?} for key 'wasm_event_format' (msgpack, json_lines)"),
         };
         let capabilities = std::sync::Arc::new(crate::capabilities::Capabilities::from_lookup(&lookup)?);
+        let count = |key: &str, default: usize| -> Result<usize> {
+            match lookup(key) {
+                None => Ok(default),
+                Some(value) => value
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("invalid value {value:?} for key '{key}' (a positive number)")),
+            }
+        };
+        let metric_defaults = MetricLimits::default();
+        let metric_limits = MetricLimits {
+            max_metrics: count("wasm_metrics_max", metric_defaults.max_metrics)?,
+            max_series: count("wasm_metrics_max_series", metric_defaults.max_series)?,
+            max_label_len: count("wasm_metrics_max_label_len", metric_defaults.max_label_len)?,
+        };
         Ok(Self {
             wasm_path: PathBuf::from(path.trim()),
             watch,
             watch_interval,
+            warm_spare,
             cache_dir,
             limits,
             on_fault,
             event_format,
             capabilities,
+            metric_limits,
         })
     }
 }

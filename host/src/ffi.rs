@@ -11,7 +11,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use anyhow::{Result, anyhow, bail};
 
 use crate::abi::{
-    FLB_EVENT_TYPE_LOGS, FLB_PROXY_GOLANG, FLB_PROXY_OUTPUT_PLUGIN, FlbPluginProxyDef, FlbgoOutputPlugin,
+    FLB_EVENT_TYPE_LOGS, FLB_EVENT_TYPE_METRICS, FLB_EVENT_TYPE_TRACES, FLB_PROXY_GOLANG, FLB_PROXY_OUTPUT_PLUGIN,
+    FlbPluginProxyDef, FlbgoOutputPlugin,
 };
 use crate::agent::Agent;
 use crate::log::Logger;
@@ -104,7 +105,7 @@ pub extern "C" fn FLBPluginPreRegister(_hot_reloading: c_int) -> c_int {
     0
 }
 
-/// Describes the plugin: an output named `wasm`, taking logs, any config key.
+/// Describes the plugin: an output named `wasm`, taking logs, metrics and traces, any config key.
 ///
 /// # Safety
 /// `def` is NULL or points to the agent's writable `flb_plugin_proxy_def`.
@@ -129,7 +130,9 @@ fn register(def: &mut FlbPluginProxyDef) {
     // The agent copies neither string; both are static, and the library is never unmapped.
     def.name = PLUGIN_NAME.as_ptr().cast_mut();
     def.description = PLUGIN_DESCRIPTION.as_ptr().cast_mut();
-    def.event_type = FLB_EVENT_TYPE_LOGS;
+    // Every type: the event type is the plugin's, set once, before any guest is known. Each
+    // instance answers the chunks its guest does not accept itself (`OutputInstance::flush`).
+    def.event_type = FLB_EVENT_TYPE_LOGS | FLB_EVENT_TYPE_METRICS | FLB_EVENT_TYPE_TRACES;
     def.config_map = std::ptr::null_mut();
     registry::on_register();
 }

@@ -1,5 +1,6 @@
 //! One live guest instance: its store, its WASI context, and typed calls into its exports.
 
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
 use wasmtime::component::ResourceTable;
@@ -7,11 +8,15 @@ use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::{ConfigKey, EventFormat, FlushError, InitContext, OutputPlugin, logging};
+use crate::bindings::metrics::{self, MetricSpec};
+use crate::bindings::{
+    ConfigKey, EventFormat, EventTypes, FlushContext, FlushError, InitContext, OutputPlugin, logging, v0_1_0,
+};
 use crate::capabilities::Capabilities;
 use crate::fault::Fault;
+use crate::guest_metrics::{GuestMetrics, Update};
 use crate::http::HttpPolicy;
-use crate::image::GuestImage;
+use crate::image::{GuestImage, Pre};
 use crate::log::Level;
 use crate::stdio::LogBudget;
 use crate::worker::Event;
@@ -28,6 +33,8 @@ pub struct HostState {
     budget: LogBudget,
     http: WasiHttpCtx,
     http_policy: HttpPolicy,
+    /// The output instance's guest metrics, shared by all its guest instances.
+    metrics: Arc<GuestMetrics>,
 }
 
 /// Log lines one guest call may write: a guest cannot flood the agent's log.
@@ -104,6 +111,39 @@ impl logging::Host for HostState {
     }
 }
 
+impl HostState {
+    /// A refused metric call: counted, logged at warn now and then, and the error handed back.
+    fn metric_refused(&mut self, err: anyhow::Error) -> String {
+        let reason = format!("{err:#}");
+        if let Some(line) = self.metrics.refused(&reason) {
+            let _ = self.events.send(Event::Log(Level::Warn, line));
+        }
+        reason
+    }
+
+    fn metric_update(&mut self, metric: u32, labels: Vec<String>, update: Update) -> Result<(), String> {
+        self.metrics.update(metric, labels, update).map_err(|err| self.metric_refused(err))
+    }
+}
+
+impl metrics::Host for HostState {
+    fn declare(&mut self, spec: MetricSpec) -> Result<u32, String> {
+        self.metrics.declare(spec).map_err(|err| self.metric_refused(err))
+    }
+
+    fn add(&mut self, metric: u32, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.metric_update(metric, label_values, Update::Add(value))
+    }
+
+    fn set(&mut self, metric: u32, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.metric_update(metric, label_values, Update::Set(value))
+    }
+
+    fn observe(&mut self, metric: u32, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.metric_update(metric, label_values, Update::Observe(value))
+    }
+}
+
 impl From<logging::Level> for Level {
     fn from(level: logging::Level) -> Self {
         match level {
@@ -128,10 +168,24 @@ impl From<Level> for logging::Level {
     }
 }
 
+/// The guest's exports, bound at the WIT version it was built against.
+enum Plugin {
+    V0_2_0(OutputPlugin),
+    V0_1_0(v0_1_0::OutputPlugin),
+}
+
+/// What `config-schema` and its siblings tell about a guest version.
+#[derive(Debug)]
+pub struct Schema {
+    pub keys: Vec<ConfigKey>,
+    pub preferred_format: EventFormat,
+    pub event_types: EventTypes,
+}
+
 /// A guest instance and its store. Not shared: one thread drives it, one call at a time.
 pub struct GuestInstance {
     store: Store<HostState>,
-    plugin: OutputPlugin,
+    plugin: Plugin,
 }
 
 impl GuestInstance {
@@ -144,6 +198,7 @@ impl GuestInstance {
         memory_limit: usize,
         deadlines: bool,
         capabilities: &Capabilities,
+        metrics: Arc<GuestMetrics>,
     ) -> anyhow::Result<Self> {
         let budget = LogBudget::default();
         budget.reset(LOG_LINES_PER_CALL);
@@ -160,14 +215,18 @@ impl GuestInstance {
             budget,
             http: WasiHttpCtx::new(),
             http_policy: HttpPolicy::new(net, capabilities.tls.client()),
+            metrics,
         };
-        let mut store = Store::new(image.pre().engine(), state);
+        let mut store = Store::new(image.engine(), state);
         store.limiter(|state| &mut state.limiter);
         if deadlines {
             // Yield to the executor at every epoch tick, so the call's timeout gets to run.
             store.epoch_deadline_async_yield_and_update(1);
         }
-        let plugin = image.pre().instantiate_async(&mut store).await?;
+        let plugin = match image.pre() {
+            Pre::V0_2_0(pre) => Plugin::V0_2_0(pre.instantiate_async(&mut store).await?),
+            Pre::V0_1_0(pre) => Plugin::V0_1_0(pre.instantiate_async(&mut store).await?),
+        };
         Ok(Self { store, plugin })
     }
 
@@ -181,26 +240,55 @@ impl GuestInstance {
         self.store.data().budget.dropped()
     }
 
-    fn exports(&self) -> &crate::bindings::exports::out_wasm::output::output::Guest {
-        self.plugin.out_wasm_output_output()
-    }
-
-    /// The keys the guest declares and the event format it prefers.
-    pub async fn config_schema(&mut self) -> Result<(Vec<ConfigKey>, EventFormat), Fault> {
-        let exports = self.exports().clone();
-        let keys = exports.call_config_schema(&mut self.store).await.map_err(Fault::from_call)?;
-        let format = exports.call_preferred_event_format(&mut self.store).await.map_err(Fault::from_call)?;
-        Ok((keys, format))
+    /// The keys the guest declares, the event format it prefers and the event types it takes.
+    pub async fn schema(&mut self) -> Result<Schema, Fault> {
+        let store = &mut self.store;
+        match &self.plugin {
+            Plugin::V0_2_0(plugin) => {
+                let exports = plugin.out_wasm_output_output();
+                let keys = exports.call_config_schema(&mut *store).await.map_err(Fault::from_call)?;
+                let preferred_format =
+                    exports.call_preferred_event_format(&mut *store).await.map_err(Fault::from_call)?;
+                let event_types = exports.call_accepted_event_types(&mut *store).await.map_err(Fault::from_call)?;
+                Ok(Schema { keys, preferred_format, event_types })
+            }
+            Plugin::V0_1_0(plugin) => {
+                let exports = plugin.out_wasm_output_output();
+                let keys = exports.call_config_schema(&mut *store).await.map_err(Fault::from_call)?;
+                let preferred = exports.call_preferred_event_format(&mut *store).await.map_err(Fault::from_call)?;
+                Ok(Schema {
+                    keys: keys.into_iter().map(Into::into).collect(),
+                    preferred_format: preferred.into(),
+                    event_types: EventTypes::LOGS,
+                })
+            }
+        }
     }
 
     pub async fn init(&mut self, ctx: &InitContext) -> Result<Result<(), String>, Fault> {
-        let exports = self.exports().clone();
-        exports.call_init(&mut self.store, ctx).await.map_err(Fault::from_call)
+        let store = &mut self.store;
+        match &self.plugin {
+            Plugin::V0_2_0(plugin) => {
+                plugin.out_wasm_output_output().call_init(store, ctx).await.map_err(Fault::from_call)
+            }
+            Plugin::V0_1_0(plugin) => {
+                let ctx = v0_1_0::init_context(ctx).map_err(|err| Fault::host(format!("{err:#}")))?;
+                plugin.out_wasm_output_output().call_init(store, &ctx).await.map_err(Fault::from_call)
+            }
+        }
     }
 
-    pub async fn flush(&mut self, tag: &str, chunk: &[u8]) -> Result<Result<(), FlushError>, Fault> {
-        let exports = self.exports().clone();
-        exports.call_flush(&mut self.store, tag, chunk).await.map_err(Fault::from_call)
+    pub async fn flush(&mut self, ctx: &FlushContext, chunk: &[u8]) -> Result<Result<(), FlushError>, Fault> {
+        let store = &mut self.store;
+        match &self.plugin {
+            Plugin::V0_2_0(plugin) => {
+                plugin.out_wasm_output_output().call_flush(store, ctx, chunk).await.map_err(Fault::from_call)
+            }
+            Plugin::V0_1_0(plugin) => {
+                let outcome = plugin.out_wasm_output_output().call_flush(store, &ctx.tag, chunk).await;
+                outcome.map(|answer| answer.map_err(Into::into)).map_err(Fault::from_call)
+            }
+        }
     }
 
     /// How far this instance's linear memory has grown, and the cap (`wasm_memory_limit`).
@@ -210,7 +298,11 @@ impl GuestInstance {
     }
 
     pub async fn exit(&mut self) -> Result<(), Fault> {
-        let exports = self.exports().clone();
-        exports.call_exit(&mut self.store).await.map_err(Fault::from_call)
+        let store = &mut self.store;
+        match &self.plugin {
+            Plugin::V0_2_0(plugin) => plugin.out_wasm_output_output().call_exit(store).await,
+            Plugin::V0_1_0(plugin) => plugin.out_wasm_output_output().call_exit(store).await,
+        }
+        .map_err(Fault::from_call)
     }
 }

@@ -5,15 +5,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::Engine;
+use wasmtime::component::{Component, HasSelf, Linker};
 
-use crate::bindings::{OutputPlugin, OutputPluginPre};
+use crate::bindings::{OutputPlugin, OutputPluginPre, WitVersion, v0_1_0};
 use crate::cache::{self, CompileCache, Origin};
 use crate::engine::engine_for;
 use crate::guest::HostState;
-
-/// The WIT world a guest must implement, as users see it in errors.
-pub const WORLD: &str = "out-wasm:output/output-plugin@0.1.0";
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
@@ -25,7 +23,14 @@ pub struct GuestImage {
     digest: String,
     origin: Origin,
     load_time: Duration,
-    pre: OutputPluginPre<HostState>,
+    version: WitVersion,
+    pre: Pre,
+}
+
+/// A component linked and checked against the world of its WIT version.
+pub(crate) enum Pre {
+    V0_2_0(OutputPluginPre<HostState>),
+    V0_1_0(v0_1_0::OutputPluginPre<HostState>),
 }
 
 impl GuestImage {
@@ -46,25 +51,19 @@ impl GuestImage {
             None => (cache::compile(engine, bytes)?, Origin::Compiled),
         };
 
-        let mut linker = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("failed to link WASI")?;
-        crate::net_policy::add_to_linker(&mut linker, HostState::lookup)
-            .context("failed to link the name lookup policy")?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("failed to link WASI HTTP")?;
-        OutputPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(anyhow::Error::from)
-            .context("failed to link the host interfaces")?;
+        let version = wit_version(engine, &component)?;
+        let world = version.world();
+        let linker = linker(engine)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
-            format!("the component does not fit world {WORLD}: it imports something the host does not provide")
+            format!("the component does not fit world {world}: it imports something the host does not provide")
         })?;
-        let pre = OutputPluginPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("the component does not implement world {WORLD}"))?;
-        Ok(Self { path: path.to_owned(), digest, origin, load_time: started.elapsed(), pre })
+        let pre = match version {
+            WitVersion::V0_2_0 => OutputPluginPre::new(instance_pre).map(Pre::V0_2_0),
+            WitVersion::V0_1_0 => v0_1_0::OutputPluginPre::new(instance_pre).map(Pre::V0_1_0),
+        }
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("the component does not implement world {world}"))?;
+        Ok(Self { path: path.to_owned(), digest, origin, load_time: started.elapsed(), version, pre })
     }
 
     pub fn path(&self) -> &Path {
@@ -85,9 +84,54 @@ impl GuestImage {
         format!("{how} in {} ms", self.load_time.as_millis())
     }
 
-    pub(crate) fn pre(&self) -> &OutputPluginPre<HostState> {
+    /// The WIT version the guest was built against.
+    pub fn version(&self) -> WitVersion {
+        self.version
+    }
+
+    pub(crate) fn pre(&self) -> &Pre {
         &self.pre
     }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        match &self.pre {
+            Pre::V0_2_0(pre) => pre.engine(),
+            Pre::V0_1_0(pre) => pre.engine(),
+        }
+    }
+}
+
+/// Every interface the host provides, for guests of every supported WIT version at once: the
+/// versions' interfaces have distinct names, so one linker serves them all.
+fn linker(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("failed to link WASI")?;
+    crate::net_policy::add_to_linker(&mut linker, HostState::lookup).context("failed to link the name lookup policy")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("failed to link WASI HTTP")?;
+    OutputPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        .map_err(anyhow::Error::from)
+        .context("failed to link the host interfaces")?;
+    v0_1_0::OutputPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        .map_err(anyhow::Error::from)
+        .context("failed to link the host interfaces of 0.1.0")?;
+    Ok(linker)
+}
+
+/// The newest supported WIT version whose `output` interface the component exports.
+fn wit_version(engine: &Engine, component: &Component) -> Result<WitVersion> {
+    let ty = component.component_type();
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    if let Some(version) = WitVersion::SUPPORTED.into_iter().find(|v| exports.contains(&v.output_export().as_str())) {
+        return Ok(version);
+    }
+    let supported: Vec<String> = WitVersion::SUPPORTED.iter().map(|v| v.world()).collect();
+    let exported = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
+    bail!(
+        "the component does not implement an out_wasm world this host supports ({}); it exports {exported}",
+        supported.join(", ")
+    )
 }
 
 /// Lowercase hex SHA-256 of a component file.

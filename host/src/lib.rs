@@ -16,7 +16,7 @@
 //!   coroutine stacks of 64 KiB with no guard page: the flush path does no deep recursion and
 //!   no large stack frames, and hands the guest call to a worker thread with an 8 MiB stack.
 //!   The agent's log is only written on the agent's threads: lines from the plugin's own
-//!   threads (the watcher) are queued and written by the next call the agent makes. Property
+//!   threads (the watcher, the warm-spare thread) are queued and written by the next call the agent makes. Property
 //!   lookups also happen on the watcher thread during a hot swap: they only read the
 //!   instance's property list, which the agent never changes after init and frees only after
 //!   the exit call, which joins the watcher first.
@@ -26,7 +26,8 @@
 //! * **Unload.** The library is linked with `-z nodelete`: the agent's dlclose() (on shutdown
 //!   and on every hot reload) leaves it mapped, and a later dlopen() runs Register again on the
 //!   same globals, so no state may be one-shot. Every thread the plugin starts (guest workers,
-//!   the watcher, the per-instance I/O runtime, the epoch ticker with the last instance) is
+//!   the watcher, the warm-spare thread, the per-instance I/O runtime, the epoch ticker with
+//!   the last instance) is
 //!   joined in the instance's exit call, so after the last exit no plugin code runs, with two
 //!   exceptions that no code can interrupt: a thread of the I/O runtime's blocking pool that is
 //!   still inside a system call `output::RUNTIME_SHUTDOWN` after exit began (a name lookup
@@ -51,6 +52,7 @@ pub mod events;
 pub mod fault;
 pub mod ffi;
 pub mod guest;
+pub mod guest_metrics;
 pub mod handoff;
 pub mod http;
 pub mod image;
@@ -58,6 +60,7 @@ pub mod log;
 pub mod net_policy;
 pub mod output;
 pub mod registry;
+pub mod spares;
 pub mod stdio;
 pub mod tls;
 pub mod version;

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::agent::Agent;
-use crate::bindings::{FlushError, InitContext};
+use crate::bindings::{EventFormat, EventType, EventTypes, FlushError, InitContext, WitVersion};
 use crate::cache::CompileCache;
 use crate::config::{self, HostConfig, OnFault};
 use crate::engine::TickerGuard;
 use crate::fault::Fault;
+use crate::guest_metrics::GuestMetrics;
 use crate::image::GuestImage;
 use crate::log::Logger;
+use crate::spares::Spares;
 use crate::version::GuestVersion;
 use crate::watch::{FileStamp, Watcher};
 use crate::worker::{ChunkRef, Request, Response, Worker};
@@ -37,6 +39,8 @@ pub struct Shared {
     next_worker: AtomicU64,
     runtime: tokio::runtime::Handle,
     current: Mutex<Option<Arc<GuestVersion>>>,
+    /// The guests' own metrics: the output instance's, whichever guest instance declared them.
+    metrics: Arc<GuestMetrics>,
 }
 
 impl Shared {
@@ -52,7 +56,24 @@ impl Shared {
 
     fn spawn_worker(&self, image: &Arc<GuestImage>, logger: &Logger) -> Result<Worker> {
         let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        Worker::spawn(id, image.clone(), self.runtime.clone(), self.host.limits, self.host.capabilities.clone(), logger)
+        let capabilities = self.host.capabilities.clone();
+        Worker::spawn(
+            id,
+            image.clone(),
+            self.runtime.clone(),
+            self.host.limits,
+            capabilities,
+            self.metrics.clone(),
+            logger,
+        )
+    }
+
+    /// Starts and initialises a new guest instance of `version`: what a flush must never wait
+    /// for once the output runs (see [`crate::spares`]).
+    pub fn start_instance(&self, version: &GuestVersion, logger: &Logger) -> Result<Worker> {
+        let mut worker = self.spawn_worker(&version.image, logger)?;
+        Self::init_worker(&mut worker, &version.init_ctx, logger)?;
+        Ok(worker)
     }
 
     fn init_worker(worker: &mut Worker, ctx: &InitContext, logger: &Logger) -> Result<()> {
@@ -77,17 +98,32 @@ impl Shared {
         let image = Arc::new(image);
         let setup = || -> Result<Arc<GuestVersion>> {
             let mut worker = self.spawn_worker(&image, logger)?;
-            let (schema, preferred) = match worker.call(Request::Schema, logger) {
-                Ok(Response::Schema(schema, preferred)) => (schema, preferred),
+            let schema = match worker.call(Request::Schema, logger) {
+                Ok(Response::Schema(schema)) => schema,
                 Ok(other) => bail!("config-schema answered unexpectedly: {other:?}"),
                 Err(fault) => return Err(anyhow!("{fault}").context("guest faulted in config-schema")),
             };
+            if schema.event_types == EventTypes::empty() {
+                bail!("the guest accepts no event types (accepted-event-types returned an empty set)");
+            }
+            let event_format = self.host.event_format.unwrap_or(schema.preferred_format);
+            if event_format == EventFormat::OtlpJson && image.version() < WitVersion::V0_2_0 {
+                bail!(
+                    "wasm_event_format otlp_json needs a guest built against out-wasm:output@0.2.0 or later; \
+                     this one is {}",
+                    image.version()
+                );
+            }
+            if event_format == EventFormat::OtlpJson {
+                bail!("event format otlp_json is not available in this build");
+            }
             let ctx = InitContext {
                 instance: self.name.clone(),
                 guest_path: path.display().to_string(),
                 guest_digest: image.digest().to_owned(),
-                config: config::resolve_with_agent(&schema, &self.agent)?,
-                event_format: self.host.event_format.unwrap_or(preferred),
+                config: config::resolve_with_agent(&schema.keys, &self.agent)?,
+                event_format,
+                event_types: schema.event_types,
             };
             Self::init_worker(&mut worker, &ctx, logger)?;
             Ok(Arc::new(GuestVersion::new(image.clone(), ctx, worker)))
@@ -114,7 +150,16 @@ impl Shared {
 pub struct OutputInstance {
     shared: Arc<Shared>,
     watcher: Option<Watcher>,
+    spares: Option<Spares>,
+    /// Flushes that found neither an idle instance nor a spare and started one themselves.
+    fallbacks: AtomicU64,
+    /// The thread that ran init: the agent's engine thread. A flush on it (`workers 0`) holds
+    /// up every input, timer and output of the agent while the guest runs.
+    engine_thread: libc::pthread_t,
+    stalls: Mutex<StallState>,
     faults: Mutex<FaultState>,
+    /// Event types whose chunks were answered without a guest call, logged once each.
+    skipped: Mutex<EventTypes>,
     /// Drives WASI's host-side I/O for this instance's guests; shut down in `exit`.
     runtime: Option<tokio::runtime::Runtime>,
     /// Keeps the epoch (the clock of guest deadlines) ticking while the instance lives.
@@ -130,6 +175,44 @@ struct FaultState {
     hold_until: Option<Instant>,
     last_logged: Option<Instant>,
     suppressed: u64,
+}
+
+/// How long a flush may hold the agent's engine thread before the host says so.
+pub const STALL_THRESHOLD: Duration = Duration::from_millis(100);
+/// Stall warnings are written at most this often per output instance.
+const STALL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Flushes that held the engine thread too long since the last warning.
+#[derive(Default)]
+struct StallState {
+    last_logged: Option<Instant>,
+    since: u64,
+    longest: Duration,
+}
+
+impl StallState {
+    /// Counts a stall of `held`; returns the line to log, or `None` while rate-limited.
+    fn record(&mut self, held: Duration) -> Option<String> {
+        self.since += 1;
+        self.longest = self.longest.max(held);
+        let now = Instant::now();
+        if self.last_logged.is_some_and(|at| now.duration_since(at) < STALL_LOG_INTERVAL) {
+            return None;
+        }
+        let (count, longest) = (std::mem::take(&mut self.since), std::mem::take(&mut self.longest));
+        self.last_logged = Some(now);
+        let more = if count > 1 {
+            format!(" ({count} such flushes since the last report, the longest {} ms)", longest.as_millis())
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "a flush held the agent's engine thread for {} ms{more}: with `workers 0` (the default) flushes run \
+             on the engine thread and every input, timer and output of the agent waits meanwhile; set `workers 1` \
+             or more in this [OUTPUT] section (see docs/production.md)",
+            held.as_millis()
+        ))
+    }
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -169,6 +252,7 @@ impl OutputInstance {
     /// initialises one guest instance. Any failure refuses the instance.
     pub fn init(agent: &Agent, logger: Logger, name: &str) -> Result<Self> {
         let host = HostConfig::read(agent)?;
+        let metric_limits = host.metric_limits;
         let cache = host.cache_dir.as_deref().and_then(|dir| match CompileCache::open(dir) {
             Ok(cache) => Some(cache),
             Err(err) => {
@@ -203,6 +287,7 @@ impl OutputInstance {
             next_worker: AtomicU64::new(0),
             runtime: runtime.handle().clone(),
             current: Mutex::new(None),
+            metrics: Arc::new(GuestMetrics::new(metric_limits, None)),
         });
         let version = shared.prepare(None, &shared.logger)?;
         shared.logger.info(&format!(
@@ -212,23 +297,65 @@ impl OutputInstance {
             version.image.provenance()
         ));
         shared.install(version);
+        let spares = if shared.host.warm_spare {
+            // The first spare is made here, where the agent waits for init anyway, so that the
+            // output runs with one from its first flush; later ones are made on the spares thread.
+            let version = shared.current();
+            let spare = shared.start_instance(&version, &shared.logger).context("failed to start a warm spare")?;
+            if let Err(spare) = version.offer_spare(spare) {
+                Shared::exit_worker(spare, &shared.logger);
+            }
+            Some(Spares::start(shared.clone()).context("failed to start the warm-spare thread")?)
+        } else {
+            None
+        };
         let watcher = if shared.host.watch {
             Some(Watcher::start(shared.clone(), stamp).context("failed to start the guest file watcher")?)
         } else {
             None
         };
-        Ok(Self { shared, watcher, faults: Mutex::default(), runtime: Some(runtime), _ticker: ticker })
+        Ok(Self {
+            shared,
+            watcher,
+            spares,
+            fallbacks: AtomicU64::new(0),
+            // SAFETY: pthread_self has no preconditions.
+            engine_thread: unsafe { libc::pthread_self() },
+            stalls: Mutex::default(),
+            faults: Mutex::default(),
+            skipped: Mutex::new(EventTypes::empty()),
+            runtime: Some(runtime),
+            _ticker: ticker,
+        })
     }
 
-    fn checkout(&self, version: &GuestVersion) -> Result<Worker> {
+    /// An instance for one flush: an idle one, else the warm spare (and the next spare is asked
+    /// for), else one started here, on the flush path (counted: the spare was not ready).
+    fn checkout(&self, version: &Arc<GuestVersion>) -> Result<Worker> {
         if let Some(worker) = version.take_idle() {
             return Ok(worker);
         }
+        let spare = version.take_spare();
+        if let Some(spares) = &self.spares {
+            spares.replenish(version);
+        }
+        if let Some(worker) = spare {
+            return Ok(worker);
+        }
         let logger = &self.shared.logger;
-        let mut worker = self.shared.spawn_worker(&version.image, logger)?;
-        Shared::init_worker(&mut worker, &version.init_ctx, logger)?;
-        logger.debug(&format!("started guest instance #{} for a concurrent flush", worker.id()));
+        let worker = self.shared.start_instance(version, logger)?;
+        let fallbacks = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+        let why = if self.spares.is_some() { "no warm spare was ready" } else { "wasm_warm_spare is off" };
+        logger.debug(&format!(
+            "started guest instance #{} on the flush path: {why} ({fallbacks} such starts so far)",
+            worker.id()
+        ));
         Ok(worker)
+    }
+
+    /// Flushes that had to start an instance themselves.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// Returns a healthy worker to its version, or retires it if a swap replaced the version
@@ -256,8 +383,18 @@ impl OutputInstance {
     /// Delivers one chunk to a guest instance of the current version.
     pub fn flush(&self, tag: &str, chunk: &[u8]) -> FlushStatus {
         let logger = &self.shared.logger;
+        let started = Instant::now();
         logger.drain();
         let status = self.flush_once(tag, chunk);
+        // SAFETY: pthread_self has no preconditions; pthread_equal compares two valid ids.
+        let on_engine = unsafe { libc::pthread_equal(libc::pthread_self(), self.engine_thread) } != 0;
+        let held = started.elapsed();
+        if on_engine && held > STALL_THRESHOLD {
+            let line = self.stalls.lock().unwrap_or_else(PoisonError::into_inner).record(held);
+            if let Some(line) = line {
+                logger.warn(&line);
+            }
+        }
         logger.drain();
         status
     }
@@ -285,6 +422,11 @@ impl OutputInstance {
         }
         let version = self.shared.current();
         let path = &version.init_ctx.guest_path;
+        let event_type = crate::events::event_type(chunk);
+        if !version.init_ctx.event_types.contains(event_type.as_set()) {
+            self.skip(event_type, tag);
+            return FlushStatus::Ok;
+        }
         let mut worker = match self.checkout(&version) {
             Ok(worker) => worker,
             Err(err) => {
@@ -300,7 +442,7 @@ impl OutputInstance {
         // worker is done with the request that carries it.
         let chunk = unsafe { ChunkRef::new(chunk) };
         let format = version.init_ctx.event_format;
-        let outcome = worker.call(Request::Flush { tag: tag.to_owned(), chunk, format }, logger);
+        let outcome = worker.call(Request::Flush { tag: tag.to_owned(), event_type, chunk, format }, logger);
         let status = match outcome {
             Ok(Response::Flush(Ok(()))) => FlushStatus::Ok,
             Ok(Response::Flush(Err(FlushError::Retry(message)))) => {
@@ -322,6 +464,21 @@ impl OutputInstance {
         status
     }
 
+    /// A chunk of a type the guest does not take is delivered to nobody, as the agent's own
+    /// outputs for other types do; said once per type so a routing mistake is visible.
+    fn skip(&self, event_type: EventType, tag: &str) {
+        let mut skipped = self.skipped.lock().unwrap_or_else(PoisonError::into_inner);
+        if !skipped.contains(event_type.as_set()) {
+            *skipped |= event_type.as_set();
+            self.shared.logger.info(&format!(
+                "the guest does not accept {} (accepted-event-types); chunks of {} such as tag '{tag}' are \
+                 answered ok without calling it",
+                event_type.name(),
+                event_type.name()
+            ));
+        }
+    }
+
     fn fault_line(&self, path: &str, instance: u64, tag: &str, fault: &Fault) -> String {
         let answer = match self.shared.host.on_fault {
             OnFault::Retry => "will be retried",
@@ -338,6 +495,9 @@ impl OutputInstance {
         let logger = self.shared.logger.clone();
         if let Some(watcher) = self.watcher.take() {
             watcher.stop();
+        }
+        if let Some(spares) = self.spares.take() {
+            spares.stop();
         }
         logger.drain();
         for worker in self.shared.current().retire() {

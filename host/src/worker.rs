@@ -10,15 +10,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::bindings::{ConfigKey, EventFormat, FlushError, InitContext};
+use crate::bindings::{EventFormat, EventType, FlushContext, FlushError, InitContext};
 use crate::capabilities::Capabilities;
 use crate::config::Limits;
 use crate::engine::WORKER_STACK;
 use crate::fault::Fault;
-use crate::guest::{GuestInstance, LOG_LINES_PER_CALL};
+use crate::guest::{GuestInstance, LOG_LINES_PER_CALL, Schema};
+use crate::guest_metrics::GuestMetrics;
 use crate::image::GuestImage;
 use crate::log::{Level, Logger};
 
@@ -53,7 +55,12 @@ pub enum Request {
     Init(InitContext),
     /// `format` is the instance's event format: with `JsonLines` the worker renders the chunk
     /// before the guest sees it.
-    Flush { tag: String, chunk: ChunkRef, format: EventFormat },
+    Flush {
+        tag: String,
+        event_type: EventType,
+        chunk: ChunkRef,
+        format: EventFormat,
+    },
     Exit,
 }
 
@@ -61,7 +68,7 @@ pub enum Request {
 #[derive(Debug)]
 pub enum Response {
     Ready,
-    Schema(Vec<ConfigKey>, EventFormat),
+    Schema(Schema),
     Init(Result<(), String>),
     Flush(Result<(), FlushError>),
     Exited,
@@ -93,6 +100,7 @@ impl Worker {
         runtime: tokio::runtime::Handle,
         limits: Limits,
         capabilities: Arc<Capabilities>,
+        metrics: Arc<GuestMetrics>,
         logger: &Logger,
     ) -> Result<Self> {
         let (requests, request_rx) = mpsc::channel();
@@ -104,7 +112,10 @@ impl Worker {
             .stack_size(WORKER_STACK)
             .spawn({
                 let worn = worn.clone();
-                move || serve(&image, &runtime, max_level, limits, &capabilities, &request_rx, &event_tx, &worn)
+                move || {
+                    let instance = Instance { image: &image, max_level, limits, capabilities: &capabilities, metrics };
+                    serve(instance, &runtime, &request_rx, &event_tx, &worn)
+                }
             })
             .context("failed to start a worker thread")?;
         let mut worker = Self { id, worn, requests, events, thread: Some(thread) };
@@ -177,21 +188,35 @@ pub const RECYCLE_AT: f64 = 0.75;
 /// Every guest call runs under a deadline. Running wasm yields at each epoch tick and a call
 /// waiting in a host function is a pending future, so the deadline stops both; the stopped
 /// call's instance is discarded.
-fn serve(
-    image: &GuestImage,
-    runtime: &tokio::runtime::Handle,
+/// What a worker's guest instance is made of.
+struct Instance<'a> {
+    image: &'a GuestImage,
     max_level: Level,
     limits: Limits,
-    capabilities: &Capabilities,
+    capabilities: &'a Capabilities,
+    metrics: Arc<GuestMetrics>,
+}
+
+fn serve(
+    instance: Instance<'_>,
+    runtime: &tokio::runtime::Handle,
     requests: &Receiver<Request>,
     events: &Sender<Event>,
     worn: &AtomicUsize,
 ) {
+    let Instance { image, max_level, limits, capabilities, metrics } = instance;
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
     let _runtime = runtime.enter();
-    let instantiate =
-        GuestInstance::instantiate(image, max_level, events.clone(), limits.memory, limits.deadlines, capabilities);
+    let instantiate = GuestInstance::instantiate(
+        image,
+        max_level,
+        events.clone(),
+        limits.memory,
+        limits.deadlines,
+        capabilities,
+        metrics,
+    );
     let instance = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async { tokio::time::timeout(limits.init_timeout, instantiate).await })
     }));
@@ -225,9 +250,10 @@ fn serve(
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             runtime.block_on(async {
                 if !limits.deadlines {
-                    return handle(&mut instance, request).await;
+                    return handle(&mut instance, request, None).await;
                 }
-                match tokio::time::timeout(limit, handle(&mut instance, request)).await {
+                let deadline = Instant::now() + limit;
+                match tokio::time::timeout(limit, handle(&mut instance, request, Some(deadline))).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => Err(Fault::deadline(call, limit, key)),
                 }
@@ -252,19 +278,31 @@ fn serve(
     }
 }
 
-async fn handle(instance: &mut GuestInstance, request: Request) -> Result<Response, Fault> {
+/// Makes one call. `deadline` is when the call will be stopped, if deadlines are on: a flush
+/// tells the guest how long it has left once its chunk is ready.
+async fn handle(instance: &mut GuestInstance, request: Request, deadline: Option<Instant>) -> Result<Response, Fault> {
     match request {
-        Request::Schema => instance.config_schema().await.map(|(keys, format)| Response::Schema(keys, format)),
+        Request::Schema => instance.schema().await.map(Response::Schema),
         Request::Init(ctx) => instance.init(&ctx).await.map(Response::Init),
-        Request::Flush { tag, chunk, format: EventFormat::Msgpack } => {
-            instance.flush(&tag, chunk.as_slice()).await.map(Response::Flush)
+        Request::Flush { tag, event_type, chunk, format } => {
+            let rendered;
+            let bytes = match crate::events::render(format, event_type, chunk.as_slice()) {
+                Ok(Some(lines)) => {
+                    rendered = lines;
+                    &rendered[..]
+                }
+                Ok(None) => chunk.as_slice(),
+                // The guest never sees a chunk the host cannot read; the agent drops it, as a
+                // msgpack guest's decoder would have it do.
+                Err(err) => return Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err:#}"))))),
+            };
+            let time_left = deadline.map(|at| {
+                let left = at.saturating_duration_since(Instant::now());
+                u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)
+            });
+            let ctx = FlushContext { tag, event_type, time_left };
+            instance.flush(&ctx, bytes).await.map(Response::Flush)
         }
-        Request::Flush { tag, chunk, format: EventFormat::JsonLines } => match crate::events::json_lines(chunk.as_slice()) {
-            Ok(lines) => instance.flush(&tag, &lines).await.map(Response::Flush),
-            // The guest never sees a chunk the host cannot read; the agent drops it, as a
-            // msgpack guest's decoder would have it do.
-            Err(err) => Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err}"))))),
-        },
         Request::Exit => instance.exit().await.map(|()| Response::Exited),
     }
 }

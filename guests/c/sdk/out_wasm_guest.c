@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "output_plugin.h"
 
@@ -789,6 +790,12 @@ exports_out_wasm_output_output_event_format_t exports_out_wasm_output_output_pre
     return (exports_out_wasm_output_output_event_format_t)owg_exported_output.preferred_format;
 }
 
+/* owg_event_types has the WIT flags' bit order (logs, metrics, traces). */
+exports_out_wasm_output_output_event_types_t exports_out_wasm_output_output_accepted_event_types(void) {
+    owg_event_types types = owg_exported_output.accepted_event_types;
+    return (exports_out_wasm_output_output_event_types_t)(types ? types : OWG_EVENT_TYPES_LOGS);
+}
+
 bool exports_out_wasm_output_output_init(exports_out_wasm_output_output_init_context_t *ctx, output_plugin_string_t *err) {
     bool ok = true;
     if (owg_exported_output.init) {
@@ -801,8 +808,16 @@ bool exports_out_wasm_output_output_init(exports_out_wasm_output_output_init_con
         }
         char *instance = nul_terminated(&ctx->instance), *path = nul_terminated(&ctx->guest_path),
              *digest = nul_terminated(&ctx->guest_digest);
-        owg_init_context c = { instance, path, digest, (owg_event_format)ctx->event_format, n,
-                               (const char *const *)keys, (const char *const *)values };
+        owg_init_context c = {
+            .instance = instance,
+            .guest_path = path,
+            .guest_digest = digest,
+            .event_format = (owg_event_format)ctx->event_format,
+            .event_types = ctx->event_types,
+            .config_len = n,
+            .config_keys = (const char *const *)keys,
+            .config_values = (const char *const *)values,
+        };
         char *message = NULL;
         if (owg_exported_output.init(&c, &message) != OWG_OK) {
             ok = false;
@@ -824,14 +839,34 @@ bool exports_out_wasm_output_output_init(exports_out_wasm_output_output_init_con
     return ok;
 }
 
-bool exports_out_wasm_output_output_flush(output_plugin_string_t *tag, output_plugin_list_u8_t *chunk,
+static uint64_t monotonic_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+bool owg_chunk_time_left(const owg_chunk *chunk, uint64_t *nanoseconds) {
+    if (!chunk->has_deadline) return false;
+    uint64_t now = monotonic_now();
+    *nanoseconds = chunk->deadline > now ? chunk->deadline - now : 0;
+    return true;
+}
+
+bool exports_out_wasm_output_output_flush(exports_out_wasm_output_output_flush_context_t *ctx,
+                                          output_plugin_list_u8_t *chunk,
                                           exports_out_wasm_output_output_flush_error_t *err) {
-    char *tag_text = nul_terminated(tag);
-    owg_chunk c = { tag_text, chunk->ptr, chunk->len };
+    char *tag_text = nul_terminated(&ctx->tag);
+    owg_chunk c = { .tag = tag_text, .data = chunk->ptr, .len = chunk->len, .event_type = (owg_event_type)ctx->event_type };
+    if (ctx->time_left.is_some) {
+        /* The host measured the time left when it made the call; from here on it shrinks with
+         * the guest's own clock. */
+        c.has_deadline = true;
+        c.deadline = monotonic_now() + ctx->time_left.val;
+    }
     char *message = NULL;
     owg_status status = owg_exported_output.flush(&c, &message);
     free(tag_text);
-    output_plugin_string_free(tag);
+    exports_out_wasm_output_output_flush_context_free(ctx);
     output_plugin_list_u8_free(chunk);
     if (status == OWG_OK) {
         free(message);
@@ -846,4 +881,102 @@ bool exports_out_wasm_output_output_flush(output_plugin_string_t *tag, output_pl
 
 void exports_out_wasm_output_output_exit(void) {
     if (owg_exported_output.exit) owg_exported_output.exit();
+}
+
+/* ---- Metrics ---------------------------------------------------------------------------- */
+
+/* The import's arguments are only read by the host: they borrow the caller's strings. */
+static output_plugin_string_t borrow(const char *s) {
+    output_plugin_string_t out = { (uint8_t *)s, s ? strlen(s) : 0 };
+    return out;
+}
+
+static output_plugin_list_string_t borrow_all(const char *const *strings, size_t n) {
+    output_plugin_list_string_t list = { NULL, n };
+    if (n) {
+        list.ptr = malloc(n * sizeof *list.ptr);
+        if (!list.ptr) abort();
+        for (size_t i = 0; i < n; i++) list.ptr[i] = borrow(strings[i]);
+    }
+    return list;
+}
+
+/* 0, or -1 with the host's reason moved into *error (or dropped). */
+static int refused(bool ok, output_plugin_string_t *reason, char **error) {
+    if (ok) return 0;
+    if (error) {
+        *error = malloc(reason->len + 1);
+        if (!*error) abort();
+        memcpy(*error, reason->ptr, reason->len);
+        (*error)[reason->len] = 0;
+    }
+    output_plugin_string_free(reason);
+    return -1;
+}
+
+static int declare(uint32_t *id, const char *name, const char *help, out_wasm_output_metrics_metric_kind_t kind,
+                   const char *const *labels, size_t label_count, const double *buckets, size_t bucket_count,
+                   char **error) {
+    out_wasm_output_metrics_metric_spec_t spec = {
+        .name = borrow(name),
+        .help = borrow(help ? help : ""),
+        .kind = kind,
+        .label_names = borrow_all(labels, label_count),
+        .buckets = { (double *)buckets, bucket_count },
+    };
+    output_plugin_string_t reason;
+    bool ok = out_wasm_output_metrics_declare(&spec, id, &reason);
+    free(spec.label_names.ptr);
+    return refused(ok, &reason, error);
+}
+
+typedef bool (*update_fn)(out_wasm_output_metrics_metric_t, output_plugin_list_string_t *, double,
+                          output_plugin_string_t *);
+
+static int update(update_fn fn, uint32_t id, const char *const *values, size_t value_count, double value,
+                  char **error) {
+    output_plugin_list_string_t list = borrow_all(values, value_count);
+    output_plugin_string_t reason;
+    bool ok = fn(id, &list, value, &reason);
+    free(list.ptr);
+    return refused(ok, &reason, error);
+}
+
+int owg_counter_declare(owg_counter *counter, const char *name, const char *help, const char *const *labels,
+                        size_t label_count, char **error) {
+    return declare(&counter->id, name, help, OUT_WASM_OUTPUT_METRICS_METRIC_KIND_COUNTER, labels, label_count, NULL, 0,
+                   error);
+}
+
+int owg_counter_add(owg_counter counter, const char *const *values, size_t value_count, double value, char **error) {
+    return update(out_wasm_output_metrics_add, counter.id, values, value_count, value, error);
+}
+
+int owg_counter_inc(owg_counter counter, const char *const *values, size_t value_count, char **error) {
+    return owg_counter_add(counter, values, value_count, 1.0, error);
+}
+
+int owg_gauge_declare(owg_gauge *gauge, const char *name, const char *help, const char *const *labels,
+                      size_t label_count, char **error) {
+    return declare(&gauge->id, name, help, OUT_WASM_OUTPUT_METRICS_METRIC_KIND_GAUGE, labels, label_count, NULL, 0,
+                   error);
+}
+
+int owg_gauge_set(owg_gauge gauge, const char *const *values, size_t value_count, double value, char **error) {
+    return update(out_wasm_output_metrics_set, gauge.id, values, value_count, value, error);
+}
+
+int owg_gauge_add(owg_gauge gauge, const char *const *values, size_t value_count, double value, char **error) {
+    return update(out_wasm_output_metrics_add, gauge.id, values, value_count, value, error);
+}
+
+int owg_histogram_declare(owg_histogram *histogram, const char *name, const char *help, const char *const *labels,
+                          size_t label_count, const double *buckets, size_t bucket_count, char **error) {
+    return declare(&histogram->id, name, help, OUT_WASM_OUTPUT_METRICS_METRIC_KIND_HISTOGRAM, labels, label_count,
+                   buckets, bucket_count, error);
+}
+
+int owg_histogram_observe(owg_histogram histogram, const char *const *values, size_t value_count, double value,
+                          char **error) {
+    return update(out_wasm_output_metrics_observe, histogram.id, values, value_count, value, error);
 }

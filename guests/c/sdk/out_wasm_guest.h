@@ -103,13 +103,35 @@ typedef struct owg_error {
     char message[200];
 } owg_error;
 
-/* One flushed chunk. tag is NUL-terminated; data is msgpack, or JSON lines when the instance's
- * event format is OWG_FORMAT_JSON_LINES. */
+/* The kind of events in a chunk. */
+typedef enum owg_event_type {
+    OWG_EVENT_LOGS,    /* log records: owg_events_of decodes them */
+    OWG_EVENT_METRICS, /* cmetrics contexts (msgpack), or OTLP JSON */
+    OWG_EVENT_TRACES,  /* ctraces contexts (msgpack), or OTLP JSON */
+} owg_event_type;
+
+/* A set of event types: OWG_EVENT_TYPES_* or'ed together. */
+typedef unsigned owg_event_types;
+#define OWG_EVENT_TYPES_LOGS (1u << OWG_EVENT_LOGS)
+#define OWG_EVENT_TYPES_METRICS (1u << OWG_EVENT_METRICS)
+#define OWG_EVENT_TYPES_TRACES (1u << OWG_EVENT_TRACES)
+
+/* One flushed chunk. tag is NUL-terminated; data is in the instance's event format: msgpack,
+ * JSON lines (OWG_FORMAT_JSON_LINES) or OTLP JSON (OWG_FORMAT_OTLP_JSON). */
 typedef struct owg_chunk {
     const char *tag;
     const uint8_t *data;
     size_t len;
+    owg_event_type event_type; /* one of the instance's accepted types */
+    /* When the host stops this flush (and the chunk comes back), in CLOCK_MONOTONIC
+     * nanoseconds; has_deadline is false when the operator turned deadlines off. */
+    bool has_deadline;
+    uint64_t deadline;
 } owg_chunk;
+
+/* How long this flush may still run, in nanoseconds (0 once past): a guest that waits on the
+ * network gives up a little earlier and answers OWG_RETRY. False when there is no deadline. */
+bool owg_chunk_time_left(const owg_chunk *chunk, uint64_t *nanoseconds);
 
 /* Iterates the records of a chunk. */
 typedef struct owg_events {
@@ -164,7 +186,13 @@ void owg_json_lines_write(const owg_json_lines *format, owg_buf *out, const owg_
 
 /* ---- The guest -------------------------------------------------------------------------- */
 
-typedef enum owg_event_format { OWG_FORMAT_MSGPACK = 0, OWG_FORMAT_JSON_LINES = 1 } owg_event_format;
+/* What flush receives: the chunk as the agent delivered it, JSON lines rendered by the host, or
+ * the chunk as one OTLP/JSON export request rendered by the host. */
+typedef enum owg_event_format {
+    OWG_FORMAT_MSGPACK = 0,
+    OWG_FORMAT_JSON_LINES = 1,
+    OWG_FORMAT_OTLP_JSON = 2,
+} owg_event_format;
 
 typedef struct owg_config_key {
     const char *name;
@@ -178,6 +206,7 @@ typedef struct owg_init_context {
     const char *guest_path;
     const char *guest_digest; /* sha256 of the component, hex */
     owg_event_format event_format;
+    owg_event_types event_types; /* what flushes can carry: the guest's accepted types */
     size_t config_len;
     const char *const *config_keys;   /* resolved keys, defaults applied */
     const char *const *config_values;
@@ -202,10 +231,13 @@ typedef struct owg_output {
     const owg_config_key *keys; /* default: none */
     size_t key_count;
     owg_event_format preferred_format; /* default: OWG_FORMAT_MSGPACK */
-    /* Called once per instance before the first flush. Return OWG_OK, or OWG_ERROR with
-     * *message set (owg_fail) to refuse to start. Default: OWG_OK. */
+    /* Chunks of other types never reach flush. Default (0): OWG_EVENT_TYPES_LOGS. */
+    owg_event_types accepted_event_types;
+    /* Called once per instance before the first flush; declare metrics here. Return OWG_OK, or
+     * OWG_ERROR with *message set (owg_fail) to refuse to start. Default: OWG_OK. */
     owg_status (*init)(const owg_init_context *ctx, char **message);
-    /* Called once per chunk. OWG_RETRY and OWG_ERROR set *message (owg_fail). */
+    /* Called once per chunk, with its tag, event type and deadline. OWG_RETRY and OWG_ERROR set
+     * *message (owg_fail). */
     owg_status (*flush)(const owg_chunk *chunk, char **message);
     /* The last call on this instance. Default: nothing. */
     void (*exit)(void);
@@ -228,6 +260,50 @@ void owg_log(owg_level level, const char *format, ...) __attribute__((format(pri
 #define owg_log_info(...) owg_log(OWG_LOG_INFO, __VA_ARGS__)
 #define owg_log_debug(...) owg_log(OWG_LOG_DEBUG, __VA_ARGS__)
 #define owg_log_trace(...) owg_log(OWG_LOG_TRACE, __VA_ARGS__)
+
+/* ---- Metrics ---------------------------------------------------------------------------- */
+
+/*
+ * Metrics on the agent's own endpoint, exported as fluentbit_wasm_guest_<name> with the
+ * output's `name` label first. Declare once (in init), update in flush:
+ *
+ *     static owg_counter sent;
+ *     if (owg_counter_declare(&sent, "records_sent", "records delivered", (const char *[]){ "status" }, 1,
+ *                             message) != 0)
+ *         return OWG_ERROR;
+ *     ...
+ *     owg_counter_add(sent, (const char *[]){ "ok" }, 1, 256, NULL);
+ *
+ * A metric belongs to the output instance: every guest instance that declares the same name and
+ * shape shares it, and its values survive faults, recycles and hot swaps. Labels and label values
+ * are given as an array and its length, values in the order of the declared labels.
+ *
+ * Each function returns 0, or -1 with *error set (malloc'd) to what the host refused: a bad name,
+ * a cap reached, a label value too long. error may be NULL: the host already counts and logs
+ * refused updates, so most guests ignore them.
+ */
+typedef struct owg_counter { uint32_t id; } owg_counter;     /* only goes up; exported with _total */
+typedef struct owg_gauge { uint32_t id; } owg_gauge;         /* goes up and down */
+typedef struct owg_histogram { uint32_t id; } owg_histogram; /* observations in buckets */
+
+int owg_counter_declare(owg_counter *counter, const char *name, const char *help, const char *const *labels,
+                        size_t label_count, char **error);
+/* Adds value (>= 0) to the series with these label values. */
+int owg_counter_add(owg_counter counter, const char *const *values, size_t value_count, double value, char **error);
+/* Adds one. */
+int owg_counter_inc(owg_counter counter, const char *const *values, size_t value_count, char **error);
+
+int owg_gauge_declare(owg_gauge *gauge, const char *name, const char *help, const char *const *labels,
+                      size_t label_count, char **error);
+int owg_gauge_set(owg_gauge gauge, const char *const *values, size_t value_count, double value, char **error);
+/* Adds value (of either sign). */
+int owg_gauge_add(owg_gauge gauge, const char *const *values, size_t value_count, double value, char **error);
+
+/* buckets: upper bounds, strictly increasing; bucket_count 0 takes the agent's defaults. */
+int owg_histogram_declare(owg_histogram *histogram, const char *name, const char *help, const char *const *labels,
+                          size_t label_count, const double *buckets, size_t bucket_count, char **error);
+int owg_histogram_observe(owg_histogram histogram, const char *const *values, size_t value_count, double value,
+                          char **error);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 
 export { DecodeError, Event, Timestamp, events } from './decode.js';
 export { debug, enabled, error, info, trace, warn } from './log.js';
-export { Chunk, EventFormat, Failure, Output, Retry, exportOutput } from './output.js';
+export * as metrics from './metrics.js';
+export { Chunk, EventFormat, EventType, Failure, Output, Retry, exportOutput } from './output.js';
 export { JsonLines, toJson, writeJson } from './render.js';
 export { BadStr, Ext, Float, MsgMap } from './values.js';

@@ -1,7 +1,7 @@
 // Lines into the agent's own log, at the instance's log_level. The host drops lines above
 // the level; `enabled` lets a guest skip formatting them.
 
-import { log as hostLog, maxLevel } from 'out-wasm:output/logging@0.1.0';
+import { log as hostLog, maxLevel } from 'out-wasm:output/logging@0.2.0';
 
 const ORDER = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
 let max = null;

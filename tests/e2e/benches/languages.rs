@@ -4,7 +4,7 @@
 //! the real `out_wasm.so` with the guest decoding msgpack and with the host rendering the lines
 //! (`wasm_event_format json_lines`).
 //!
-//! `cargo bench -p out-wasm-e2e --bench languages` (all four languages; their toolchains come
+//! `cargo bench -p out-wasm-e2e --bench languages` (all five languages; their toolchains come
 //! from `scripts/setup`). `OUT_WASM_LANGS=rust,c` picks languages.
 //!
 //! Start times are the agent-side wall time of Init. Init loads the component (compiles it, or

@@ -30,9 +30,8 @@ const RECORDS: usize = 12_000;
 const ROUNDS: usize = 3;
 
 fn main() {
-    let round = Duration::from_secs_f64(
-        std::env::var("OUT_WASM_PERF_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0),
-    );
+    let round =
+        Duration::from_secs_f64(std::env::var("OUT_WASM_PERF_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0));
     let data = chunk(&vec![BODY; RECORDS], 1_700_000_000, 123_456_789);
     let tiny = chunk(&[r#"{"a":1}"#], 1_700_000_000, 0);
     if std::env::var_os("OUT_WASM_PERF_FIXED_ONLY").is_some() {
@@ -140,7 +139,10 @@ fn best_of(workers: usize, round: Duration, records: usize, flush: impl Fn() + S
                     })
                 })
                 .collect();
-            threads.into_iter().map(|t| t.join().unwrap()).fold((0, Duration::ZERO), |(n, e), (tn, te)| (n + tn, e.max(te)))
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .fold((0, Duration::ZERO), |(n, e), (tn, te)| (n + tn, e.max(te)))
         });
         let flushes = flushes as f64 / elapsed.as_secs_f64();
         if flushes > best.flushes {
@@ -244,8 +246,10 @@ fn start_times(guest: &std::path::Path) -> (f64, f64) {
             .map(|_| {
                 let mut plugin = open_plugin();
                 let started = Instant::now();
-                let instance =
-                    init_ok(&mut plugin, &[("wasm_path", guest.to_str().unwrap()), ("wasm_cache_dir", cache_dir), ("wasm_watch", "off")]);
+                let instance = init_ok(
+                    &mut plugin,
+                    &[("wasm_path", guest.to_str().unwrap()), ("wasm_cache_dir", cache_dir), ("wasm_watch", "off")],
+                );
                 let ms = started.elapsed().as_secs_f64() * 1e3;
                 instance.exit();
                 plugin.close();

@@ -12,8 +12,20 @@ use out_wasm_loader::{Call, Instance, Plugin, Properties};
 pub mod corpus;
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
-pub const GUESTS: &[&str] =
-    &["stdout", "counter", "file", "http", "probe", "bad-schema", "not-a-plugin", "tally", "tally-v2", "hostile", "noop"];
+pub const GUESTS: &[&str] = &[
+    "stdout",
+    "counter",
+    "file",
+    "http",
+    "probe",
+    "bad-schema",
+    "not-a-plugin",
+    "tally",
+    "tally-v2",
+    "hostile",
+    "noop",
+    "wit-0-1-0",
+];
 
 pub fn workspace_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
@@ -70,7 +82,7 @@ pub fn guest_path(name: &str) -> PathBuf {
 
 /// The languages guests can be written in; each has `guests/<lang>/{setup,build}` but Rust,
 /// which cargo builds.
-pub const LANGUAGES: &[&str] = &["rust", "python", "js", "c"];
+pub const LANGUAGES: &[&str] = &["rust", "python", "js", "c", "go"];
 
 /// Example guest `name` of `lang`, built from source by that language's own toolchain
 /// (`guests/<lang>/build`, installed by `guests/<lang>/setup`), once per test process. A
@@ -97,6 +109,31 @@ pub fn language_guest(lang: &str, name: &str) -> PathBuf {
             "building the {lang} guest '{name}' failed ({status}); is its toolchain installed (guests/{lang}/setup)?"
         );
         built.push(key);
+    }
+    out
+}
+
+/// Go test guest `name` (`tests/guests/<name>`, a Go module that requires the Go SDK), built by
+/// `guests/go/build` once per test process. A missing Go toolchain fails the test.
+pub fn go_test_guest(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let out = target_dir().join("guests/go-tests").join(format!("{name}.wasm"));
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if !built.iter().any(|b| b == name) {
+        std::fs::create_dir_all(out.parent().unwrap()).expect("failed to create the guest output dir");
+        let script = workspace_root().join("guests/go/build");
+        let source = workspace_root().join("tests/guests").join(name);
+        let status = Command::new(&script)
+            .arg(&source)
+            .arg(&out)
+            .current_dir(workspace_root())
+            .status()
+            .unwrap_or_else(|err| panic!("failed to run {}: {err}", script.display()));
+        assert!(
+            status.success(),
+            "building the Go test guest '{name}' failed ({status}); is Go installed (guests/go/setup)?"
+        );
+        built.push(name.to_owned());
     }
     out
 }

@@ -3,10 +3,10 @@
 use out_wasm_e2e::{guest_path, init_err, init_ok, lines_with, open_plugin, plugin_path};
 
 #[test]
-fn register_describes_an_output_named_wasm_for_logs() {
+fn register_describes_an_output_named_wasm_for_every_event_type() {
     let plugin = open_plugin();
     assert_eq!(plugin.name(), "wasm", "users write `Name wasm`");
-    assert_eq!(plugin.event_type(), 1, "the plugin takes logs");
+    assert_eq!(plugin.event_type(), 1 | 2 | 4, "the plugin takes logs, metrics and traces");
     assert!(plugin_path().ends_with("out_wasm.so"), "the build leaves a file named out_wasm.so");
     plugin.close();
 }
@@ -57,7 +57,11 @@ fn refuses_a_component_of_another_world() {
     let path = guest_path("not-a-plugin");
     assert_refused(
         &[("wasm_path", path.to_str().unwrap())],
-        &[path.to_str().unwrap(), "out-wasm:output/output-plugin@0.1.0"],
+        &[
+            path.to_str().unwrap(),
+            "does not implement an out_wasm world this host supports",
+            "out-wasm:output/output-plugin@0.2.0, out-wasm:output/output-plugin@0.1.0",
+        ],
     );
 }
 
@@ -97,7 +101,7 @@ fn guest_receives_its_keys_with_defaults_and_never_the_agents() {
         ("unknown_key", "ignored"),
     ]));
     let init = lines_with(&call, "probe init");
-    assert_eq!(init.len(), 1, "one guest instance initialised at start, log:\n{}", call.log_text());
+    assert_eq!(init.len(), 2, "the first guest instance and its warm spare, log:\n{}", call.log_text());
     // The number depends on the instances other tests start meanwhile in this process.
     assert!(init[0].contains("instance=wasm."), "instance name reaches the guest: {}", init[0]);
     assert!(

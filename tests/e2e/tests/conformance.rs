@@ -143,7 +143,8 @@ fn bless_config(guest: &Path, config: &str, keys: &[(&str, &str)]) {
     std::fs::create_dir_all(&dir).unwrap();
     for (case, file) in chunk_files() {
         let conf_path = scratch_dir("conformance").join("bless.conf");
-        let mut conf = format!("[OUTPUT]\n    Name wasm\n    Match *\n    wasm_watch off\n    wasm_path {}\n", guest.display());
+        let mut conf =
+            format!("[OUTPUT]\n    Name wasm\n    Match *\n    wasm_watch off\n    wasm_path {}\n", guest.display());
         for (key, value) in keys {
             conf += &format!("    {key} {value}\n");
         }
@@ -180,6 +181,11 @@ fn js_stdout_guest_matches_the_corpus() {
 #[test]
 fn c_stdout_guest_matches_the_corpus() {
     conforms("c");
+}
+
+#[test]
+fn go_stdout_guest_matches_the_corpus() {
+    conforms("go");
 }
 
 /// The agent's own `stdout` output (format json_lines, same keys) prints the expected lines

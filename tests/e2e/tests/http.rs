@@ -260,3 +260,41 @@ fn an_unreadable_ca_file_refuses_the_instance() {
     );
     plugin.close();
 }
+
+#[test]
+fn a_slow_endpoint_is_a_clean_retry_within_the_flush_deadline() {
+    // Takes connections and reads the request, but never answers while the test runs.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let holder = held.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            holder.lock().unwrap().push(stream);
+        }
+    });
+    let path = guest_path("http");
+    let url = format!("http://127.0.0.1:{port}/slow");
+    let grant = format!("127.0.0.1:{port}");
+    let mut plugin = open_plugin();
+    let instance = init_ok(
+        &mut plugin,
+        &[
+            ("wasm_path", path.to_str().unwrap()),
+            ("url", &url),
+            ("wasm_allow_net", &grant),
+            ("wasm_flush_timeout", "1s"),
+        ],
+    );
+    let call = instance.flush(&chunk(&[r#"{"msg":"a"}"#], 1, 0), "app");
+    let log = call.log_text();
+    assert_eq!(call.value, FLB_RETRY, "expected a retry, log:\n{log}");
+    assert!(!log.contains("faulted"), "the guest answered in time instead of being stopped:\n{log}");
+    assert!(log.contains("guest asked to retry"), "{log}");
+    // The same instance serves the next flush: nothing was discarded.
+    let call = instance.flush(&chunk(&[r#"{"msg":"b"}"#], 1, 0), "app");
+    assert!(!call.log_text().contains("faulted"), "{}", call.log_text());
+    instance.exit();
+    plugin.close();
+    assert!(!held.lock().unwrap().is_empty(), "the request reached the endpoint");
+}

@@ -21,7 +21,8 @@ fn register_again_during_a_hot_reload_leaves_old_instances_working() {
     old_plugin.close();
     // ...and the new configuration starts, numbering its instances from 0 again.
     let call = new_plugin.init(out_wasm_e2e::props(&pairs));
-    assert!(lines_with(&call, "probe init instance=wasm.0").len() == 1, "{}", call.log_text());
+    // The first instance and its warm spare.
+    assert!(lines_with(&call, "probe init instance=wasm.0").len() == 2, "{}", call.log_text());
     let new = call.value.expect("new instance starts");
     assert_eq!(new.flush(&data, "t").value, FLB_OK);
     new.exit();

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use out_wasm_e2e::{chunk, guest_path, init_err, init_ok, lines_with, open_plugin};
+use out_wasm_e2e::{chunk, go_test_guest, guest_path, init_err, init_ok, lines_with, open_plugin};
 use out_wasm_loader::{Call, FLB_ERROR, FLB_OK, FLB_RETRY, Instance, Plugin, status_name};
 
 const EVIL: &str = r#"{"evil":true}"#;
@@ -30,12 +30,13 @@ fn assert_logged(call: &Call<i32>, level: i32, needles: &[&str]) {
     assert!(found, "expected a level-{level} line with all of {needles:?}; log:\n{}", call.log_text());
 }
 
-/// The chunk after a fault is delivered by a fresh instance (its init runs again).
+/// The chunk after a fault is delivered by a fresh instance (the warm spare, whose init ran
+/// before it was needed): its first flush.
 fn assert_fresh_instance_delivers(instance: &Instance) {
     let call = instance.flush(&chunk(&[PLAIN], 1, 0), "t");
     assert_eq!(call.value, FLB_OK, "the next chunk is delivered; log:\n{}", call.log_text());
-    assert_eq!(lines_with(&call, "hostile init").len(), 1, "by a fresh instance; log:\n{}", call.log_text());
-    assert_eq!(lines_with(&call, "hostile delivered 1").len(), 1, "{}", call.log_text());
+    let fresh = lines_with(&call, "hostile delivered 1 records in flush #1");
+    assert_eq!(fresh.len(), 1, "by a fresh instance; log:\n{}", call.log_text());
 }
 
 #[test]
@@ -70,6 +71,50 @@ fn faults_are_answered_retry_logged_and_followed_by_a_fresh_instance() {
         assert_fresh_instance_delivers(&instance);
         let exit = instance.exit();
         assert_eq!(exit.value, FLB_OK, "{mode}: exit");
+        plugin.close();
+    }
+}
+
+/// Go's own ways of failing (tests/guests/go-faults) are traps like any other: on a panic and a
+/// nil dereference the Go runtime prints the panic and aborts with `unreachable` (the backtrace
+/// names Go's functions), and running past wasm_memory_limit is refused at memory.grow by the
+/// host. Each answers FLB_RETRY with the
+/// fault logged, and the next chunk is delivered by a fresh instance.
+#[test]
+fn go_guest_faults_are_traps_followed_by_a_fresh_instance() {
+    let path = go_test_guest("go-faults");
+    let cases: &[(&str, &[&str])] = &[
+        ("panic", &["guest trapped", "unreachable", "runtime.gopanic", "main.__faults_.Flush"]),
+        ("nil-deref", &["guest trapped", "unreachable", "runtime.sigpanic", "main.depth"]),
+        ("alloc-until-cap", &["exceeded its memory limit", "wasm_memory_limit is 64 MiB"]),
+    ];
+    for (mode, needles) in cases {
+        let mut plugin = open_plugin();
+        let instance = init_ok(
+            &mut plugin,
+            &[
+                ("wasm_path", path.to_str().unwrap()),
+                ("mode", mode),
+                ("wasm_memory_limit", "64M"),
+                ("wasm_watch", "off"),
+            ],
+        );
+        let call = instance.flush(&chunk(&[EVIL], 1, 0), "t");
+        assert_eq!(
+            call.value,
+            FLB_RETRY,
+            "{mode}: expected FLB_RETRY, got {}; log:\n{}",
+            status_name(call.value),
+            call.log_text()
+        );
+        let mut all = vec!["faulted in flush and is discarded", "go-faults.wasm", "will be retried"];
+        all.extend_from_slice(needles);
+        assert_logged(&call, 1, &all);
+        let next = instance.flush(&chunk(&[PLAIN, PLAIN], 1, 0), "t");
+        assert_eq!(next.value, FLB_OK, "{mode}: the next chunk is delivered; log:\n{}", next.log_text());
+        let fresh = lines_with(&next, "go-faults delivered 2 records in flush #1");
+        assert_eq!(fresh.len(), 1, "{mode}: by a fresh instance; log:\n{}", next.log_text());
+        assert_eq!(instance.exit().value, FLB_OK, "{mode}: exit");
         plugin.close();
     }
 }

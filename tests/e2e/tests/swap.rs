@@ -181,7 +181,7 @@ fn a_broken_file_keeps_the_current_version_serving() {
     std::fs::write(&half, &v2[..v2.len() / 2]).unwrap();
     let cases = [
         (half.clone(), "failed to compile the component"),
-        (guest_path("not-a-plugin"), "does not implement world out-wasm:output/output-plugin@0.1.0"),
+        (guest_path("not-a-plugin"), "does not implement an out_wasm world this host supports"),
         (guest_path("tally-v2"), "required key 'note' (a key only version 2 needs) is not set"),
     ];
     for (bad, reason) in &cases {

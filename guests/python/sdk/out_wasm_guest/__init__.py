@@ -18,14 +18,15 @@ with componentize-py (``guests/python/build``), and point an ``[OUTPUT] Name was
     Output = export(Hello)
 """
 
+from . import metrics
 from .decode import DecodeError, Event, Timestamp, events
 from .log import debug, error, info, trace, warn
-from .output import Chunk, ConfigKey, Error, EventFormat, InitContext, Output, Retry, export
+from .output import Chunk, ConfigKey, Error, EventFormat, EventType, EventTypes, InitContext, Output, Retry, export
 from .render import JsonLines, to_json
 from .values import BadStr, Ext, Map
 
 __all__ = [
-    "BadStr", "Chunk", "ConfigKey", "DecodeError", "Error", "Event", "EventFormat", "Ext", "InitContext",
-    "JsonLines", "Map", "Output", "Retry", "Timestamp", "debug", "error", "events", "export", "info",
-    "to_json", "trace", "warn",
+    "BadStr", "Chunk", "ConfigKey", "DecodeError", "Error", "Event", "EventFormat", "EventType", "EventTypes",
+    "Ext", "InitContext", "JsonLines", "Map", "Output", "Retry", "Timestamp", "debug", "error", "events", "export",
+    "info", "metrics", "to_json", "trace", "warn",
 ]

@@ -1,10 +1,12 @@
 """The guest's side of the world: a base class with default methods, and ``export``.
 
 ``export(MyOutput)`` returns the class componentize-py looks for; a guest's app module does
-``Output = export(MyOutput)``. The host calls ``config_schema`` and
-``preferred_event_format`` once per guest version, ``init`` once per instance, then ``flush``
-once per chunk and ``exit`` at the end, all on one thread.
+``Output = export(MyOutput)``. The host calls ``config_schema``, ``preferred_event_format``
+and ``accepted_event_types`` once per guest version, ``init`` once per instance, then
+``flush`` once per chunk and ``exit`` at the end, all on one thread.
 """
+
+import time
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -14,6 +16,8 @@ from . import decode
 from .log import warn
 
 EventFormat = types.EventFormat
+EventType = types.EventType
+EventTypes = types.EventTypes
 
 
 class ConfigKey:
@@ -30,9 +34,10 @@ class ConfigKey:
 
 
 class InitContext:
-    """What an instance learns before its first flush: ``instance`` (``wasm.<n>``),
-    ``guest_path``, ``guest_digest`` (sha256 of the component), ``config`` (a ``dict`` of the
-    resolved keys, defaults applied) and ``event_format`` (what ``flush`` will receive)."""
+    """What an instance learns before its first flush: ``instance`` (its ``alias``, or
+    ``wasm.<n>``), ``guest_path``, ``guest_digest`` (sha256 of the component), ``config`` (a
+    ``dict`` of the resolved keys, defaults applied), ``event_format`` (what ``flush`` will
+    receive) and ``event_types`` (what its chunks can hold: the ``accepted_event_types``)."""
 
     def __init__(self, ctx):
         self.instance = ctx.instance
@@ -40,6 +45,7 @@ class InitContext:
         self.guest_digest = ctx.guest_digest
         self.config = {entry.key: entry.value for entry in ctx.config}
         self.event_format = ctx.event_format
+        self.event_types = ctx.event_types
 
 
 class Retry(Exception):
@@ -51,16 +57,31 @@ class Error(Exception):
 
 
 class Chunk:
-    """One flushed chunk: its ``tag``, its ``data`` (msgpack, or JSON lines when the instance's
-    event format is ``JSON_LINES``) and ``events()``, the decoded records."""
+    """One flushed chunk: its ``tag``, its ``event_type`` (an ``EventType``), its ``data`` (in
+    the instance's event format: msgpack, or JSON lines or OTLP JSON rendered by the host) and
+    ``events()``, the decoded log records. ``deadline`` is when the host stops this flush, on
+    the ``time.monotonic()`` clock (``None`` when the operator turned deadlines off);
+    ``time_left()`` is what remains of it."""
 
-    __slots__ = ("tag", "data")
+    __slots__ = ("tag", "data", "event_type", "deadline")
 
-    def __init__(self, tag, data):
+    def __init__(self, tag, data, event_type=EventType.LOGS, time_left=None):
         self.tag = tag
         self.data = data
+        self.event_type = event_type
+        # The host measured the time left (nanoseconds) when it made the call; from here on it
+        # shrinks with the guest's own clock.
+        self.deadline = None if time_left is None else time.monotonic() + time_left / 1e9
+
+    def time_left(self):
+        """Seconds this flush may still run before the host stops it (and the chunk comes
+        back), or ``None`` without a deadline: give up a little earlier and raise ``Retry``."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
 
     def events(self):
+        """The log records, decoded one at a time (for logs in the msgpack event format)."""
         return decode.events(self.data)
 
 
@@ -78,9 +99,15 @@ class Output:
         return EventFormat.MSGPACK
 
     @classmethod
+    def accepted_event_types(cls):
+        """The event types this guest accepts (``EventTypes``); chunks of other types never
+        reach it. Default: logs only."""
+        return EventTypes.LOGS
+
+    @classmethod
     def init(cls, ctx):
-        """Returns the instance that receives the chunks; raise ``ValueError`` (or any
-        exception) to refuse to start, with its text as the reason."""
+        """Returns the instance that receives the chunks; declare metrics here. Raise
+        ``ValueError`` (or any exception) to refuse to start, with its text as the reason."""
         return cls()
 
     def flush(self, chunk):
@@ -108,18 +135,21 @@ def export(output_class):
         def preferred_event_format(self):
             return output_class.preferred_event_format()
 
+        def accepted_event_types(self):
+            return output_class.accepted_event_types()
+
         def init(self, ctx):
             try:
                 state["output"] = output_class.init(InitContext(ctx))
             except Exception as err:  # noqa: BLE001 - every refusal reaches the operator as text
                 raise Err(str(err) or type(err).__name__)
 
-        def flush(self, tag, chunk):
+        def flush(self, ctx, chunk):
             output = state["output"]
             if output is None:
                 raise Err(types.FlushError_Retry("flush before init"))
             try:
-                output.flush(Chunk(tag, chunk))
+                output.flush(Chunk(ctx.tag, chunk, ctx.event_type, ctx.time_left))
             except Retry as err:
                 raise Err(types.FlushError_Retry(str(err)))
             except (Error, decode.DecodeError) as err:

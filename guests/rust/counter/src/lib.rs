@@ -4,12 +4,18 @@
 //! Keys:
 //! - `label` (required): name of this counter in its log lines.
 //! - `every` (`1000`): log the totals after every this many records; `0` only at exit.
+//!
+//! It also publishes the count on the agent's metrics endpoint, as the guest metric
+//! `fluentbit_wasm_guest_records_total{name="<output>",label="<label>",tag="<tag>"}`: unlike its
+//! in-memory totals, that count survives instance restarts and hot swaps.
 
 use std::collections::BTreeMap;
 
-use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, Output, export_output, info};
+use out_wasm_guest::metrics;
+use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, Output, export_output, info, warn};
 
 struct Counter {
+    records: metrics::Counter,
     label: String,
     every: u64,
     total: u64,
@@ -36,7 +42,8 @@ impl Output for Counter {
     fn init(ctx: InitContext) -> Result<Self, String> {
         let label = ctx.config.get("label").unwrap_or_default().to_owned();
         let every = ctx.config.parse::<u64>("every")?.unwrap_or(1000);
-        Ok(Counter { label, every, total: 0, next_report: every, per_tag: BTreeMap::new() })
+        let records = metrics::Counter::declare("records", "records counted", &["label", "tag"])?;
+        Ok(Counter { records, label, every, total: 0, next_report: every, per_tag: BTreeMap::new() })
     }
 
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
@@ -47,6 +54,10 @@ impl Output for Counter {
         }
         self.total += records;
         *self.per_tag.entry(chunk.tag().to_owned()).or_default() += records;
+        // A refused update (too many tags for the operator's caps) loses a metric, not records.
+        if let Err(reason) = self.records.add(&[&self.label, chunk.tag()], records as f64) {
+            warn!("[{}] records of tag '{}' not counted in the metric: {reason}", self.label, chunk.tag());
+        }
         if self.every > 0 && self.total >= self.next_report {
             self.report("running total");
             self.next_report = (self.total / self.every + 1) * self.every;

@@ -12,10 +12,17 @@
 //! refuses it and would again), as does a request the host denies (no grant).
 //! One request per chunk, so a retried chunk is sent whole and once more; nothing is split
 //! across requests that could half-succeed.
+//!
+//! The request gets the flush's deadline, less a margin: an endpoint too slow to answer in time
+//! is a clean retry, not a deadline fault that discards the instance. Delivery is at least once:
+//! a request the endpoint took but answered too late is sent again with the retried chunk.
+
+use std::time::Duration;
 
 use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, JsonLines, Output, debug, export_output};
+use wasi::clocks::monotonic_clock;
 use wasi::http::outgoing_handler;
-use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
 
 struct Endpoint {
     scheme: Scheme,
@@ -59,8 +66,26 @@ fn transport(err: ErrorCode) -> Failure {
     }
 }
 
+/// Time kept back from the flush deadline for answering the host: a tenth of it, at least 50 ms.
+fn request_budget(time_left: Duration) -> Duration {
+    time_left.saturating_sub((time_left / 10).max(Duration::from_millis(50)))
+}
+
+/// The request's own timeouts, so the host's HTTP client gives up by itself in time.
+fn request_options(budget: Duration) -> Result<RequestOptions, Failure> {
+    let options = RequestOptions::new();
+    let nanos = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+    let set = options
+        .set_connect_timeout(Some(nanos))
+        .and_then(|()| options.set_first_byte_timeout(Some(nanos)))
+        .and_then(|()| options.set_between_bytes_timeout(Some(nanos)));
+    set.map_err(|()| Failure::Drop("the host refused the request timeouts".into()))?;
+    Ok(options)
+}
+
 impl HttpOutput {
-    fn post(&self, body: &[u8]) -> Result<u16, Failure> {
+    /// POSTs `body` and waits for the status, for `budget` at most (none: as long as it takes).
+    fn post(&self, body: &[u8], budget: Option<Duration>) -> Result<u16, Failure> {
         let headers = Fields::from_list(&[
             ("content-type".to_owned(), b"application/json".to_vec()),
             ("content-length".to_owned(), body.len().to_string().into_bytes()),
@@ -74,11 +99,24 @@ impl HttpOutput {
             .and_then(|()| request.set_path_with_query(Some(&self.endpoint.path)));
         setup.map_err(|()| Failure::Drop("the host refused the request's url".into()))?;
         let outgoing = request.body().map_err(|()| Failure::Retry("no request body".into()))?;
-        let response = outgoing_handler::handle(request, None).map_err(transport)?;
+        let options = budget.map(request_options).transpose()?;
+        let response = outgoing_handler::handle(request, options).map_err(transport)?;
         // A request the host refuses fails its body stream too; the response says why, so it
         // is awaited even when sending failed.
         let sent = send_body(outgoing, body);
-        response.subscribe().block();
+        let answered = response.subscribe();
+        if let Some(budget) = budget {
+            let nanos = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+            let timer = monotonic_clock::subscribe_duration(nanos);
+            let ready = wasi::io::poll::poll(&[&answered, &timer]);
+            if !ready.contains(&0) {
+                return Err(Failure::Retry(format!(
+                    "the endpoint did not answer within {} ms (the flush deadline less a margin)",
+                    budget.as_millis()
+                )));
+            }
+        }
+        answered.block();
         match response.get() {
             Some(Ok(Ok(response))) => sent.map(|()| response.status()).map_err(Failure::Retry),
             Some(Ok(Err(err))) => Err(transport(err)),
@@ -126,7 +164,7 @@ impl Output for HttpOutput {
             records += 1;
         }
         body.push(b']');
-        match self.post(&body) {
+        match self.post(&body, chunk.time_left().map(request_budget)) {
             Ok(status @ 200..=299) => {
                 debug!("posted {records} records: {status}");
                 Ok(())

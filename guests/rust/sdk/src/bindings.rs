@@ -2,7 +2,7 @@
 //! directly: [`crate::Output`] and [`crate::export_output!`] wrap them.
 
 wit_bindgen::generate!({
-    path: "../../../wit/v0.1.0",
+    path: "../../../wit",
     world: "output-plugin",
     pub_export_macro: true,
     export_macro_name: "export",

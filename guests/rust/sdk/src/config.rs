@@ -68,7 +68,7 @@ impl Config {
 /// What a guest instance learns before its first flush.
 #[derive(Clone, Debug)]
 pub struct InitContext {
-    /// The agent's name for the output instance, e.g. `wasm.0`.
+    /// The agent's name for the output instance: its `alias`, or e.g. `wasm.0`.
     pub instance: String,
     /// The configured `wasm_path`.
     pub guest_path: String,
@@ -76,11 +76,14 @@ pub struct InitContext {
     pub guest_digest: String,
     pub config: Config,
     /// What every `flush` of this instance receives: msgpack as the agent delivered it, or JSON
-    /// lines rendered by the host (see [`EventFormat`]).
+    /// lines or OTLP JSON rendered by the host (see [`EventFormat`]).
     pub event_format: EventFormat,
+    /// The event types this instance's flushes can carry (the guest's
+    /// [`crate::Output::accepted_event_types`]).
+    pub event_types: EventTypes,
 }
 
-pub use wit::EventFormat;
+pub use wit::{EventFormat, EventType, EventTypes};
 
 impl From<wit::InitContext> for InitContext {
     fn from(ctx: wit::InitContext) -> Self {
@@ -90,6 +93,7 @@ impl From<wit::InitContext> for InitContext {
             guest_digest: ctx.guest_digest,
             config: Config { entries: ctx.config.into_iter().map(|e| (e.key, e.value)).collect() },
             event_format: ctx.event_format,
+            event_types: ctx.event_types,
         }
     }
 }

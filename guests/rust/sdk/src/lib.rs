@@ -33,11 +33,14 @@ mod config;
 mod event;
 mod json_lines;
 pub mod log;
+pub mod metrics;
 mod msgpack;
 mod value;
 
+use std::time::{Duration, Instant};
+
 pub use crate::bindings::out_wasm::output::types::FlushError;
-pub use crate::config::{Config, ConfigKey, EventFormat, InitContext};
+pub use crate::config::{Config, ConfigKey, EventFormat, EventType, EventTypes, InitContext};
 pub use crate::event::{DecodeError, Event, Events, Timestamp};
 pub use crate::json_lines::JsonLines;
 pub use crate::value::{DateFormat, Value, write_json_line};
@@ -47,16 +50,44 @@ pub use crate::value::{DateFormat, Value, write_json_line};
 pub struct Chunk<'a> {
     tag: &'a str,
     bytes: &'a [u8],
+    event_type: EventType,
+    deadline: Option<Instant>,
 }
 
 impl<'a> Chunk<'a> {
+    /// A chunk of log records with no deadline (for tests and native use of the SDK).
     pub fn new(tag: &'a str, bytes: &'a [u8]) -> Self {
-        Self { tag, bytes }
+        Self { tag, bytes, event_type: EventType::Logs, deadline: None }
+    }
+
+    /// A chunk of `event_type` whose flush call is stopped by the host after `time_left`.
+    pub fn with_context(tag: &'a str, bytes: &'a [u8], event_type: EventType, time_left: Option<Duration>) -> Self {
+        // The host measured the time left when it made the call; from here on it shrinks with
+        // this guest's own clock.
+        let deadline = time_left.map(|left| Instant::now() + left);
+        Self { tag, bytes, event_type, deadline }
     }
 
     /// The tag the records were routed by.
     pub fn tag(&self) -> &'a str {
         self.tag
+    }
+
+    /// The kind of events in the chunk: one of [`Output::accepted_event_types`].
+    pub fn event_type(&self) -> EventType {
+        self.event_type
+    }
+
+    /// How long this flush may still run before the host stops it (and the chunk comes back):
+    /// give up a little earlier and answer [`FlushError::Retry`]. `None` when the operator
+    /// turned deadlines off.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// When the host stops this flush, if it does.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// The bytes the host delivered: msgpack exactly as the agent flushed it, or JSON lines
@@ -65,7 +96,7 @@ impl<'a> Chunk<'a> {
         self.bytes
     }
 
-    /// The records, decoded one at a time (for the msgpack event format).
+    /// The log records, decoded one at a time (for logs in the msgpack event format).
     pub fn events(&self) -> Events<'a> {
         Events::new(self.bytes)
     }
@@ -93,8 +124,14 @@ pub trait Output: Sized + 'static {
         EventFormat::Msgpack
     }
 
+    /// The event types this output accepts; chunks of other types never reach it. Default:
+    /// logs only.
+    fn accepted_event_types() -> EventTypes {
+        EventTypes::LOGS
+    }
+
     /// Creates the output for one guest instance. An error stops the agent from starting (or,
-    /// for an extra instance made for concurrent flushes, fails that flush with a retry).
+    /// for a later instance, is logged and that instance is not used). Declare metrics here.
     fn init(ctx: InitContext) -> Result<Self, String>;
 
     /// Delivers one chunk. `Err(FlushError::Retry(..))` has the agent flush it again later,
@@ -111,7 +148,9 @@ pub mod __private {
     use std::thread::LocalKey;
 
     pub use crate::bindings::exports::out_wasm::output::output::Guest;
-    pub use crate::bindings::out_wasm::output::types::{ConfigKey, EventFormat, FlushError, InitContext};
+    pub use crate::bindings::out_wasm::output::types::{
+        ConfigKey, EventFormat, EventTypes, FlushContext, FlushError, InitContext,
+    };
     use crate::{Chunk, Output};
 
     pub type Slot<T> = RefCell<Option<T>>;
@@ -126,9 +165,14 @@ pub mod __private {
         Ok(())
     }
 
-    pub fn flush<T: Output>(slot: &'static LocalKey<Slot<T>>, tag: String, chunk: Vec<u8>) -> Result<(), FlushError> {
+    pub fn flush<T: Output>(
+        slot: &'static LocalKey<Slot<T>>,
+        ctx: FlushContext,
+        chunk: Vec<u8>,
+    ) -> Result<(), FlushError> {
+        let time_left = ctx.time_left.map(std::time::Duration::from_nanos);
         slot.with(|slot| match slot.borrow_mut().as_mut() {
-            Some(output) => output.flush(Chunk::new(&tag, &chunk)),
+            Some(output) => output.flush(Chunk::with_context(&ctx.tag, &chunk, ctx.event_type, time_left)),
             None => Err(FlushError::Retry("flush before init".into())),
         })
     }
@@ -162,15 +206,19 @@ macro_rules! export_output {
                     <$ty as $crate::Output>::preferred_event_format()
                 }
 
+                fn accepted_event_types() -> $crate::__private::EventTypes {
+                    <$ty as $crate::Output>::accepted_event_types()
+                }
+
                 fn init(ctx: $crate::__private::InitContext) -> ::std::result::Result<(), ::std::string::String> {
                     $crate::__private::init::<$ty>(&SLOT, ctx)
                 }
 
                 fn flush(
-                    tag: ::std::string::String,
+                    ctx: $crate::__private::FlushContext,
                     chunk: ::std::vec::Vec<u8>,
                 ) -> ::std::result::Result<(), $crate::__private::FlushError> {
-                    $crate::__private::flush::<$ty>(&SLOT, tag, chunk)
+                    $crate::__private::flush::<$ty>(&SLOT, ctx, chunk)
                 }
 
                 fn exit() {

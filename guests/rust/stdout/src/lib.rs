@@ -36,6 +36,11 @@ impl Output for Stdout {
                             wasm_event_format msgpack: the host renders json_lines with the defaults"
                     .into());
             }
+            EventFormat::OtlpJson => {
+                return Err(
+                    "this guest prints the agent's JSON lines: use wasm_event_format msgpack or json_lines".into()
+                );
+            }
         };
         Ok(Stdout { format, buffer: Vec::new() })
     }

@@ -7,7 +7,8 @@
 //! - init logs `hostile init mode=<mode>` at info. Mode `spin-init` then loops forever; mode
 //!   `panic-init` panics.
 //! - flush: a chunk none of whose records has `"evil": true` is delivered: the guest logs
-//!   `hostile delivered <n>` and answers ok (after sleeping `sleep_ms`). A chunk with an evil
+//!   `hostile delivered <n> records in flush #<k>` (k counts this instance's flushes from 1)
+//!   and answers ok (after sleeping `sleep_ms`). A chunk with an evil
 //!   record triggers the mode:
 //!   - `spin`: loops forever, computing.
 //!   - `sleep`: sleeps an hour, waiting in a host call (WASI clocks).
@@ -190,7 +191,7 @@ impl Output for Hostile {
             return self.evil();
         }
         std::thread::sleep(self.sleep);
-        info!("hostile delivered {records}");
+        info!("hostile delivered {records} records in flush #{}", self.flushes);
         Ok(())
     }
 

@@ -1,0 +1,114 @@
+package output
+
+import (
+	"encoding/binary"
+	"time"
+	"unsafe"
+
+	"outwasm"
+)
+
+// FLBDecoder reads a chunk's records one at a time.
+type FLBDecoder struct {
+	data []byte
+	pos  int
+}
+
+// RawExt is an extension value other than EventTime, as fluent-bit-go's codec gives it.
+type RawExt struct {
+	Tag  uint64
+	Data []byte
+}
+
+// NewDecoder starts decoding the chunk at data. Unlike fluent-bit-go it reads the chunk in
+// place: the chunk is the guest's own copy, valid until the flush returns.
+func NewDecoder(data unsafe.Pointer, length int) *FLBDecoder {
+	if length == 0 {
+		return &FLBDecoder{}
+	}
+	return &FLBDecoder{data: unsafe.Slice((*byte)(data), length)}
+}
+
+// GetRecord is the next record, with fluent-bit-go's return codes: 0 and the timestamp and
+// body; -1 at the end of the chunk (or where it is malformed); -2 when the record is not an
+// array of 2; -3 when the body is not a map; -4 when the [timestamp, metadata] header has
+// fewer than 2 items; -5 when the timestamp is neither an EventTime (FLBTime) nor an unsigned
+// integer (uint64). With the [[timestamp, metadata], body] layout the timestamp is the
+// header's first item, whatever its type.
+func GetRecord(dec *FLBDecoder) (ret int, ts interface{}, rec map[interface{}]interface{}) {
+	v, n, err := outwasm.DecodeValue(dec.data[dec.pos:])
+	if err != nil {
+		return -1, 0, nil
+	}
+	dec.pos += n
+	if v.Kind() != outwasm.Array || v.Len() != 2 {
+		return -2, 0, nil
+	}
+	var items [2]outwasm.Value
+	i := 0
+	for item := range v.Items() {
+		items[i] = item
+		i++
+	}
+	var t interface{}
+	switch stamp := convert(items[0]).(type) {
+	case FLBTime, uint64:
+		t = stamp
+	case []interface{}:
+		if len(stamp) < 2 {
+			return -4, 0, nil
+		}
+		t = stamp[0]
+	default:
+		return -5, 0, nil
+	}
+	body, ok := convert(items[1]).(map[interface{}]interface{})
+	if !ok {
+		return -3, 0, nil
+	}
+	return 0, t, body
+}
+
+// convert gives v the Go type fluent-bit-go's codec (ugorji msgpack, default handle) gives it.
+func convert(v outwasm.Value) interface{} {
+	switch v.Kind() {
+	case outwasm.Nil:
+		return nil
+	case outwasm.Bool:
+		return v.Bool()
+	case outwasm.Int:
+		return v.Int()
+	case outwasm.Uint:
+		// The codec reads a positive fixint as signed.
+		if v.Marker() <= 0x7f {
+			return v.Int()
+		}
+		return v.Uint()
+	case outwasm.Float:
+		return v.Float()
+	case outwasm.Str, outwasm.Bin:
+		return v.Bytes()
+	case outwasm.Array:
+		items := make([]interface{}, 0, v.Len())
+		for item := range v.Items() {
+			items = append(items, convert(item))
+		}
+		return items
+	case outwasm.Map:
+		m := make(map[interface{}]interface{}, v.Len())
+		for k, val := range v.Entries() {
+			key := convert(k)
+			// A []byte cannot be a map key: the codec makes string keys strings.
+			if b, ok := key.([]byte); ok {
+				key = string(b)
+			}
+			m[key] = convert(val)
+		}
+		return m
+	}
+	if v.ExtType() == 0 && len(v.Bytes()) == 8 {
+		b := v.Bytes()
+		return FLBTime{time.Unix(int64(binary.BigEndian.Uint32(b)), int64(binary.BigEndian.Uint32(b[4:])))}
+	}
+	return RawExt{Tag: uint64(uint8(v.ExtType())), Data: v.Bytes()}
+}

@@ -1,0 +1,167 @@
+// Package output mirrors the parts of fluent-bit-go's output package
+// (github.com/fluent/fluent-bit-go/output) that output plugins use, on top of out_wasm's Go SDK,
+// so that a fluent-bit-go plugin runs in the sandbox by changing its imports and its
+// registration, not its flush logic:
+//
+//   - FLBPluginRegister, FLBPluginConfigKey, FLBPluginSetContext, FLBPluginGetContext,
+//     FLBPluginUnregister with the same signatures;
+//   - NewDecoder and GetRecord with the same return codes and the same Go types for values
+//     (those of fluent-bit-go's msgpack codec: strings as []byte, integers as int64 or uint64,
+//     floats as float64, maps as map[interface{}]interface{}, EventTime as FLBTime);
+//   - FLB_OK, FLB_ERROR, FLB_RETRY with the agent's values.
+//
+// The plugin's entry points (FLBPluginRegister, FLBPluginInit, FLBPluginFlushCtx or
+// FLBPluginFlush, FLBPluginExit or FLBPluginExitCtx) keep their bodies; instead of being
+// exported to the agent with //export and cgo (which GOOS=wasip1 does not have), they are
+// handed to Register, which also names the configuration keys the plugin reads: the agent
+// offers no way to list a section's keys, so out_wasm asks for the declared ones.
+package output
+
+import (
+	"strings"
+	"time"
+	"unsafe"
+
+	"outwasm"
+)
+
+// The agent's answers and plugin types, with fluent-bit-go's values.
+const (
+	FLB_ERROR = 0
+	FLB_OK    = 1
+	FLB_RETRY = 2
+
+	FLB_PROXY_OUTPUT_PLUGIN = 2
+	FLB_PROXY_GOLANG        = 11
+)
+
+// Plugin holds a fluent-bit-go plugin's entry points, as the plugin defines them. Register and
+// Init are required, and one of FlushCtx and Flush.
+type Plugin struct {
+	Register func(def unsafe.Pointer) int
+	Init     func(plugin unsafe.Pointer) int
+	// FlushCtx is FLBPluginFlushCtx; data and length are the chunk, tag its tag (a Go string:
+	// there is no *C.char without cgo).
+	FlushCtx func(ctx, data unsafe.Pointer, length int, tag string) int
+	// Flush is the older FLBPluginFlush, for plugins without a context.
+	Flush   func(data unsafe.Pointer, length int, tag string) int
+	Exit    func() int
+	ExitCtx func(ctx unsafe.Pointer) int
+	// Keys are the configuration keys the plugin reads with FLBPluginConfigKey.
+	Keys []outwasm.ConfigKey
+}
+
+// proxyDef is what FLBPluginRegister fills in.
+type proxyDef struct {
+	typ, proxy  int
+	name, descr string
+}
+
+// instance is the plugin pointer handed to FLBPluginInit and the context pointer handed to
+// FLBPluginFlushCtx: a guest instance is one output instance.
+type instance struct {
+	config  outwasm.Config
+	context interface{}
+}
+
+// FLBPluginRegister fills in the plugin's name and description.
+func FLBPluginRegister(def unsafe.Pointer, name, desc string) int {
+	p := (*proxyDef)(def)
+	p.typ, p.proxy, p.name, p.descr = FLB_PROXY_OUTPUT_PLUGIN, FLB_PROXY_GOLANG, name, desc
+	return 0
+}
+
+// FLBPluginUnregister releases nothing: there is nothing to release.
+func FLBPluginUnregister(def unsafe.Pointer) {}
+
+// FLBPluginConfigKey is the value of key in the plugin's [OUTPUT] section (the agent matches
+// keys case-insensitively), or "" when it is not set. key must be one of Plugin.Keys.
+func FLBPluginConfigKey(plugin unsafe.Pointer, key string) string {
+	for _, e := range (*instance)(plugin).config {
+		if strings.EqualFold(e.Key, key) {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// FLBPluginSetContext sets the context of the plugin instance to ctx.
+func FLBPluginSetContext(plugin unsafe.Pointer, ctx interface{}) {
+	(*instance)(plugin).context = ctx
+}
+
+// FLBPluginGetContext is the context set for the instance FLBPluginFlushCtx's ctx names.
+func FLBPluginGetContext(proxyCtx unsafe.Pointer) interface{} {
+	return (*instance)(proxyCtx).context
+}
+
+type guest struct {
+	plugin Plugin
+	def    proxyDef
+	inst   instance
+}
+
+// Register makes p this component's output plugin. Call it once, from an init function of
+// package main.
+func Register(p Plugin) {
+	if p.Register == nil || p.Init == nil || p.FlushCtx == nil && p.Flush == nil {
+		panic("flbgo: Register needs Register, Init and FlushCtx or Flush")
+	}
+	outwasm.Export(&guest{plugin: p})
+}
+
+func (g *guest) ConfigSchema() []outwasm.ConfigKey { return g.plugin.Keys }
+
+func (g *guest) Init(ctx *outwasm.InitContext) error {
+	g.plugin.Register(unsafe.Pointer(&g.def))
+	g.inst = instance{config: ctx.Config}
+	if code := g.plugin.Init(unsafe.Pointer(&g.inst)); code != FLB_OK {
+		return &codeError{"FLBPluginInit of " + g.def.name, code}
+	}
+	return nil
+}
+
+func (g *guest) Flush(ctx *outwasm.FlushContext, chunk outwasm.Chunk) error {
+	data := unsafe.Pointer(unsafe.SliceData(chunk))
+	var code int
+	if g.plugin.FlushCtx != nil {
+		code = g.plugin.FlushCtx(unsafe.Pointer(&g.inst), data, len(chunk), ctx.Tag)
+	} else {
+		code = g.plugin.Flush(data, len(chunk), ctx.Tag)
+	}
+	switch code {
+	case FLB_OK:
+		return nil
+	case FLB_RETRY:
+		return outwasm.Retry(&codeError{"FLBPluginFlush of " + g.def.name, code})
+	}
+	return outwasm.Fail(&codeError{"FLBPluginFlush of " + g.def.name, code})
+}
+
+func (g *guest) Exit() {
+	if g.plugin.ExitCtx != nil {
+		g.plugin.ExitCtx(unsafe.Pointer(&g.inst))
+	}
+	if g.plugin.Exit != nil {
+		g.plugin.Exit()
+	}
+}
+
+type codeError struct {
+	call string
+	code int
+}
+
+func (e *codeError) Error() string {
+	names := map[int]string{FLB_ERROR: "FLB_ERROR", FLB_OK: "FLB_OK", FLB_RETRY: "FLB_RETRY"}
+	name, ok := names[e.code]
+	if !ok {
+		name = "unknown code"
+	}
+	return e.call + " answered " + name
+}
+
+// FLBTime is a record's EventTime.
+type FLBTime struct {
+	time.Time
+}

@@ -1,0 +1,100 @@
+//! `out-wasm:output@0.1.0`, the first published version, adapted to the newest.
+//!
+//! A 0.1.0 guest accepts logs only, gets `flush(tag, chunk)` with no context, knows the
+//! `msgpack` and `json-lines` formats, and imports no metrics. Its `logging` is the same as the
+//! newest's, so the host serves it with the same code.
+
+wasmtime::component::bindgen!({
+    path: "../wit/v0.1.0",
+    world: "output-plugin",
+    exports: { default: async },
+});
+
+use self::out_wasm::output::{logging, types};
+use crate::bindings as latest;
+
+pub use self::exports::out_wasm::output::output::Guest as OutputExports;
+
+impl From<types::ConfigKey> for latest::ConfigKey {
+    fn from(key: types::ConfigKey) -> Self {
+        latest::ConfigKey {
+            name: key.name,
+            description: key.description,
+            default_value: key.default_value,
+            required: key.required,
+        }
+    }
+}
+
+impl From<types::EventFormat> for latest::EventFormat {
+    fn from(format: types::EventFormat) -> Self {
+        match format {
+            types::EventFormat::Msgpack => latest::EventFormat::Msgpack,
+            types::EventFormat::JsonLines => latest::EventFormat::JsonLines,
+        }
+    }
+}
+
+impl From<types::FlushError> for latest::FlushError {
+    fn from(err: types::FlushError) -> Self {
+        match err {
+            types::FlushError::Retry(reason) => latest::FlushError::Retry(reason),
+            types::FlushError::Error(reason) => latest::FlushError::Error(reason),
+        }
+    }
+}
+
+/// The 0.1.0 form of an event format, if it has one (`otlp-json` came with 0.2.0).
+pub fn event_format(format: latest::EventFormat) -> Option<types::EventFormat> {
+    match format {
+        latest::EventFormat::Msgpack => Some(types::EventFormat::Msgpack),
+        latest::EventFormat::JsonLines => Some(types::EventFormat::JsonLines),
+        latest::EventFormat::OtlpJson => None,
+    }
+}
+
+/// The 0.1.0 init context: the same fields less the event types (always logs).
+pub fn init_context(ctx: &latest::InitContext) -> anyhow::Result<types::InitContext> {
+    let Some(event_format) = event_format(ctx.event_format) else {
+        anyhow::bail!(
+            "event format {:?} needs a guest built against out-wasm:output@0.2.0 or later; this one is 0.1.0",
+            ctx.event_format
+        );
+    };
+    Ok(types::InitContext {
+        instance: ctx.instance.clone(),
+        guest_path: ctx.guest_path.clone(),
+        guest_digest: ctx.guest_digest.clone(),
+        config: ctx
+            .config
+            .iter()
+            .map(|entry| types::ConfigEntry { key: entry.key.clone(), value: entry.value.clone() })
+            .collect(),
+        event_format,
+    })
+}
+
+impl types::Host for crate::guest::HostState {}
+
+impl logging::Host for crate::guest::HostState {
+    fn max_level(&mut self) -> logging::Level {
+        match latest::logging::Host::max_level(self) {
+            latest::logging::Level::Error => logging::Level::Error,
+            latest::logging::Level::Warn => logging::Level::Warn,
+            latest::logging::Level::Info => logging::Level::Info,
+            latest::logging::Level::Debug => logging::Level::Debug,
+            latest::logging::Level::Trace => logging::Level::Trace,
+        }
+    }
+
+    fn log(&mut self, level: logging::Level, message: String) {
+        let level = match level {
+            logging::Level::Error => latest::logging::Level::Error,
+            logging::Level::Warn => latest::logging::Level::Warn,
+            logging::Level::Info => latest::logging::Level::Info,
+            logging::Level::Debug => latest::logging::Level::Debug,
+            logging::Level::Trace => latest::logging::Level::Trace,
+        };
+        latest::logging::Host::log(self, level, message)
+    }
+}

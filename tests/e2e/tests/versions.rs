@@ -1,0 +1,141 @@
+//! The WIT is a public contract: guests of every published version load side by side, and
+//! what 0.2.0 added (event types, the flush context, guest metrics) works through the real
+//! boundary.
+
+use out_wasm_e2e::{chunk, guest_path, init_err, init_ok, lines_with, open_plugin};
+use out_wasm_loader::{FLB_ERROR, FLB_OK, FLB_RETRY};
+
+/// A cmetrics context as the agent packs it (no metrics): a map whose first key is `meta`.
+const METRICS_CHUNK: &[u8] = b"\x82\xa4meta\x83\xa8cmetrics\x80\xa8external\x80\xaaprocessing\x80\xa7metrics\x90";
+/// A ctraces context as the agent packs it (no spans).
+const TRACES_CHUNK: &[u8] = b"\x81\xadresourceSpans\x90";
+
+#[test]
+fn a_0_1_0_guest_and_a_0_2_0_guest_serve_side_by_side() {
+    let mut plugin = open_plugin();
+    let old = guest_path("wit-0-1-0");
+    let new = guest_path("probe");
+    let data = chunk(&[r#"{"n":1}"#, r#"{"n":2}"#], 1, 0);
+
+    let call = plugin.init(out_wasm_e2e::props(&[("wasm_path", old.to_str().unwrap()), ("label", "old")]));
+    let text = call.log_text();
+    let inits = lines_with(&call, "label=old format=msgpack");
+    assert_eq!(inits.len(), 2, "the first instance and the warm spare:\n{text}");
+    assert!(inits[0].contains("v0.1.0 init instance=wasm."), "the instance name reaches the guest: {}", inits[0]);
+    let old = call.value.unwrap_or_else(|code| panic!("the 0.1.0 guest loads, got {code}:\n{text}"));
+    let new = init_ok(&mut plugin, &[("wasm_path", new.to_str().unwrap()), ("label", "new")]);
+
+    for (tag, expected) in [("t", FLB_OK), ("retry", FLB_RETRY), ("error", FLB_ERROR)] {
+        let call = old.flush(&data, tag);
+        assert_eq!(call.value, expected, "0.1.0 guest, tag {tag}:\n{}", call.log_text());
+        let line = format!("v0.1.0 flush tag={tag} bytes={}", data.len());
+        assert_eq!(lines_with(&call, &line).len(), 1, "expected {line:?} in:\n{}", call.log_text());
+    }
+    let call = new.flush(&data, "t");
+    assert_eq!(call.value, FLB_OK, "{}", call.log_text());
+    assert_eq!(lines_with(&call, "probe context #1 type=logs time_left=some").len(), 1, "{}", call.log_text());
+    assert_eq!(lines_with(&call, "probe flushed #1 records=2").len(), 1, "{}", call.log_text());
+
+    // A 0.1.0 guest takes logs only: a metrics chunk never reaches it.
+    let call = old.flush(METRICS_CHUNK, "m");
+    assert_eq!(call.value, FLB_OK, "{}", call.log_text());
+    assert!(lines_with(&call, "v0.1.0 flush").is_empty(), "the guest was not called:\n{}", call.log_text());
+
+    let exit = old.exit();
+    assert_eq!(lines_with(&exit, "v0.1.0 exit flushes=3").len(), 1, "{}", exit.log_text());
+    new.exit();
+    plugin.close();
+}
+
+#[test]
+fn a_0_1_0_guest_gets_json_lines_but_not_otlp() {
+    let mut plugin = open_plugin();
+    let old = guest_path("wit-0-1-0");
+    let pairs = [("wasm_path", old.to_str().unwrap()), ("label", "j"), ("wasm_event_format", "json_lines")];
+    let call = plugin.init(out_wasm_e2e::props(&pairs));
+    assert_eq!(lines_with(&call, "format=json-lines").len(), 2, "{}", call.log_text());
+    let instance = call.value.expect("json_lines is a 0.1.0 format");
+    let expected = "{\"date\":1.0,\"n\":1}\n".len();
+    let call = instance.flush(&chunk(&[r#"{"n":1}"#], 1, 0), "t");
+    assert_eq!(lines_with(&call, &format!("bytes={expected}")).len(), 1, "{}", call.log_text());
+    instance.exit();
+
+    let pairs = [("wasm_path", old.to_str().unwrap()), ("label", "o"), ("wasm_event_format", "otlp_json")];
+    let refused = init_err(&mut plugin, &pairs);
+    let text = refused.log_text();
+    assert!(text.contains("otlp_json needs a guest built against out-wasm:output@0.2.0"), "{text}");
+    assert!(text.contains("this one is 0.1.0"), "{text}");
+    plugin.close();
+}
+
+#[test]
+fn chunks_of_a_type_the_guest_does_not_accept_are_answered_ok_without_it() {
+    let mut plugin = open_plugin();
+    let probe = guest_path("probe");
+    let instance = init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "logs-only")]);
+    for (chunk, name) in [(METRICS_CHUNK, "metrics"), (TRACES_CHUNK, "traces")] {
+        for attempt in 0..2 {
+            let call = instance.flush(chunk, "m");
+            assert_eq!(call.value, FLB_OK, "{name} chunk #{attempt}:\n{}", call.log_text());
+            assert!(lines_with(&call, "probe context").is_empty(), "the guest was not called:\n{}", call.log_text());
+            let said = lines_with(&call, &format!("the guest does not accept {name} (accepted-event-types)"));
+            assert_eq!(said.len(), usize::from(attempt == 0), "said once per type:\n{}", call.log_text());
+        }
+    }
+    instance.exit();
+    plugin.close();
+}
+
+#[test]
+fn a_guest_that_accepts_metrics_and_traces_is_told_the_type_and_its_time_left() {
+    // SAFETY: every test in this process that reads PROBE_ACCEPT wants the same value.
+    unsafe { std::env::set_var("PROBE_ACCEPT", "logs,metrics,traces") };
+    let mut plugin = open_plugin();
+    let probe = guest_path("probe");
+    let path = probe.to_str().unwrap();
+    let instance = init_ok(&mut plugin, &[("wasm_path", path), ("label", "all"), ("wasm_allow_env", "PROBE_ACCEPT")]);
+    for (chunk, name) in [(METRICS_CHUNK, "metrics"), (TRACES_CHUNK, "traces")] {
+        let call = instance.flush(chunk, "x");
+        assert_eq!(call.value, FLB_OK, "{}", call.log_text());
+        let line = format!("type={name} time_left=some bytes={}", chunk.len());
+        assert_eq!(lines_with(&call, &line).len(), 1, "expected {line:?} in:\n{}", call.log_text());
+    }
+    instance.exit();
+
+    let pairs = [("wasm_path", path), ("label", "nodl"), ("wasm_allow_env", "PROBE_ACCEPT"), ("wasm_deadlines", "off")];
+    let instance = init_ok(&mut plugin, &pairs);
+    let call = instance.flush(METRICS_CHUNK, "x");
+    assert_eq!(lines_with(&call, "type=metrics time_left=none").len(), 1, "{}", call.log_text());
+    instance.exit();
+    plugin.close();
+}
+
+#[test]
+fn guest_metrics_are_capped_per_output_instance() {
+    let mut plugin = open_plugin();
+    let probe = guest_path("probe");
+    let pairs = [
+        ("wasm_path", probe.to_str().unwrap()),
+        ("label", "m"),
+        ("metrics", "on"),
+        ("wasm_metrics_max_series", "2"),
+        ("wasm_metrics_max_label_len", "8"),
+    ];
+    let instance = init_ok(&mut plugin, &pairs);
+    let data = chunk(&[r#"{"n":1}"#], 1, 0);
+    for tag in ["a", "b", "a", "b"] {
+        let call = instance.flush(&data, tag);
+        assert_eq!(call.value, FLB_OK, "series {tag} fits:\n{}", call.log_text());
+    }
+    let call = instance.flush(&data, "c");
+    assert_eq!(call.value, FLB_ERROR, "a third series is refused:\n{}", call.log_text());
+    let text = call.log_text();
+    assert!(text.contains("wasm_metrics_max_series"), "the refusal names the cap:\n{text}");
+    assert_eq!(lines_with(&call, "guest metric refused").len(), 1, "and is logged at warn:\n{text}");
+    let call = instance.flush(&data, "waytoolongtag");
+    assert_eq!(call.value, FLB_ERROR, "{}", call.log_text());
+    assert!(call.log_text().contains("wasm_metrics_max_label_len"), "{}", call.log_text());
+    assert!(lines_with(&call, "guest metric refused").is_empty(), "warnings are rate-limited:\n{}", call.log_text());
+    instance.exit();
+    plugin.close();
+}
