@@ -2,16 +2,18 @@
 //!
 //! - `wasm_allow_dirs`: `host_dir:guest_dir[:ro|rw], ...` (read-only unless `rw`).
 //! - `wasm_allow_env`: `NAME, ...`: these variables of the agent's environment, if set.
-//! - `wasm_allow_net`: `host:port, ...` (`host:*` for any port; `[v6]:port`): TCP connections
-//!   and UDP datagrams to these addresses only (names are resolved when the instance starts),
-//!   and outbound HTTP (`wasi:http`) to these authorities only.
+//! - `wasm_allow_net`: `host:port, ...` (`host:*` for any port; `[v6]:port`): what the guest
+//!   may reach over TCP, UDP and HTTP, and the only names it may look up; judged by
+//!   [`crate::net_policy::NetPolicy`].
+//! - `wasm_tls_ca_file`, `wasm_tls_system_roots`: the roots its HTTPS requests trust
+//!   ([`crate::tls`]).
 //! - `wasm_stdout`, `wasm_stderr`: `agent` (default: the agent's own stdout/stderr), `log`
 //!   (each line to the agent's log: stdout at info, stderr at warn) or `off`.
 //!
 //! Everything else WASI offers is closed: no other directory, variable, address, listening
 //! socket or explicit bind.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,7 +24,9 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::log::Level;
+use crate::net_policy::{HostLog, NetPolicy, NetUse};
 use crate::stdio::{LogBudget, LogStream};
+use crate::tls::TlsTrust;
 use crate::worker::Event;
 
 /// A directory the guest may open.
@@ -33,24 +37,19 @@ pub struct DirGrant {
     pub writable: bool,
 }
 
-/// Addresses the guest may send to: an IP and a port (`None`: any port), and, for HTTP, the
-/// names as written.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One `wasm_allow_net` entry: a host as written and a port (`None`: any port).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetGrant {
-    pub allow: Vec<(IpAddr, Option<u16>)>,
-    pub names: Vec<(String, Option<u16>)>,
+    pub host: GrantHost,
+    pub port: Option<u16>,
 }
 
-impl NetGrant {
-    pub fn permits(&self, addr: SocketAddr) -> bool {
-        self.allow.iter().any(|(ip, port)| *ip == addr.ip() && port.is_none_or(|p| p == addr.port()))
-    }
-
-    /// Whether an HTTP request to `host:port` (the URL's authority) is granted.
-    pub fn permits_authority(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        self.names.iter().any(|(name, p)| *name == host && p.is_none_or(|p| p == port))
-    }
+/// The host of a grant: an address, or a name (lowercase, without a root dot), never resolved
+/// by the host on the guest's behalf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantHost {
+    Ip(IpAddr),
+    Name(String),
 }
 
 /// Where a guest's stdout or stderr goes.
@@ -69,7 +68,8 @@ pub enum Stdio {
 pub struct Capabilities {
     pub dirs: Vec<DirGrant>,
     pub env: Vec<(String, String)>,
-    pub net: NetGrant,
+    pub net: Vec<NetGrant>,
+    pub tls: TlsTrust,
     pub stdout: Stdio,
     pub stderr: Stdio,
 }
@@ -114,7 +114,7 @@ fn dir_grant(item: &str) -> Result<DirGrant> {
     Ok(DirGrant { host, guest: guest.to_owned(), writable })
 }
 
-fn net_grant(item: &str, grant: &mut NetGrant) -> Result<()> {
+fn net_grant(item: &str) -> Result<NetGrant> {
     let (host, port) = item
         .rsplit_once(':')
         .with_context(|| format!("invalid address {item:?} in 'wasm_allow_net' (host:port or host:*)"))?;
@@ -123,17 +123,14 @@ fn net_grant(item: &str, grant: &mut NetGrant) -> Result<()> {
         p => Some(p.parse::<u16>().with_context(|| format!("invalid port in {item:?} ('wasm_allow_net')"))?),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    grant.names.push((host.to_ascii_lowercase(), port));
-    let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => (host, 0)
-            .to_socket_addrs()
-            .with_context(|| format!("failed to resolve {host:?} from 'wasm_allow_net'"))?
-            .map(|a| a.ip())
-            .collect(),
+    let host = match host.parse::<IpAddr>() {
+        Ok(ip) => GrantHost::Ip(ip.to_canonical()),
+        Err(_) if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') => {
+            bail!("invalid host {host:?} in 'wasm_allow_net' (a name or an IP address)")
+        }
+        Err(_) => GrantHost::Name(host.trim_end_matches('.').to_ascii_lowercase()),
     };
-    grant.allow.extend(ips.into_iter().map(|ip| (ip, port)));
-    Ok(())
+    Ok(NetGrant { host, port })
 }
 
 impl Capabilities {
@@ -141,6 +138,7 @@ impl Capabilities {
         let mut caps = Self {
             stdout: stdio("wasm_stdout", lookup("wasm_stdout"))?,
             stderr: stdio("wasm_stderr", lookup("wasm_stderr"))?,
+            tls: TlsTrust::from_lookup(&lookup)?,
             ..Self::default()
         };
         if let Some(value) = lookup("wasm_allow_dirs") {
@@ -150,16 +148,20 @@ impl Capabilities {
             caps.env = list(&value).filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?))).collect();
         }
         if let Some(value) = lookup("wasm_allow_net") {
-            for item in list(&value) {
-                net_grant(item, &mut caps.net)?;
-            }
+            caps.net = list(&value).map(net_grant).collect::<Result<_>>()?;
         }
         Ok(caps)
     }
 
     /// Opens exactly what was granted in a fresh WASI context; `log` streams write to `events`
-    /// within `budget`.
-    pub fn apply(&self, builder: &mut WasiCtxBuilder, events: &Sender<Event>, budget: &LogBudget) -> Result<()> {
+    /// within `budget`. Returns the instance's network policy, which judges its sockets here
+    /// and its lookups and HTTP requests where those are provided.
+    pub fn apply(
+        &self,
+        builder: &mut WasiCtxBuilder,
+        events: &Sender<Event>,
+        budget: &LogBudget,
+    ) -> Result<Arc<NetPolicy>> {
         match self.stdout {
             Stdio::Agent => drop(builder.inherit_stdout()),
             Stdio::Log => drop(builder.stdout(LogStream::new(Level::Info, "stdout: ", events.clone(), budget.clone()))),
@@ -180,20 +182,25 @@ impl Capabilities {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("failed to open granted directory {}", dir.host.display()))?;
         }
-        let networked = !self.net.allow.is_empty();
+        let policy = Arc::new(NetPolicy::new(&self.net, HostLog::new(events.clone(), budget.clone())));
+        let networked = policy.networked();
+        // WASI's own lookup switch only opens the resolver the policy stands in front of: the
+        // host's `ip-name-lookup` (see `net_policy`) judges every name first.
         builder.allow_tcp(networked).allow_udp(networked).allow_ip_name_lookup(networked);
-        let net = Arc::new(self.net.clone());
+        let judge = policy.clone();
         builder.socket_addr_check(move |addr, usage| {
             let permitted = match usage {
                 // The implicit bind before a connect or a send uses the wildcard address.
                 SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => addr.ip().is_unspecified() && addr.port() == 0,
-                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => net.permits(addr),
+                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                    judge.judge(NetUse::Connect(addr))
+                }
                 // An output never listens or accepts.
                 _ => false,
             };
             Box::pin(async move { permitted })
         });
-        Ok(())
+        Ok(policy)
     }
 }
 
@@ -209,7 +216,7 @@ mod tests {
     #[test]
     fn nothing_is_granted_by_default() {
         let caps = caps(&[]).unwrap();
-        assert!(caps.dirs.is_empty() && caps.env.is_empty() && caps.net.allow.is_empty());
+        assert!(caps.dirs.is_empty() && caps.env.is_empty() && caps.net.is_empty());
         assert_eq!(
             (caps.stdout, caps.stderr),
             (Stdio::Agent, Stdio::Agent),
@@ -224,7 +231,7 @@ mod tests {
         let granted = caps(&[
             ("wasm_allow_dirs", &value),
             ("wasm_allow_env", "PATH, OUT_WASM_SURELY_UNSET"),
-            ("wasm_allow_net", "127.0.0.1:8080, [::1]:*"),
+            ("wasm_allow_net", "127.0.0.1:8080, [::1]:*, Logs.Example.:443"),
             ("wasm_stdout", "off"),
         ])
         .unwrap();
@@ -235,9 +242,15 @@ mod tests {
             ["PATH"],
             "unset variables are skipped"
         );
-        assert!(granted.net.permits("127.0.0.1:8080".parse().unwrap()));
-        assert!(!granted.net.permits("127.0.0.1:8081".parse().unwrap()));
-        assert!(granted.net.permits("[::1]:9".parse().unwrap()));
+        assert_eq!(
+            granted.net,
+            [
+                NetGrant { host: GrantHost::Ip("127.0.0.1".parse().unwrap()), port: Some(8080) },
+                NetGrant { host: GrantHost::Ip("::1".parse().unwrap()), port: None },
+                NetGrant { host: GrantHost::Name("logs.example".into()), port: Some(443) },
+            ],
+            "names are kept as written (lowercase), never resolved"
+        );
         assert_eq!(granted.stdout, Stdio::Off);
         for (key, value, expected) in [
             ("wasm_allow_dirs", "/nonexistent/dir:/x", "does not exist"),
@@ -245,6 +258,8 @@ mod tests {
             ("wasm_allow_dirs", "/tmp:relative", "must be absolute"),
             ("wasm_allow_net", "127.0.0.1", "host:port"),
             ("wasm_allow_net", "127.0.0.1:http", "invalid port"),
+            ("wasm_allow_net", ":80", "invalid host"),
+            ("wasm_allow_net", "http://x:80", "invalid host"),
             ("wasm_stderr", "file", "agent, log, off"),
         ] {
             let err = format!("{:#}", caps(&[(key, value)]).unwrap_err());

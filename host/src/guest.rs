@@ -77,6 +77,16 @@ impl WasiHttpView for HostState {
     }
 }
 
+impl HostState {
+    /// What the host's own `wasi:sockets/ip-name-lookup` needs (see `net_policy`).
+    pub(crate) fn lookup(&mut self) -> crate::net_policy::Lookup<'_> {
+        crate::net_policy::Lookup {
+            sockets: wasmtime_wasi::sockets::WasiSocketsCtxView { ctx: self.wasi.sockets(), table: &mut self.table },
+            policy: self.http_policy.net(),
+        }
+    }
+}
+
 impl crate::bindings::out_wasm::output::types::Host for HostState {}
 
 impl logging::Host for HostState {
@@ -189,7 +199,7 @@ impl GuestInstance {
         let budget = LogBudget::default();
         budget.reset(LOG_LINES_PER_CALL);
         let mut wasi = WasiCtxBuilder::new();
-        capabilities.apply(&mut wasi, &events, &budget)?;
+        let net = capabilities.apply(&mut wasi, &events, &budget)?;
         let wasi = wasi.build();
         let limiter = MemoryCap { limit: memory_limit, size: 0 };
         let state = HostState {
@@ -200,7 +210,7 @@ impl GuestInstance {
             limiter,
             budget,
             http: WasiHttpCtx::new(),
-            http_policy: HttpPolicy { net: Arc::new(capabilities.net.clone()) },
+            http_policy: HttpPolicy::new(net, capabilities.tls.client()),
             metrics,
         };
         let mut store = Store::new(image.engine(), state);

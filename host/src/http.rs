@@ -1,21 +1,48 @@
-//! Outbound HTTP for guests (`wasi:http/outgoing-handler`), to the authorities granted with
-//! `wasm_allow_net` only; every other request fails with `HTTP-request-denied`.
+//! Outbound HTTP for guests (`wasi:http/outgoing-handler`): each request is judged by the
+//! instance's network policy before any connection (a denied one fails with
+//! `HTTP-request-denied`), then sent over HTTP/1.1, with TLS for `https` trusting the roots
+//! of [`crate::tls`].
 
 use std::future::Future;
+use std::net::IpAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Bytes;
+use http::uri::{PathAndQuery, Scheme};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::capabilities::NetGrant;
+use crate::net_policy::{NetPolicy, NetUse};
 
 /// The per-instance HTTP policy.
 pub struct HttpPolicy {
-    pub net: Arc<NetGrant>,
+    net: Arc<NetPolicy>,
+    tls: Arc<ClientConfig>,
 }
 
-type Response =
-    wasmtime_wasi_http::Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>)>;
+impl HttpPolicy {
+    pub fn new(net: Arc<NetPolicy>, tls: Arc<ClientConfig>) -> Self {
+        Self { net, tls }
+    }
+
+    /// The instance's network policy, shared with its sockets and lookups.
+    pub fn net(&self) -> &NetPolicy {
+        &self.net
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+type Response = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>;
 
 impl WasiHttpHooks for HttpPolicy {
     fn send_request(
@@ -26,15 +53,141 @@ impl WasiHttpHooks for HttpPolicy {
     ) -> Box<dyn Future<Output = Response> + Send> {
         drop(fut);
         let uri = request.uri();
-        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let granted = uri.host().is_some_and(|host| self.net.permits_authority(host, port));
+        let granted = uri.host().is_some_and(|host| self.net.judge(NetUse::Http { host, port }));
         if !granted {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
-        })
+        let tls = https.then(|| self.tls.clone());
+        let net = self.net.clone();
+        Box::new(async move { send(request, port, options.unwrap_or_default(), tls, &net).await })
+    }
+}
+
+/// A connection, plain or TLS, as hyper drives it.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// Waits for `future` at most `limit` (no limit: the guest's own deadline bounds the call).
+async fn within<F: Future>(limit: Option<Duration>, future: F) -> Result<F::Output, ()> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, future).await.map_err(drop),
+        None => Ok(future.await),
+    }
+}
+
+async fn send(
+    mut request: http::Request<WasiBody>,
+    port: u16,
+    options: RequestOptions,
+    tls: Option<Arc<ClientConfig>>,
+    net: &NetPolicy,
+) -> Response {
+    let host = request.uri().host().ok_or(Error::HttpRequestUriInvalid)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let tcp = within(options.connect_timeout, TcpStream::connect((host.as_str(), port)))
+        .await
+        .map_err(|()| Error::ConnectionTimeout)?
+        .map_err(Error::Connect)?;
+    let stream: Box<dyn Stream> = match tls {
+        None => Box::new(tcp),
+        Some(config) => {
+            let name = match host.parse::<IpAddr>() {
+                Ok(ip) => ServerName::from(ip),
+                Err(_) => ServerName::try_from(host.clone()).map_err(Error::InvalidDnsNameError)?,
+            };
+            let handshake = TlsConnector::from(config).connect(name, tcp);
+            let connected = within(options.connect_timeout, handshake).await.map_err(|()| Error::ConnectionTimeout)?;
+            Box::new(connected.map_err(|err| tls_failure(&host, port, err, net))?)
+        }
+    };
+    let (mut sender, connection) =
+        within(options.connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(stream)))
+            .await
+            .map_err(|()| Error::ConnectionTimeout)??;
+    // Sent to the server itself, not a proxy: the request line carries the path only.
+    let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *request.uri_mut() = http::Uri::from(path);
+
+    // The connection must be driven while the answer is awaited; if it ends first, the
+    // request failed and the connection's error says why.
+    let mut connection = Box::pin(connection);
+    let mut answer = pin!(within(options.first_byte_timeout, sender.send_request(request)));
+    let answered = tokio::select! {
+        biased;
+        answered = &mut answer => answered,
+        ended = &mut connection => {
+            ended?;
+            answer.await
+        }
+    };
+    let response = answered.map_err(|()| Error::ConnectionReadTimeout)??;
+    let between_bytes = options.between_bytes_timeout;
+    let response = response.map(|body| Timed::new(body, between_bytes).boxed_unsync());
+    let io: IoFuture = Box::new(async move { connection.await.map_err(Error::from) });
+    Ok((response, io))
+}
+
+/// A failed TLS handshake: logged with the reason and the fix, answered to the guest as a
+/// certificate error when the certificate was the problem.
+fn tls_failure(host: &str, port: u16, err: std::io::Error, net: &NetPolicy) -> Error {
+    let certificate = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|err| matches!(err, rustls::Error::InvalidCertificate(_)));
+    if certificate {
+        net.log().warn(format!(
+            "TLS handshake with {host}:{port} failed: {err}; if the endpoint's certificate is issued by a private \
+             CA, add that CA with wasm_tls_ca_file"
+        ));
+        Error::TlsCertificateError
+    } else {
+        net.log().warn(format!("TLS handshake with {host}:{port} failed: {err}"));
+        Error::Tls(err)
+    }
+}
+
+/// A response body whose frames must come at most `limit` apart (`between-bytes-timeout`).
+struct Timed {
+    body: hyper::body::Incoming,
+    limit: Option<Duration>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Timed {
+    fn new(body: hyper::body::Incoming, limit: Option<Duration>) -> Self {
+        Self { body, limit, timer: None }
+    }
+}
+
+impl Body for Timed {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                Poll::Ready(frame.map(|frame| frame.map_err(Error::from)))
+            }
+            Poll::Pending => {
+                let Some(limit) = this.limit else { return Poll::Pending };
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -106,6 +106,8 @@ impl GuestImage {
 fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("failed to link WASI")?;
+    crate::net_policy::add_to_linker(&mut linker, HostState::lookup)
+        .context("failed to link the name lookup policy")?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(anyhow::Error::from)
         .context("failed to link WASI HTTP")?;

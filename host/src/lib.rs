@@ -26,9 +26,17 @@
 //! * **Unload.** The library is linked with `-z nodelete`: the agent's dlclose() (on shutdown
 //!   and on every hot reload) leaves it mapped, and a later dlopen() runs Register again on the
 //!   same globals, so no state may be one-shot. Every thread the plugin starts (guest workers,
-//!   the watcher, the warm-spare thread, the per-instance I/O runtime) is joined in the
-//!   instance's exit call: after the last exit
-//!   no plugin code runs. The wasm engine is shared and owns no thread.
+//!   the watcher, the warm-spare thread, the per-instance I/O runtime, the epoch ticker with
+//!   the last instance) is
+//!   joined in the instance's exit call, so after the last exit no plugin code runs, with two
+//!   exceptions that no code can interrupt: a thread of the I/O runtime's blocking pool that is
+//!   still inside a system call `output::RUNTIME_SHUTDOWN` after exit began (a name lookup
+//!   waiting on an unresponsive resolver, a file call in a granted directory on a hung mount)
+//!   is left to end when that call returns (at most `output::BLOCKING_THREADS` per instance);
+//!   it then only frees what it owns, and `-z nodelete` keeps its code mapped. And a guest
+//!   worker blocked writing to the agent's stdout or stderr (`wasm_stdout agent`, a pipe no
+//!   one reads) holds its exit until the write completes; `wasm_stdout log` or `off` avoids
+//!   it. The wasm engine is shared and owns no thread.
 //! * **Signals and panics.** Wasmtime's signal-based traps are off (the agent re-installs its
 //!   own SIGSEGV/SIGFPE handlers on every SIGHUP); every export runs under `catch_unwind`, and
 //!   the library never exits or aborts the process.
@@ -52,12 +60,14 @@ pub mod http;
 pub mod image;
 pub mod log;
 pub mod metrics;
+pub mod net_policy;
 pub mod output;
 pub mod records;
 pub mod registry;
 pub mod spares;
 pub mod stdio;
 pub mod symbols;
+pub mod tls;
 pub mod version;
 pub mod watch;
 pub mod worker;

@@ -260,9 +260,17 @@ impl OutputInstance {
                 None
             }
         });
+        // One worker drives every socket, timer and HTTP connection of the instance's guests:
+        // that work is waiting, not computing. The blocking pool runs what WASI cannot do
+        // asynchronously: file system calls in granted directories and name lookups (the
+        // system resolver, for WASI lookups and HTTP by name). A guest call has at most one
+        // such call in flight at a time, so BLOCKING_THREADS lets that many concurrent guest
+        // instances (`workers`) do blocking I/O without waiting on each other; beyond it they
+        // queue. It also bounds the threads a guest can keep busy, and the threads that may
+        // still be inside a system call when the instance exits (see lib.rs: Unload).
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .max_blocking_threads(2)
+            .max_blocking_threads(BLOCKING_THREADS)
             .thread_name("out-wasm-io")
             .enable_all()
             .build()
@@ -516,12 +524,20 @@ impl OutputInstance {
             Shared::exit_worker(worker, &logger);
         }
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
+            runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
         }
         logger.debug("exited");
         logger.drain();
     }
 }
+
+/// Threads of an instance's blocking pool (see `OutputInstance::init`).
+pub const BLOCKING_THREADS: usize = 4;
+
+/// How long exit waits for the I/O runtime's threads. Idle ones end at once; a blocking-pool
+/// thread still inside a system call (a lookup waiting on the resolver, a file call on a hung
+/// mount) cannot be interrupted, and is left to end when that call returns.
+pub const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// The first 12 hex digits of a digest, as logs show it.
 pub fn short(digest: &str) -> &str {

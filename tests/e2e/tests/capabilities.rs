@@ -85,6 +85,45 @@ fn network_addresses_are_reachable_only_as_granted() {
 }
 
 #[test]
+fn names_are_looked_up_only_when_a_grant_names_them() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let by_ip = format!("127.0.0.1:{port}");
+    let by_name = format!("localhost:{port}");
+
+    // localhost resolves without the network, so a denial cannot be a failed resolution.
+    for grant in [None, Some(by_ip.as_str())] {
+        let grants: Vec<(&str, &str)> = grant.iter().map(|g| ("wasm_allow_net", *g)).collect();
+        let (status, log) = attempt("lookup", "localhost", &grants);
+        assert_eq!(status, FLB_ERROR, "grant {grant:?}: an IP-only grant allows no lookup; log:\n{log}");
+        assert!(log.contains("hostile lookup denied: access-denied"), "the guest is told access denied:\n{log}");
+        if grant.is_some() {
+            assert!(
+                log.contains("the host denied the guest's lookup of \"localhost\": no wasm_allow_net grant names it"),
+                "the host says what it denied:\n{log}"
+            );
+        }
+    }
+    let (status, log) = attempt("lookup", "LocalHost", &[("wasm_allow_net", &format!("evil.example:{port}"))]);
+    assert_eq!(status, FLB_ERROR, "another name is not this name; log:\n{log}");
+
+    let (status, log) = attempt("lookup", "localhost", &[("wasm_allow_net", &by_name)]);
+    assert_eq!(status, FLB_OK, "a granted name resolves; log:\n{log}");
+    assert!(log.contains("hostile lookup succeeded: ") && log.contains("127.0.0.1"), "{log}");
+
+    // A socket client looks the name up, then connects to what it got: one policy for both.
+    let (status, log) = attempt("connect", &by_name, &[("wasm_allow_net", &by_name)]);
+    assert_eq!(status, FLB_OK, "connecting by a granted name works; log:\n{log}");
+    listener.set_nonblocking(true).unwrap();
+    listener.accept().expect("the guest's connection arrived");
+    let (status, log) = attempt("connect", &by_name, &[("wasm_allow_net", &by_ip)]);
+    assert_eq!(status, FLB_ERROR, "by name needs a lookup, which an IP grant does not allow; log:\n{log}");
+    let (status, log) = attempt("connect", &by_ip, &[("wasm_allow_net", &by_name)]);
+    assert_eq!(status, FLB_ERROR, "a name grant opens only the addresses its lookups returned; log:\n{log}");
+    assert!(listener.accept().is_err(), "no other connection arrived");
+}
+
+#[test]
 fn file_guest_appends_json_lines_into_its_granted_directory_and_rotates() {
     let dir = scratch("file");
     let grant = format!("{}:/out:rw", dir.display());

@@ -31,7 +31,11 @@
 //!   - `read`: reads the file `target`; `write`: writes a file at `target`; `connect`: opens a
 //!     TCP connection to `target`; `env` reads the environment variable `target`. Success
 //!     answers ok and logs `hostile <mode> succeeded: <n> bytes`;
-//!     failure answers error with `hostile <mode> denied: <reason>`.
+//!     failure answers error with `hostile <mode> denied: <reason>`. `connect` to a name
+//!     (`localhost:8080`) looks the name up first, as any socket client does.
+//!   - `lookup`: resolves the name `target` with `wasi:sockets/ip-name-lookup`; success logs
+//!     `hostile lookup succeeded: <addresses>` (comma-separated) and answers ok; failure
+//!     answers error with `hostile lookup denied: <error-code>`.
 //! - Mode `trap-every`: every `every`-th flush panics, evil or not; the others deliver.
 //! - exit logs `hostile exit`; in mode `panic-exit` it then panics.
 
@@ -123,6 +127,13 @@ impl Hostile {
             "read" => self.report(std::fs::read(&self.target).map(|bytes| bytes.len())),
             "write" => self.report(std::fs::write(&self.target, b"hostile\n").map(|()| 8)),
             "connect" => self.report(std::net::TcpStream::connect(&self.target).map(|_| 0)),
+            "lookup" => match lookup(&self.target) {
+                Ok(addresses) => {
+                    info!("hostile lookup succeeded: {}", addresses.join(","));
+                    Ok(())
+                }
+                Err(code) => Err(FlushError::Error(format!("hostile lookup denied: {}", code.name()))),
+            },
             "env" => self.report(std::env::var(&self.target).map(|v| v.len()).map_err(std::io::Error::other)),
             other => Err(FlushError::Error(format!("unknown mode {other}"))),
         }
@@ -135,6 +146,25 @@ impl Hostile {
                 Ok(())
             }
             Err(err) => Err(FlushError::Error(format!("hostile {} denied: {err}", self.mode))),
+        }
+    }
+}
+
+/// Every address `name` resolves to, as `wasi:sockets/ip-name-lookup` answers.
+fn lookup(name: &str) -> Result<Vec<String>, wasi::sockets::network::ErrorCode> {
+    use wasi::sockets::network::{ErrorCode, IpAddress};
+    let network = wasi::sockets::instance_network::instance_network();
+    let stream = wasi::sockets::ip_name_lookup::resolve_addresses(&network, name)?;
+    let mut addresses = Vec::new();
+    loop {
+        match stream.resolve_next_address() {
+            Ok(Some(IpAddress::Ipv4((a, b, c, d)))) => addresses.push(format!("{a}.{b}.{c}.{d}")),
+            Ok(Some(IpAddress::Ipv6((a, b, c, d, e, f, g, h)))) => {
+                addresses.push(std::net::Ipv6Addr::new(a, b, c, d, e, f, g, h).to_string());
+            }
+            Ok(None) => return Ok(addresses),
+            Err(ErrorCode::WouldBlock) => stream.subscribe().block(),
+            Err(code) => return Err(code),
         }
     }
 }
