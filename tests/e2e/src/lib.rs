@@ -18,6 +18,7 @@ pub const GUESTS: &[&str] = &[
     "counter",
     "file",
     "http",
+    "otlp",
     "probe",
     "bad-schema",
     "not-a-plugin",
