@@ -155,8 +155,9 @@ fn post_to_agent(port: u16, path: &str, body: &str) -> bool {
          connection: close\r\n\r\n{body}",
         body.len()
     );
-    let mut answer = String::new();
-    sent.is_ok() && stream.read_to_string(&mut answer).is_ok() && answer.starts_with("HTTP/1.1 2")
+    // Only the status line: the agent keeps the connection open, and dropping it closes it.
+    let mut status = String::new();
+    sent.is_ok() && BufReader::new(stream).read_line(&mut status).is_ok() && status.starts_with("HTTP/1.1 2")
 }
 
 #[test]
@@ -224,7 +225,12 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
             trace_posted = post_to_agent(otel_port, "/v1/traces", &trace);
         }
         if let Ok(request) = seen.recv_timeout(Duration::from_millis(200)) {
-            *counts.entry(checked_path(&request)).or_insert(0) += 1;
+            let count = counts.entry(checked_path(&request)).or_insert(0);
+            if *count == 0 {
+                let body = String::from_utf8_lossy(&request.body);
+                eprintln!("{}: {}...", request.request_line, body.chars().take(200).collect::<String>());
+            }
+            *count += 1;
         }
     }
     eprintln!("the receiver got, by path: {counts:?}");
