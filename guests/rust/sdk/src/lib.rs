@@ -27,6 +27,16 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component to name in `wasm_path`.
+//!
+//! ## Metrics and traces
+//!
+//! An output that accepts them ([`Output::accepted_event_types`]) gets metrics and traces
+//! chunks too; [`Chunk::event_type`] says which a chunk holds. In the msgpack event format,
+//! [`Chunk::metrics`] decodes a metrics chunk into its cmetrics contexts (families, label keys,
+//! samples) and [`Chunk::traces`] a traces chunk into its ctraces contexts (resources, scopes,
+//! spans, events, links): the [`cmetrics`] and [`ctraces`] modules, the decoders the host
+//! itself renders OTLP/JSON with. A guest that only forwards them as OTLP asks for
+//! [`EventFormat::OtlpJson`] instead and sends [`Chunk::bytes`] as they are.
 
 pub mod bindings;
 mod config;
@@ -37,6 +47,10 @@ use std::time::{Duration, Instant};
 
 pub use crate::bindings::out_wasm::output::types::FlushError;
 pub use crate::config::{Config, ConfigKey, EventFormat, EventType, EventTypes, InitContext};
+/// Typed metrics: the cmetrics contexts of a metrics chunk ([`Chunk::metrics`]).
+pub use out_wasm_format::cmetrics;
+/// Typed traces: the ctraces contexts of a traces chunk ([`Chunk::traces`]).
+pub use out_wasm_format::ctraces;
 pub use out_wasm_format::{DateFormat, DecodeError, Event, Events, JsonLines, Timestamp, Value, write_json_line};
 
 /// One chunk, as the agent flushed it.
@@ -84,8 +98,9 @@ impl<'a> Chunk<'a> {
         self.deadline
     }
 
-    /// The bytes the host delivered: msgpack exactly as the agent flushed it, or JSON lines
-    /// when the instance's [`InitContext::event_format`] is [`EventFormat::JsonLines`].
+    /// The bytes the host delivered: msgpack exactly as the agent flushed it, JSON lines when
+    /// the instance's [`InitContext::event_format`] is [`EventFormat::JsonLines`], or one
+    /// OTLP/JSON export request with [`EventFormat::OtlpJson`].
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
@@ -93,6 +108,17 @@ impl<'a> Chunk<'a> {
     /// The log records, decoded one at a time (for logs in the msgpack event format).
     pub fn events(&self) -> Events<'a> {
         Events::new(self.bytes)
+    }
+
+    /// The cmetrics contexts of a metrics chunk in the msgpack event format. Strings borrow
+    /// from the chunk, as bytes (the agent does not promise UTF-8).
+    pub fn metrics(&self) -> Result<Vec<cmetrics::MetricsContext<'a>>, DecodeError> {
+        cmetrics::decode_metrics(self.bytes)
+    }
+
+    /// The ctraces contexts of a traces chunk in the msgpack event format.
+    pub fn traces(&self) -> Result<Vec<ctraces::TracesContext<'a>>, DecodeError> {
+        ctraces::decode_traces(self.bytes)
     }
 }
 
