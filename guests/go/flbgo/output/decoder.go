@@ -35,12 +35,24 @@ func NewDecoder(data unsafe.Pointer, length int) *FLBDecoder {
 // fewer than 2 items; -5 when the timestamp is neither an EventTime (FLBTime) nor an unsigned
 // integer (uint64). With the [[timestamp, metadata], body] layout the timestamp is the
 // header's first item, whatever its type.
+//
+// A metrics chunk (a guest that accepts metrics gets them) is concatenated cmetrics contexts,
+// each a map: as fluent-bit-go's decoder does, each context is one record, the decoded map
+// (meta, metrics) with the time of decoding as its timestamp (an FLBTime, like a log record's).
+// A traces chunk's ctraces contexts come the same way; zero bytes after the last one are
+// padding, the end of the chunk.
 func GetRecord(dec *FLBDecoder) (ret int, ts interface{}, rec map[interface{}]interface{}) {
+	if onlyPadding(dec.data[dec.pos:]) {
+		return -1, 0, nil
+	}
 	v, n, err := outwasm.DecodeValue(dec.data[dec.pos:])
 	if err != nil {
 		return -1, 0, nil
 	}
 	dec.pos += n
+	if v.Kind() == outwasm.Map {
+		return 0, FLBTime{time.Now()}, convert(v).(map[interface{}]interface{})
+	}
 	if v.Kind() != outwasm.Array || v.Len() != 2 {
 		return -2, 0, nil
 	}
@@ -111,4 +123,15 @@ func convert(v outwasm.Value) interface{} {
 		return FLBTime{time.Unix(int64(binary.BigEndian.Uint32(b)), int64(binary.BigEndian.Uint32(b[4:])))}
 	}
 	return RawExt{Tag: uint64(uint8(v.ExtType())), Data: v.Bytes()}
+}
+
+// onlyPadding tells whether rest is zero bytes, as output processors may leave after the last
+// context of a traces chunk. An empty rest is not padding: it is the plain end of the chunk.
+func onlyPadding(rest []byte) bool {
+	for _, b := range rest {
+		if b != 0 {
+			return false
+		}
+	}
+	return len(rest) > 0
 }

@@ -2,6 +2,7 @@ package output
 
 import (
 	"bytes"
+	"os"
 	"testing"
 	"time"
 	"unsafe"
@@ -77,5 +78,58 @@ func TestGetRecordReturnCodes(t *testing.T) {
 		if c.code == 0 && stamps[0] != uint64(1_700_000_000) {
 			t.Errorf("%q: expected uint64 time, got %#v", c.chunk, stamps[0])
 		}
+	}
+}
+
+// A metrics chunk captured from the agent's fluentbit_metrics input: one record per cmetrics
+// context, the decoded map with the time of decoding, as fluent-bit-go gives metrics.
+func TestGetRecordGivesAMetricsChunksContexts(t *testing.T) {
+	chunk, err := os.ReadFile("../../../../format/tests/data/fluentbit_metrics.msgpack")
+	if err != nil {
+		t.Fatalf("failed to read the captured chunk: %v", err)
+	}
+	before := time.Now()
+	codes, stamps, bodies := records(t, string(chunk))
+	if len(codes) != 2 || codes[0] != 0 || codes[1] != -1 {
+		t.Fatalf("expected one context then -1, got %v", codes)
+	}
+	if ts, ok := stamps[0].(FLBTime); !ok || ts.Time.Before(before) {
+		t.Errorf("expected the time of decoding as an FLBTime, got %#v", stamps[0])
+	}
+	meta, ok := bodies[0]["meta"].(map[interface{}]interface{})
+	if !ok {
+		t.Fatalf("the context has a meta map: %#v", bodies[0]["meta"])
+	}
+	if _, ok := meta["cmetrics"]; !ok {
+		t.Errorf("meta holds cmetrics' own metadata: %#v", meta)
+	}
+	metrics, ok := bodies[0]["metrics"].([]interface{})
+	if !ok || len(metrics) == 0 {
+		t.Fatalf("the context has a list of metrics: %#v", bodies[0]["metrics"])
+	}
+	found := false
+	for _, m := range metrics {
+		opts, _ := m.(map[interface{}]interface{})["meta"].(map[interface{}]interface{})["opts"].(map[interface{}]interface{})
+		if name, ok := opts["name"].([]byte); ok && string(name) == "uptime" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the agent's uptime is among the metrics: %#v", metrics)
+	}
+}
+
+// A traces chunk: one record per ctraces context; zero bytes after the last one end the chunk.
+func TestGetRecordGivesATracesChunksContextsAndSkipsPadding(t *testing.T) {
+	chunk, err := os.ReadFile("../../../../format/tests/data/v1_traces.msgpack")
+	if err != nil {
+		t.Fatalf("failed to read the captured chunk: %v", err)
+	}
+	codes, _, bodies := records(t, string(chunk)+"\x00\x00\x00")
+	if len(codes) != 2 || codes[0] != 0 || codes[1] != -1 {
+		t.Fatalf("expected one context then -1, got %v", codes)
+	}
+	if spans, ok := bodies[0]["resourceSpans"].([]interface{}); !ok || len(spans) == 0 {
+		t.Errorf("the context has resourceSpans: %#v", bodies[0])
 	}
 }

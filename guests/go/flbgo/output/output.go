@@ -49,6 +49,9 @@ type Plugin struct {
 	ExitCtx func(ctx unsafe.Pointer) int
 	// Keys are the configuration keys the plugin reads with FLBPluginConfigKey.
 	Keys []outwasm.ConfigKey
+	// EventTypes are the event types the plugin takes (zero: logs only). A plugin that takes
+	// metrics reads each cmetrics context of a metrics chunk with GetRecord.
+	EventTypes outwasm.EventTypes
 }
 
 // proxyDef is what FLBPluginRegister fills in.
@@ -111,6 +114,13 @@ func Register(p Plugin) {
 }
 
 func (g *guest) ConfigSchema() []outwasm.ConfigKey { return g.plugin.Keys }
+
+func (g *guest) AcceptedEventTypes() outwasm.EventTypes {
+	if g.plugin.EventTypes == 0 {
+		return outwasm.AcceptLogs
+	}
+	return g.plugin.EventTypes
+}
 
 func (g *guest) Init(ctx *outwasm.InitContext) error {
 	g.plugin.Register(unsafe.Pointer(&g.def))
