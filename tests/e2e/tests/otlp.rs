@@ -4,14 +4,16 @@
 //! `FLUENT_BIT` naming a fluent-bit binary, the real agent's `fluentbit_metrics`, `dummy` and
 //! `opentelemetry` (one trace posted to it) inputs reach the same receiver through the guest.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use out_wasm_e2e::{chunk, guest_path, init_ok, open_plugin, plugin_path, workspace_root};
-use out_wasm_loader::{FLB_OK, status_name};
+use out_wasm_e2e::{chunk, guest_path, init_err, init_ok, open_plugin, plugin_path, workspace_root};
+use out_wasm_loader::{FLB_ERROR, FLB_OK, FLB_RETRY, status_name};
 
 /// A request as the receiver saw it.
 #[derive(Debug)]
@@ -22,8 +24,9 @@ struct Seen {
     body: Vec<u8>,
 }
 
-/// Reads one HTTP/1.1 request from `stream`, answers 200 with an empty export response.
-fn receive(stream: TcpStream, seen: &Sender<Seen>) -> std::io::Result<()> {
+/// Reads one HTTP/1.1 request from `stream`, answers it with the next scripted status (200, an
+/// empty export response, when the script is empty).
+fn receive(stream: TcpStream, seen: &Sender<Seen>, script: &Mutex<VecDeque<u16>>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -47,24 +50,34 @@ fn receive(stream: TcpStream, seen: &Sender<Seen>) -> std::io::Result<()> {
     reader.read_exact(&mut body)?;
     // Recorded before the answer: once the guest has its answer, the request is in the channel.
     let _ = seen.send(Seen { request_line: request_line.trim_end().to_owned(), content_type, authorization, body });
+    let status = script.lock().unwrap().pop_front().unwrap_or(200);
     let stream = reader.get_mut();
     write!(
         stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+        "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: \
+         close\r\n\r\n{{}}"
     )?;
     stream.flush()
 }
 
-/// A minimal OTLP/HTTP receiver: one request per connection, every request answered 200.
-fn start_receiver() -> (u16, Receiver<Seen>) {
+/// A minimal OTLP/HTTP receiver: one request per connection, answered with the statuses pushed
+/// on the script, then 200.
+fn start_scripted() -> (u16, Receiver<Seen>, Arc<Mutex<VecDeque<u16>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (sender, seen) = channel();
+    let script = Arc::new(Mutex::new(VecDeque::new()));
+    let script_for_server = script.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let _ = receive(stream, &sender);
+            let _ = receive(stream, &sender, &script_for_server);
         }
     });
+    (port, seen, script)
+}
+
+fn start_receiver() -> (u16, Receiver<Seen>) {
+    let (port, seen, _) = start_scripted();
     (port, seen)
 }
 
@@ -129,6 +142,54 @@ fn logs_metrics_and_traces_reach_the_receiver_as_otlp_json() {
     instance.exit();
     plugin.close();
     assert!(seen.try_recv().is_err(), "one request per chunk");
+}
+
+#[test]
+fn answers_map_to_statuses_and_the_endpoint_path_is_a_prefix() {
+    let (port, seen, script) = start_scripted();
+    let path = guest_path("otlp");
+    let endpoint = format!("http://127.0.0.1:{port}/otlp/");
+    let grant = format!("127.0.0.1:{port}");
+    let mut plugin = open_plugin();
+    let instance = init_ok(
+        &mut plugin,
+        &[
+            ("wasm_path", path.to_str().unwrap()),
+            ("wasm_watch", "off"),
+            ("endpoint", &endpoint),
+            ("wasm_allow_net", &grant),
+        ],
+    );
+    let metrics = data("fluentbit_metrics.msgpack");
+    for (answer, expected) in [(200, FLB_OK), (503, FLB_RETRY), (429, FLB_RETRY), (408, FLB_RETRY), (400, FLB_ERROR)] {
+        script.lock().unwrap().push_back(answer);
+        let call = instance.flush(&metrics, "fluentbit_metrics");
+        let log = call.log_text();
+        assert_eq!(call.value, expected, "receiver answered {answer}: expected {}, log:\n{log}", status_name(expected));
+        if answer >= 400 {
+            assert!(log.contains(&answer.to_string()), "the log says what the receiver answered:\n{log}");
+        }
+        let request = seen.try_recv().unwrap_or_else(|_| panic!("the chunk was posted (answer {answer})"));
+        assert_eq!(request.request_line, "POST /otlp/v1/metrics HTTP/1.1", "the endpoint's path is kept as a prefix");
+        assert_eq!(request.authorization, None, "no headers unless configured");
+    }
+    instance.exit();
+
+    // The guest posts what the host renders as OTLP/JSON: any other event format fails init.
+    let call = init_err(
+        &mut plugin,
+        &[
+            ("wasm_path", path.to_str().unwrap()),
+            ("wasm_watch", "off"),
+            ("endpoint", &endpoint),
+            ("wasm_event_format", "json_lines"),
+        ],
+    );
+    assert!(call.log_text().contains("needs wasm_event_format otlp_json"), "{}", call.log_text());
+    let call =
+        init_err(&mut plugin, &[("wasm_path", path.to_str().unwrap()), ("wasm_watch", "off"), ("endpoint", "ftp://x")]);
+    assert!(call.log_text().contains("expected http:// or https://"), "{}", call.log_text());
+    plugin.close();
 }
 
 /// Kills the agent however the test ends.
