@@ -268,6 +268,10 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
     });
     let requests: serde_json::Value = serde_json::from_slice(&data("otlp-requests.json")).unwrap();
     let trace = requests["/v1/traces"].to_string();
+    let trace_id = requests["/v1/traces"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
+        .as_str()
+        .expect("the captured request has a trace id")
+        .to_owned();
 
     // Waits for one request of each signal; the trace is posted to the agent until its
     // opentelemetry input takes it.
@@ -286,7 +290,12 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
             trace_posted = post_to_agent(otel_port, "/v1/traces", &trace);
         }
         if let Ok(request) = seen.recv_timeout(Duration::from_millis(200)) {
-            let count = counts.entry(checked_path(&request)).or_insert(0);
+            let path = checked_path(&request);
+            if path == "/v1/traces" {
+                let body = String::from_utf8_lossy(&request.body);
+                assert!(body.contains(&trace_id), "the trace posted to the agent, trace id {trace_id}: {body}");
+            }
+            let count = counts.entry(path).or_insert(0);
             if *count == 0 {
                 let body = String::from_utf8_lossy(&request.body);
                 eprintln!("{}: {}...", request.request_line, body.chars().take(200).collect::<String>());
