@@ -10,15 +10,20 @@
 //!
 //! With `wasm_event_format json_lines` the host renders the lines (with the keys' defaults) and
 //! this guest writes them through; other key values then need `msgpack`, and init says so.
+//!
+//! It counts the records it printed per tag in the guest metric `records_printed` (exported as
+//! `fluentbit_wasm_guest_records_printed_total`), as the other languages' `stdout` examples do.
 
 use std::io::Write;
 
+use out_wasm_guest::metrics::Counter;
 use out_wasm_guest::{Chunk, ConfigKey, EventFormat, FlushError, InitContext, JsonLines, Output, export_output};
 
 struct Stdout {
     /// `None` when the host delivers ready-made JSON lines.
     format: Option<JsonLines>,
     buffer: Vec<u8>,
+    printed: Counter,
 }
 
 impl Output for Stdout {
@@ -42,7 +47,8 @@ impl Output for Stdout {
                 );
             }
         };
-        Ok(Stdout { format, buffer: Vec::new() })
+        let printed = Counter::declare("records_printed", "records printed on stdout", &["tag"])?;
+        Ok(Stdout { format, buffer: Vec::new(), printed })
     }
 
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError> {
@@ -59,7 +65,12 @@ impl Output for Stdout {
         stdout
             .write_all(lines)
             .and_then(|()| stdout.flush())
-            .map_err(|err| FlushError::Retry(format!("failed to write to stdout: {err}")))
+            .map_err(|err| FlushError::Retry(format!("failed to write to stdout: {err}")))?;
+        let records = lines.iter().filter(|&&byte| byte == b'\n').count();
+        // A refusal (the operator's series cap) costs the metric, never the records: the host
+        // already counts and logs it.
+        let _ = self.printed.add(&[chunk.tag()], records as f64);
+        Ok(())
     }
 }
 
