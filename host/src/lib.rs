@@ -48,6 +48,7 @@ pub mod guest_metrics;
 pub mod handoff;
 pub mod http;
 pub mod image;
+pub mod inspect;
 pub mod log;
 pub mod output;
 pub mod registry;
