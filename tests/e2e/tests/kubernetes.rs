@@ -45,8 +45,7 @@ fn get<'a>(section: &'a [(String, String)], key: &str) -> Option<&'a str> {
     section.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// The mount path of the volume that is a ConfigMap named `config_map` (or an emptyDir, when
-/// `None`), checking it is mounted whole.
+/// The mount path of the pod's volume that `volume_is`, checking it is mounted whole.
 fn mount_of(pod: &Yaml, container: &Yaml, volume_is: impl Fn(&Yaml) -> bool, what: &str) -> String {
     let volume = pod["volumes"].as_vec().expect("volumes").iter().find(|v| volume_is(v));
     let name = text(&volume.unwrap_or_else(|| panic!("no volume for {what}"))["name"], "volume name");
@@ -78,10 +77,7 @@ fn kubernetes_manifests_reference_each_others_paths() {
     for mount in container["volumeMounts"].as_vec().expect("volumeMounts") {
         assert!(mount["subPath"].is_badvalue(), "no mount uses subPath: {mount:?}");
     }
-    let is_config_map = |name: &Yaml| {
-        let name = name.clone();
-        move |v: &Yaml| v["configMap"]["name"] == name
-    };
+    let is_config_map = |name: Yaml| move |v: &Yaml| v["configMap"]["name"] == name;
     let config_dir = mount_of(pod, container, is_config_map(agent["metadata"]["name"].clone()), "the agent config");
     let guests_dir = mount_of(pod, container, is_config_map(guests["metadata"]["name"].clone()), "the guests");
     let cache_dir = mount_of(pod, container, |v| !v["emptyDir"].is_badvalue(), "the compile cache emptyDir");
