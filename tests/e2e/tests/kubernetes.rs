@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use out_wasm_e2e::{guest_path, workspace_root};
+use out_wasm_e2e::{guest_path, scratch_dir, workspace_root};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn load(text: &str, what: &str) -> Yaml {
@@ -119,15 +119,9 @@ fn kubernetes_manifests_reference_each_others_paths() {
 
 /// coreutils' decoder, as the kubelet decodes `binaryData`.
 fn decode_base64(text: &str) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new("base64")
-        .arg("-d")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("base64 runs");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "binaryData is base64");
+    let file = scratch_dir("kubernetes").join("guest.base64");
+    std::fs::write(&file, text).unwrap();
+    let output = Command::new("base64").arg("-d").arg(&file).output().expect("base64 runs");
+    assert!(output.status.success(), "binaryData is base64: {}", String::from_utf8_lossy(&output.stderr));
     output.stdout
 }
