@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use out_wasm::bindings::{EventFormat, EventTypes};
 use out_wasm::cache::CompileCache;
 use out_wasm::guest::Schema;
-use out_wasm::inspect::{Inspection, Probe};
+use out_wasm::inspect::{Init, Inspection, Probe};
 use out_wasm::log::Level;
 
 use crate::progress;
@@ -72,7 +72,7 @@ pub fn check(guest: &Path, config: Option<&[(String, String)]>, use_cache: bool)
             Err(err) => return refuse(guest, &format!("{err:#}")),
         };
         print_logs(&probe);
-        let (entries, answer) = probe.value;
+        let Init { config: entries, answer } = probe.value;
         println!("config:     {} keys set", entries.len());
         for entry in &entries {
             println!("  {} = {:?}", entry.key, entry.value);

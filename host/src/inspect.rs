@@ -83,7 +83,7 @@ impl Inspection {
     /// guest's schema like the plugin does, then runs `init` once and `exit`. The outcome is the
     /// resolved config and the guest's own answer to init; a fault or a config the plugin would
     /// refuse is an error.
-    pub fn init(&self, config: &[(String, String)]) -> Result<Probe<(Vec<ConfigEntry>, Result<(), String>)>> {
+    pub fn init(&self, config: &[(String, String)]) -> Result<Probe<Init>> {
         let image = self.image()?;
         let lookup = |key: &str| config.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone());
         let host = config::HostConfig::from_lookup(|key| match key {
@@ -119,7 +119,7 @@ impl Inspection {
                 instance.begin_call();
                 instance.exit().await.map_err(|fault| anyhow!("{fault}").context("guest faulted in exit"))?;
             }
-            Ok((entries, answer))
+            Ok(Init { config: entries, answer })
         }));
         drop(ticker);
         Ok(Probe { value: outcome?, logs: logs(&events) })
@@ -134,6 +134,15 @@ impl Inspection {
     fn image(&self) -> Result<&GuestImage> {
         self.image.as_ref().context("the component does not load in this host")
     }
+}
+
+/// What `init` was given and what the guest answered.
+#[derive(Debug)]
+pub struct Init {
+    /// The resolved config, in declaration order.
+    pub config: Vec<ConfigEntry>,
+    /// The guest's own answer: its error string when it refused the config.
+    pub answer: Result<(), String>,
 }
 
 /// What a guest call answered, and the lines the guest logged meanwhile.
