@@ -103,7 +103,7 @@ impl GuestImage {
 
 /// Every interface the host provides, for guests of every supported WIT version at once: the
 /// versions' interfaces have distinct names, so one linker serves them all.
-fn linker(engine: &Engine) -> Result<Linker<HostState>> {
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("failed to link WASI")?;
     crate::net_policy::add_to_linker(&mut linker, HostState::lookup)
@@ -121,7 +121,7 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>> {
 }
 
 /// The newest supported WIT version whose `output` interface the component exports.
-fn wit_version(engine: &Engine, component: &Component) -> Result<WitVersion> {
+pub(crate) fn wit_version(engine: &Engine, component: &Component) -> Result<WitVersion> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     if let Some(version) = WitVersion::SUPPORTED.into_iter().find(|v| exports.contains(&v.output_export().as_str())) {
@@ -140,7 +140,7 @@ pub fn digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn check_header(bytes: &[u8]) -> Result<()> {
+pub(crate) fn check_header(bytes: &[u8]) -> Result<()> {
     if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
         bail!("the file is not WebAssembly (no \\0asm header)");
     }

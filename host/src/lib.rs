@@ -58,6 +58,7 @@ pub mod guest_metrics;
 pub mod handoff;
 pub mod http;
 pub mod image;
+pub mod inspect;
 pub mod log;
 pub mod metrics;
 pub mod net_policy;

@@ -62,7 +62,8 @@ fn cargo(args: &[&str]) {
 pub fn plugin_path() -> &'static Path {
     static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
     PLUGIN.get_or_init(|| {
-        cargo(&["build", "--release", "-p", "out-wasm", "-p", "out-wasm-loader"]);
+        // The command-line tools too, in the same build: one set of features for all three.
+        cargo(&["build", "--release", "-p", "out-wasm", "-p", "out-wasm-cli", "-p", "out-wasm-loader"]);
         let release = target_dir().join("release");
         let named = release.join("out_wasm.so");
         std::fs::copy(release.join("libout_wasm.so"), &named).expect("failed to copy libout_wasm.so to out_wasm.so");
@@ -74,6 +75,12 @@ pub fn plugin_path() -> &'static Path {
 pub fn loader_bin() -> PathBuf {
     plugin_path();
     target_dir().join("release/out-wasm-loader")
+}
+
+/// `out-wasm`, the author's command, built in release mode.
+pub fn cli_bin() -> PathBuf {
+    plugin_path();
+    target_dir().join("release/out-wasm")
 }
 
 /// The component of guest `name` (one of [`GUESTS`]), built for wasm32-wasip2.

@@ -7,10 +7,12 @@ pub mod agent_config;
 pub mod events;
 pub mod metrics;
 pub mod proxy;
+pub mod run;
 
 pub use agent_config::{AgentConfig, Section, tag_matches};
 pub use events::{Layout, Time, TimeEncoding};
 pub use proxy::{Call, Instance, LogLine, Plugin, Properties, echo_logs, still_loaded};
+pub use run::{RunOptions, run};
 
 /// The agent's flush answers.
 pub const FLB_ERROR: i32 = 0;

@@ -1,0 +1,136 @@
+//! `out-wasm check`: everything the plugin would find out about a guest when an instance
+//! starts, told up front, with a non-zero exit and the reason when the plugin would refuse it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use out_wasm::bindings::{EventFormat, EventTypes};
+use out_wasm::cache::CompileCache;
+use out_wasm::guest::Schema;
+use out_wasm::inspect::{Init, Inspection, Probe};
+use out_wasm::log::Level;
+
+use crate::progress;
+
+/// Checks `guest`; with `config`, also resolves it and runs init once.
+pub fn check(guest: &Path, config: Option<&[(String, String)]>, use_cache: bool) -> Result<ExitCode> {
+    let bytes = std::fs::read(guest).with_context(|| format!("{}: failed to read the file", guest.display()))?;
+    let cache = use_cache.then(CompileCache::default_dir).flatten().and_then(|dir| CompileCache::open(&dir).ok());
+    let inspection =
+        progress::step(&format!("compiling {}", guest.display()), || Inspection::new(guest, &bytes, cache.as_ref()))
+            .with_context(|| format!("{}: refused", guest.display()))?;
+
+    println!("guest:      {}", guest.display());
+    println!("sha256:     {}", inspection.digest);
+    println!("component:  yes ({} bytes)", bytes.len());
+    match &inspection.version {
+        Ok(version) => println!("world:      {} (WIT {version})", version.world()),
+        Err(reason) => println!("world:      none supported: {reason}"),
+    }
+    let refused = inspection.imports.iter().filter(|i| i.refused.is_some()).count();
+    println!(
+        "imports:    {} ({})",
+        inspection.imports.len(),
+        if refused == 0 {
+            "all provided by the host".to_owned()
+        } else {
+            format!("{refused} NOT provided by the host")
+        }
+    );
+    for import in &inspection.imports {
+        match &import.refused {
+            None => println!("  provided  {}", import.name),
+            Some(reason) => println!("  MISSING   {}: {reason}", import.name),
+        }
+    }
+    if let Err(reason) = &inspection.version {
+        return refuse(guest, reason);
+    }
+    if !inspection.loadable() {
+        return refuse(guest, "the host does not provide every import of the component");
+    }
+
+    let schema = match progress::step("calling config-schema", || inspection.schema()) {
+        Ok(probe) => {
+            print_logs(&probe);
+            probe.value
+        }
+        Err(err) => return refuse(guest, &format!("{err:#}")),
+    };
+    print_schema(&schema);
+    if let Err(err) = Inspection::check_keys(&schema) {
+        return refuse(guest, &format!("{err:#}"));
+    }
+    if schema.event_types == EventTypes::empty() {
+        return refuse(guest, "the guest accepts no event types (accepted-event-types returned an empty set)");
+    }
+
+    if let Some(config) = config {
+        let probe = match progress::step("running init", || inspection.init(config)) {
+            Ok(probe) => probe,
+            Err(err) => return refuse(guest, &format!("{err:#}")),
+        };
+        print_logs(&probe);
+        let Init { config: entries, answer } = probe.value;
+        println!("config:     {} keys set", entries.len());
+        for entry in &entries {
+            println!("  {} = {:?}", entry.key, entry.value);
+        }
+        match answer {
+            Ok(()) => println!("init:       ok (and exit)"),
+            Err(message) => return refuse(guest, &format!("init returned an error: {message}")),
+        }
+    }
+    println!("result:     ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn refuse(guest: &Path, reason: &str) -> Result<ExitCode> {
+    println!("result:     refused");
+    eprintln!("out-wasm: {}: refused: {reason}", guest.display());
+    Ok(ExitCode::FAILURE)
+}
+
+fn print_schema(schema: &Schema) {
+    println!("keys:       {}", schema.keys.len());
+    for key in &schema.keys {
+        let default =
+            key.default_value.as_deref().map_or_else(|| "no default".to_owned(), |d| format!("default {d:?}"));
+        let required = if key.required { "required" } else { "optional" };
+        println!("  {} ({required}, {default}): {}", key.name, key.description);
+    }
+    println!("format:     {} (preferred; wasm_event_format overrides)", format_name(schema.preferred_format));
+    let types: Vec<&str> =
+        [(EventTypes::LOGS, "logs"), (EventTypes::METRICS, "metrics"), (EventTypes::TRACES, "traces")]
+            .into_iter()
+            .filter(|(t, _)| schema.event_types.contains(*t))
+            .map(|(_, name)| name)
+            .collect();
+    println!("events:     {}", if types.is_empty() { "none".to_owned() } else { types.join(", ") });
+}
+
+fn print_logs<T>(probe: &Probe<T>) {
+    for (level, line) in &probe.logs {
+        println!("  guest log [{}] {line}", level_name(*level));
+    }
+}
+
+/// The spelling `wasm_event_format` takes.
+fn format_name(format: EventFormat) -> &'static str {
+    match format {
+        EventFormat::Msgpack => "msgpack",
+        EventFormat::JsonLines => "json_lines",
+        EventFormat::OtlpJson => "otlp_json",
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error",
+        Level::Warn => "warn",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    }
+}

@@ -1,0 +1,31 @@
+//! `out-wasm-adapter OUT.wasm`: writes the WASI preview1 reactor adapter (the one of the
+//! wasmtime release the host runs) to OUT.wasm. The adapter ships inside a crate, so cargo
+//! fetches it and checks its checksum against Cargo.lock like any dependency; guests whose
+//! toolchain makes preview1 core modules (C, Go) become components with it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER as ADAPTER;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(out), None) = (args.next().map(PathBuf::from), args.next()) else {
+        eprintln!("usage: out-wasm-adapter OUT.wasm");
+        return ExitCode::from(2);
+    };
+    // Written beside and renamed into place: a reader never sees half an adapter.
+    let partial = out.with_extension("wasm.partial");
+    let written = out
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&partial, ADAPTER))
+        .and_then(|()| std::fs::rename(&partial, &out));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("out-wasm-adapter: failed to write {}: {err}", out.display());
+            ExitCode::FAILURE
+        }
+    }
+}
