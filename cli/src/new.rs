@@ -23,7 +23,7 @@ const RUST_SOURCE: &str = include_str!("../../guests/rust/stdout/src/lib.rs");
 const PYTHON_SOURCE: &str = include_str!("../../guests/python/stdout/app.py");
 const JS_SOURCE: &str = include_str!("../../guests/js/stdout/app.js");
 const C_SOURCE: &str = include_str!("../../guests/c/stdout/stdout.c");
-const GO_SOURCE: &str = include_str!("../templates/go/main.go");
+const GO_SOURCE: &str = include_str!("../../guests/go/stdout/main.go");
 
 /// Creates `dir/name`, a `language` guest project using the checkout at `root`.
 pub fn new(language: Language, name: &str, dir: &Path, root: Option<&Path>) -> Result<ExitCode> {

@@ -222,3 +222,57 @@ pub fn chunk_with(
 pub fn lines_with<T>(call: &Call<T>, needle: &str) -> Vec<String> {
     call.logs.iter().filter(|l| l.message.contains(needle)).map(|l| l.message.clone()).collect()
 }
+
+/// A real agent (`FLUENT_BIT`) run by a test: `agent -e out_wasm.so -c config` in the workspace
+/// root, its stderr (the agent's log) drained on a thread of its own so a chatty agent never
+/// blocks on a full pipe. Killed and reaped when dropped, so a failing test leaves no agent.
+pub struct RealAgent {
+    pub child: std::process::Child,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl RealAgent {
+    /// Starts the agent at `agent` on `config`, with `stdin` as its standard input.
+    pub fn start(agent: &std::ffi::OsStr, config: &Path, stdin: std::process::Stdio) -> Self {
+        use std::io::Read;
+        let mut child = Command::new(agent)
+            .args(["-e".as_ref(), plugin_path().as_os_str(), "-c".as_ref(), config.as_os_str()])
+            .current_dir(workspace_root())
+            .stdin(stdin)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the agent starts");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        });
+        Self { child, log: Some(log) }
+    }
+
+    /// Stops the agent and returns its log.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.take_log()
+    }
+
+    /// Waits for the agent to exit by itself; its exit status and log.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("the agent exits");
+        (status, self.take_log())
+    }
+
+    fn take_log(&mut self) -> String {
+        self.log.take().map(|log| log.join().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl Drop for RealAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -5,10 +5,10 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use out_wasm_e2e::{guest_path, plugin_path, workspace_root};
+use out_wasm_e2e::{RealAgent, guest_path, workspace_root};
 use sha2::Digest;
 
 /// A port nobody listens on right now, for the agent's HTTP server.
@@ -33,15 +33,6 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
 }
 
 /// Kills the agent however the test ends.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn real_agent_serves_the_host_and_guest_metrics_under_the_instance_alias() {
     let Some(agent) = std::env::var_os("FLUENT_BIT") else {
@@ -53,7 +44,6 @@ fn real_agent_serves_the_host_and_guest_metrics_under_the_instance_alias() {
     };
     let alias = "wasm_counter";
     let guest = guest_path("counter");
-    let plugin = plugin_path();
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("out-wasm-metrics-agent-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -69,25 +59,9 @@ fn real_agent_serves_the_host_and_guest_metrics_under_the_instance_alias() {
         ),
     )
     .unwrap();
-    let mut child = Agent(
-        Command::new(&agent)
-            .args(["-e".as_ref(), plugin.as_os_str(), "-c".as_ref(), config.as_os_str()])
-            .current_dir(workspace_root())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the agent starts"),
-    );
-    // Drained on its own thread, so a chatty agent never blocks on a full pipe.
-    let mut stderr = child.0.stderr.take().expect("piped stderr");
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        let _ = stderr.read_to_string(&mut log);
-        log
-    });
+    let mut agent = RealAgent::start(&agent, &config, Stdio::piped());
     let events = std::fs::read(workspace_root().join("examples/events.jsonl")).unwrap();
-    let mut stdin = child.0.stdin.take().expect("piped stdin");
+    let mut stdin = agent.child.stdin.take().expect("piped stdin");
     stdin.write_all(&events).expect("the agent reads its stdin");
     stdin.flush().unwrap();
 
@@ -102,8 +76,7 @@ fn real_agent_serves_the_host_and_guest_metrics_under_the_instance_alias() {
         }
         if Instant::now() > deadline {
             drop(stdin);
-            drop(child);
-            let log = log.join().unwrap();
+            let log = agent.stop();
             panic!("no {records} 4 on the agent's endpoint within 60 s; agent log:\n{log}");
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -140,8 +113,7 @@ fn real_agent_serves_the_host_and_guest_metrics_under_the_instance_alias() {
     assert!(memory > 0.0, "the guest's linear memory is published:\n{}", ours.join("\n"));
 
     drop(stdin);
-    let status = child.0.wait().expect("the agent exits at the end of its stdin");
-    let log = log.join().unwrap();
+    let (status, log) = agent.wait();
     assert!(status.success(), "agent exited with {status}:\n{log}");
     assert!(
         log.contains(&format!("[output:wasm:{alias}] [metrics] final total: 4 records")),

@@ -7,12 +7,12 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use out_wasm_e2e::{chunk, guest_path, init_err, init_ok, open_plugin, plugin_path, workspace_root};
+use out_wasm_e2e::{RealAgent, chunk, guest_path, init_err, init_ok, open_plugin, workspace_root};
 use out_wasm_loader::{FLB_ERROR, FLB_OK, FLB_RETRY, status_name};
 
 /// A request as the receiver saw it.
@@ -193,15 +193,6 @@ fn answers_map_to_statuses_and_the_endpoint_path_is_a_prefix() {
 }
 
 /// Kills the agent however the test ends.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a loopback port").port()
 }
@@ -233,7 +224,6 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
     let (port, seen) = start_receiver();
     let otel_port = free_port();
     let guest = guest_path("otlp");
-    let plugin = plugin_path();
     let dir = std::env::temp_dir().join(format!("out-wasm-otlp-agent-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("otlp.conf");
@@ -250,22 +240,7 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
         ),
     )
     .unwrap();
-    let mut child = Agent(
-        Command::new(&agent)
-            .args(["-e".as_ref(), plugin.as_os_str(), "-c".as_ref(), config.as_os_str()])
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the agent starts"),
-    );
-    let mut stderr = child.0.stderr.take().expect("piped stderr");
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        let _ = stderr.read_to_string(&mut log);
-        log
-    });
+    let agent = RealAgent::start(&agent, &config, Stdio::null());
     let requests: serde_json::Value = serde_json::from_slice(&data("otlp-requests.json")).unwrap();
     let trace = requests["/v1/traces"].to_string();
     let trace_id = requests["/v1/traces"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
@@ -280,11 +255,7 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while ["/v1/logs", "/v1/metrics", "/v1/traces"].iter().any(|p| !counts.contains_key(*p)) {
         if Instant::now() > deadline {
-            drop(child);
-            panic!(
-                "not every signal reached the receiver within 60 s: {counts:?}; agent log:\n{}",
-                log.join().unwrap()
-            );
+            panic!("not every signal reached the receiver within 60 s: {counts:?}; agent log:\n{}", agent.stop());
         }
         if !trace_posted {
             trace_posted = post_to_agent(otel_port, "/v1/traces", &trace);
@@ -304,7 +275,6 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
         }
     }
     eprintln!("the receiver got, by path: {counts:?}");
-    drop(child);
-    let log = log.join().unwrap();
+    let log = agent.stop();
     assert!(!log.contains("[error]"), "no errors in the agent's log:\n{log}");
 }
