@@ -5,11 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use out_wasm::bindings::{EventFormat, EventTypes};
-use out_wasm::cache::CompileCache;
-use out_wasm::guest::Schema;
-use out_wasm::inspect::{Init, Inspection, Probe};
-use out_wasm::log::Level;
+use out_wasm::inspect::{CompileCache, EventFormat, EventTypes, Init, Inspection, Level, Probe, Schema};
 
 use crate::progress;
 

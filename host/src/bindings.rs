@@ -12,11 +12,10 @@ wasmtime::component::bindgen!({
 
 pub mod v0_1_0;
 
-pub use self::exports::out_wasm::output::output::Guest as OutputExports;
 pub use self::out_wasm::output::types::{
     ConfigEntry, ConfigKey, EventFormat, EventType, EventTypes, FlushContext, FlushError, InitContext,
 };
-pub use self::out_wasm::output::{logging, metrics};
+pub use self::out_wasm::output::{logging, metrics, types};
 
 /// A version of the WIT package the host loads guests of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

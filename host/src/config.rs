@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::agent::Agent;
+use crate::agent::handle::Agent;
 use crate::bindings::{ConfigEntry, ConfigKey, EventFormat};
-use crate::guest_metrics::MetricLimits;
+use crate::sandbox::metrics::MetricLimits;
 
 /// Keys the agent consumes itself: they never reach a plugin, so a guest may not declare them.
 /// `name` selects the plugin and is not a property either. Any `tls.*` key is also the agent's.
@@ -61,7 +61,7 @@ pub struct HostConfig {
     /// `wasm_event_format` (default: the guest's choice): `msgpack`, `json_lines` or `otlp_json`.
     pub event_format: Option<EventFormat>,
     /// `wasm_allow_*`, `wasm_stdout`, `wasm_stderr`: what the guest may reach.
-    pub capabilities: std::sync::Arc<crate::capabilities::Capabilities>,
+    pub capabilities: std::sync::Arc<crate::sandbox::Capabilities>,
     /// `wasm_metrics_max`, `wasm_metrics_max_series`, `wasm_metrics_max_label_len`: how much
     /// the guests may publish.
     pub metric_limits: MetricLimits,
@@ -129,7 +129,7 @@ impl HostConfig {
         let cache_dir = match lookup("wasm_cache_dir") {
             Some(value) if value.trim().eq_ignore_ascii_case("off") => None,
             Some(value) => Some(PathBuf::from(value.trim())),
-            None => crate::cache::CompileCache::default_dir(),
+            None => crate::runtime::cache::CompileCache::default_dir(),
         };
         let defaults = Limits::default();
         let duration = |key: &str, default: Duration| -> Result<Duration> {
@@ -169,7 +169,7 @@ impl HostConfig {
             Some(v) if v == "otlp_json" || v == "otlp-json" => Some(EventFormat::OtlpJson),
             Some(v) => bail!("invalid value {v:?} for key 'wasm_event_format' (msgpack, json_lines, otlp_json)"),
         };
-        let capabilities = std::sync::Arc::new(crate::capabilities::Capabilities::from_lookup(&lookup)?);
+        let capabilities = std::sync::Arc::new(crate::sandbox::Capabilities::from_lookup(&lookup)?);
         let count = |key: &str, default: usize| -> Result<usize> {
             match lookup(key) {
                 None => Ok(default),

@@ -3,24 +3,29 @@
 //! author instead of the first failure only.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result, anyhow, bail};
 use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceType};
 
-use crate::bindings::{ConfigEntry, EventFormat, EventTypes, InitContext, WitVersion};
-use crate::cache::{self, CompileCache};
-use crate::capabilities::Capabilities;
+pub use crate::bindings::{ConfigKey, EventFormat, EventTypes};
+pub use crate::log::Level;
+pub use crate::runtime::cache::CompileCache;
+pub use crate::runtime::instance::Schema;
+
+use crate::bindings::{ConfigEntry, InitContext, WitVersion};
 use crate::config::{self, Limits};
-use crate::engine::{TickerGuard, engine};
-use crate::guest::{GuestInstance, HostState, Schema};
-use crate::guest_metrics::{GuestMetrics, MetricLimits};
-use crate::image::{self, GuestImage};
-use crate::log::Level;
-use crate::worker::Event;
+use crate::log::{Lines, LogSink};
+use crate::runtime::cache;
+use crate::runtime::engine::{TickerGuard, engine};
+use crate::runtime::image::{self, GuestImage};
+use crate::runtime::instance::GuestInstance;
+use crate::runtime::linker::linker;
+use crate::runtime::store::HostState;
+use crate::sandbox::Capabilities;
+use crate::sandbox::metrics::{GuestMetrics, MetricLimits};
 
 /// One import of the component and whether the host's linker satisfies it.
 #[derive(Debug)]
@@ -156,7 +161,7 @@ pub struct Probe<T> {
 struct Session {
     runtime: tokio::runtime::Runtime,
     instance: GuestInstance,
-    events: Receiver<Event>,
+    events: Arc<Collected>,
     /// Deadlines need the epoch ticking while the guest runs.
     ticker: TickerGuard,
 }
@@ -167,7 +172,7 @@ impl Session {
             .enable_time()
             .build()
             .context("failed to start the runtime")?;
-        let (sender, events) = mpsc::channel();
+        let events = Arc::new(Collected::default());
         let capabilities = Capabilities::from_lookup(lookup)?;
         let metrics = Arc::new(GuestMetrics::new(MetricLimits::default(), None));
         let ticker = TickerGuard::acquire()?;
@@ -175,7 +180,7 @@ impl Session {
             GuestInstance::instantiate(
                 image,
                 Level::Trace,
-                sender,
+                LogSink::new(events.clone()),
                 Limits::default().memory,
                 true,
                 &capabilities,
@@ -194,15 +199,19 @@ async fn within_init_timeout<T>(call: impl Future<Output = Result<T>>) -> Result
     tokio::time::timeout(limit, call).await.map_err(|_| anyhow!("the guest ran past wasm_init_timeout ({limit:?})"))?
 }
 
+/// The lines a guest instance logged, kept for the author.
+#[derive(Default)]
+struct Collected(Mutex<Vec<(Level, String)>>);
+
+impl Lines for Collected {
+    fn line(&self, level: Level, text: String) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push((level, text));
+    }
+}
+
 /// The guest's log lines so far.
-fn logs(events: &Receiver<Event>) -> Vec<(Level, String)> {
-    events
-        .try_iter()
-        .filter_map(|event| match event {
-            Event::Log(level, line) => Some((level, line)),
-            Event::Done(_) => None,
-        })
-        .collect()
+fn logs(events: &Collected) -> Vec<(Level, String)> {
+    std::mem::take(&mut *events.0.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// Every import of `component`, each with the host's answer. The linker stops at the first
@@ -213,7 +222,7 @@ fn imports(engine: &Engine, component: &Component) -> Result<Vec<Import>> {
     let items: Vec<(String, ComponentItem)> =
         ty.imports(engine).map(|(name, item)| (name.to_owned(), item.ty)).collect();
     let mut refused: Vec<(String, String)> = Vec::new();
-    let mut linker = image::linker(engine)?;
+    let mut linker = linker(engine)?;
     linker.allow_shadowing(true);
     for _ in 0..=items.len() {
         let Err(err) = linker.instantiate_pre(component) else { break };

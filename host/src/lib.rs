@@ -2,15 +2,23 @@
 //! components, sandboxed.
 //!
 //! The agent loads this library through its external-plugin ("Go proxy") ABI; every symbol it
-//! calls is in [`ffi`]. Each `[OUTPUT] Name wasm` section becomes an [`output::OutputInstance`]
-//! that runs the component named by `wasm_path` on plugin-owned worker threads.
+//! calls is in [`agent::ffi`]. Each `[OUTPUT] Name wasm` section becomes a
+//! [`lifecycle::output::OutputInstance`] that runs the component named by `wasm_path` on
+//! plugin-owned worker threads.
+//!
+//! The crate is laid out by concern, and its modules depend on each other without cycles:
+//! [`agent`] (the agent boundary) on top of [`lifecycle`] (an output over time), on top of
+//! [`runtime`] (wasmtime), on top of [`sandbox`] (what a guest may reach), on top of the
+//! leaves: [`log`] (levels and the log sink), [`bindings`] (the WIT), and the agent's handle
+//! and log that the layers above the runtime use. Only [`inspect`] is public, for
+//! `out-wasm check`; everything else is the plugin's own.
 //!
 //! # Invariants
 //!
 //! * **Context ownership.** `FLBPluginInit` boxes an `OutputInstance` and stores the raw
 //!   pointer in the agent's `remote_context`; the agent owns that pointer until it hands it to
-//!   `FLBPluginExitCtx`, which takes the box back and drops it. The [`registry`] tracks live
-//!   pointers so a stray or repeated exit is refused instead of freeing twice.
+//!   `FLBPluginExitCtx`, which takes the box back and drops it. The [`agent::registry`] tracks
+//!   live pointers so a stray or repeated exit is refused instead of freeing twice.
 //! * **Threads.** Init, exit and unregister run on the agent's main thread. Flushes run on any
 //!   agent thread (its event loop, or its output workers), concurrently when `workers` > 1, on
 //!   coroutine stacks of 64 KiB with no guard page: the flush path does no deep recursion and
@@ -30,9 +38,9 @@
 //!   the last instance) is
 //!   joined in the instance's exit call, so after the last exit no plugin code runs, with two
 //!   exceptions that no code can interrupt: a thread of the I/O runtime's blocking pool that is
-//!   still inside a system call `output::RUNTIME_SHUTDOWN` after exit began (a name lookup
+//!   still inside a system call `lifecycle::output::RUNTIME_SHUTDOWN` after exit began (a name lookup
 //!   waiting on an unresponsive resolver, a file call in a granted directory on a hung mount)
-//!   is left to end when that call returns (at most `output::BLOCKING_THREADS` per instance);
+//!   is left to end when that call returns (at most `lifecycle::output::BLOCKING_THREADS` per instance);
 //!   it then only frees what it owns, and `-z nodelete` keeps its code mapped. And a guest
 //!   worker blocked writing to the agent's stdout or stderr (`wasm_stdout agent`, a pipe no
 //!   one reads) holds its exit until the write completes; `wasm_stdout log` or `off` avoids
@@ -41,34 +49,14 @@
 //!   own SIGSEGV/SIGFPE handlers on every SIGHUP); every export runs under `catch_unwind`, and
 //!   the library never exits or aborts the process.
 
-pub mod abi;
-pub mod agent;
-pub mod bindings;
-pub mod cache;
-pub mod capabilities;
-pub mod cmt;
-pub mod config;
-pub mod engine;
-pub mod events;
-pub mod fault;
-pub mod ffi;
-pub mod guest;
-pub mod guest_export;
-pub mod guest_metrics;
-pub mod handoff;
-pub mod http;
-pub mod image;
+mod agent;
+mod bindings;
+mod chunk;
+mod config;
+mod lifecycle;
+mod log;
+mod runtime;
+mod sandbox;
+mod telemetry;
+
 pub mod inspect;
-pub mod log;
-pub mod metrics;
-pub mod net_policy;
-pub mod output;
-pub mod records;
-pub mod registry;
-pub mod spares;
-pub mod stdio;
-pub mod symbols;
-pub mod tls;
-pub mod version;
-pub mod watch;
-pub mod worker;

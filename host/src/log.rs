@@ -1,10 +1,14 @@
-//! Log levels and the per-instance logger that prefixes lines like the agent's own plugins.
+//! Log levels, and the sink through which a guest instance's log lines leave the sandbox.
+//!
+//! A leaf module: every part of the sandbox that writes log lines (the `logging` interface, a
+//! stdout or stderr routed to the log, the network policy's refusals, refused guest metrics)
+//! writes them to the instance's [`LogSink`], and whoever drives the instance decides where
+//! they go: the worker relays them to the agent thread waiting on the current call, `out-wasm
+//! check` keeps them for the author.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-
-use crate::agent::Agent;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The agent's log levels, least verbose first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,86 +29,53 @@ impl Level {
     }
 }
 
-/// Lines logged on plugin threads, waiting for an agent thread to write them.
-#[derive(Default)]
-struct Outbox {
-    pending: AtomicBool,
-    lines: Mutex<Vec<(Level, String)>>,
+/// Log lines one guest call may write: a guest cannot flood the agent's log.
+pub const LOG_LINES_PER_CALL: u32 = 1000;
+
+/// Where the lines of a guest instance end up.
+pub trait Lines: Send + Sync {
+    /// Hands one line on. Dropped without a word when no one waits for it any more (the call
+    /// was abandoned and its instance is being discarded).
+    fn line(&self, level: Level, text: String);
 }
 
-/// Logs on behalf of one output instance: `[output:wasm:wasm.0] message`.
-///
-/// The agent's log is only written on the agent's own threads (from any other thread it would
-/// bypass the agent's log file and go to stderr). A logger made with [`Logger::deferred`], for
-/// the plugin's own threads, queues its lines instead; [`Logger::drain`] writes them, in order,
-/// on the next call the agent makes.
+/// The log sink of one guest instance, and the lines it may still write in the current call.
 #[derive(Clone)]
-pub struct Logger {
-    agent: Agent,
-    prefix: String,
-    max: Level,
-    outbox: Arc<Outbox>,
-    deferred: bool,
+pub struct LogSink {
+    out: Arc<dyn Lines>,
+    left: Arc<AtomicU32>,
+    dropped: Arc<AtomicU64>,
 }
 
-impl Logger {
-    pub fn new(agent: Agent, instance: &str) -> Self {
-        Self {
-            agent,
-            prefix: format!("[output:wasm:{instance}] "),
-            max: agent.max_level(),
-            outbox: Arc::default(),
-            deferred: false,
-        }
+impl LogSink {
+    pub fn new(out: Arc<dyn Lines>) -> Self {
+        Self { out, left: Arc::new(AtomicU32::new(LOG_LINES_PER_CALL)), dropped: Arc::default() }
     }
 
-    /// The same logger for use on a plugin thread: lines wait for [`Logger::drain`].
-    pub fn deferred(&self) -> Self {
-        Self { deferred: true, ..self.clone() }
+    /// Starts a call: the instance gets its full budget of lines again.
+    pub fn begin_call(&self) {
+        self.left.store(LOG_LINES_PER_CALL, Ordering::Relaxed);
+        self.dropped.store(0, Ordering::Relaxed);
     }
 
-    /// Writes the lines queued by deferred loggers. Call on agent threads only.
-    pub fn drain(&self) {
-        if !self.outbox.pending.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        let lines = std::mem::take(&mut *self.outbox.lines.lock().unwrap_or_else(PoisonError::into_inner));
-        for (level, line) in lines {
-            self.agent.print(level, &line);
-        }
+    /// Lines refused in the current call because its budget was spent.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The most verbose level the instance logs at.
-    pub fn max_level(&self) -> Level {
-        self.max
-    }
-
-    pub fn log(&self, level: Level, message: &str) {
-        if level > self.max {
-            return;
-        }
-        let line = format!("{}{message}", self.prefix);
-        if self.deferred {
-            self.outbox.lines.lock().unwrap_or_else(PoisonError::into_inner).push((level, line));
-            self.outbox.pending.store(true, Ordering::Release);
+    /// Writes a line of the guest's (or about what the guest did) within the call's budget;
+    /// past it, the line is counted and dropped.
+    pub fn write(&self, level: Level, text: String) {
+        let took = self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
+        if took {
+            self.out.line(level, text);
         } else {
-            self.agent.print(level, &line);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn error(&self, message: &str) {
-        self.log(Level::Error, message)
-    }
-
-    pub fn warn(&self, message: &str) {
-        self.log(Level::Warn, message)
-    }
-
-    pub fn info(&self, message: &str) {
-        self.log(Level::Info, message)
-    }
-
-    pub fn debug(&self, message: &str) {
-        self.log(Level::Debug, message)
+    /// Writes a line of the host's own outside the budget: one the host already rate-limits.
+    pub fn write_always(&self, level: Level, text: String) {
+        self.out.line(level, text);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A 0.1.0 guest accepts logs only, gets `flush(tag, chunk)` with no context, knows the
 //! `msgpack` and `json-lines` formats, and imports no metrics. Its `logging` is the same as the
-//! newest's, so the host serves it with the same code.
+//! newest's, so the host serves it with the same code (`sandbox::logging`).
 
 wasmtime::component::bindgen!({
     path: "../wit/v0.1.0",
@@ -10,10 +10,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use self::out_wasm::output::{logging, types};
+pub use self::out_wasm::output::{logging, types};
 use crate::bindings as latest;
-
-pub use self::exports::out_wasm::output::output::Guest as OutputExports;
 
 impl From<types::ConfigKey> for latest::ConfigKey {
     fn from(key: types::ConfigKey) -> Self {
@@ -72,29 +70,4 @@ pub fn init_context(ctx: &latest::InitContext) -> anyhow::Result<types::InitCont
             .collect(),
         event_format,
     })
-}
-
-impl types::Host for crate::guest::HostState {}
-
-impl logging::Host for crate::guest::HostState {
-    fn max_level(&mut self) -> logging::Level {
-        match latest::logging::Host::max_level(self) {
-            latest::logging::Level::Error => logging::Level::Error,
-            latest::logging::Level::Warn => logging::Level::Warn,
-            latest::logging::Level::Info => logging::Level::Info,
-            latest::logging::Level::Debug => logging::Level::Debug,
-            latest::logging::Level::Trace => logging::Level::Trace,
-        }
-    }
-
-    fn log(&mut self, level: logging::Level, message: String) {
-        let level = match level {
-            logging::Level::Error => latest::logging::Level::Error,
-            logging::Level::Warn => latest::logging::Level::Warn,
-            logging::Level::Info => latest::logging::Level::Info,
-            logging::Level::Debug => latest::logging::Level::Debug,
-            logging::Level::Trace => latest::logging::Level::Trace,
-        };
-        latest::logging::Host::log(self, level, message)
-    }
 }

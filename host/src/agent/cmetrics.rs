@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
-use crate::symbols::Cmetrics;
+use crate::agent::symbols::Cmetrics;
 
 /// Namespace and subsystem of every metric: `fluentbit_wasm_...`.
 const NAMESPACE: &std::ffi::CStr = c"fluentbit";
@@ -151,10 +151,6 @@ impl Context {
 }
 
 impl Metric {
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
     /// The series with these label values (one per label name, in order).
     pub fn series(self: &Arc<Self>, values: &[&str]) -> Result<Series> {
         if values.len() != self.labels {
@@ -184,7 +180,7 @@ unsafe impl Send for Series {}
 unsafe impl Sync for Series {}
 
 impl Series {
-    fn with_value(&self, f: crate::symbols::ValueFn, value: f64) {
+    fn with_value(&self, f: crate::agent::symbols::ValueFn, value: f64) {
         let ctx = &self.metric.ctx;
         let count = self.ptrs.len() as c_int;
         // SAFETY: `f` is one of the agent's update functions for this metric's kind; the

@@ -81,8 +81,8 @@ mod tests {
 
     #[test]
     fn metrics_and_traces_render_as_otlp_json_and_as_one_json_line() {
-        let traces: &[u8] = include_bytes!("../../format/tests/data/v1_traces.msgpack");
-        let metrics: &[u8] = include_bytes!("../../format/tests/data/node_exporter_metrics.msgpack");
+        let traces: &[u8] = include_bytes!("../../../format/tests/data/v1_traces.msgpack");
+        let metrics: &[u8] = include_bytes!("../../../format/tests/data/node_exporter_metrics.msgpack");
         for (chunk, kind, root) in
             [(traces, EventType::Traces, "resourceSpans"), (metrics, EventType::Metrics, "resourceMetrics")]
         {

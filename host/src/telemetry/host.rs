@@ -4,7 +4,7 @@
 //! Every metric and series is created at init, on the agent's engine thread, so that the hooks
 //! may update them from any thread (`cmt` explains why). The series of a digest a swap
 //! installed is created by [`HostMetrics::sync`], which the flush path calls on the agent's
-//! threads; the guests' own metrics are exported by [`crate::guest_export`].
+//! threads; the guests' own metrics are exported by [`crate::telemetry::guest`].
 //!
 //! Without the agent's cmetrics (an older agent, a loader without them) every hook does nothing.
 
@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::agent::Agent;
+use crate::agent::cmetrics::{Context, Kind, Metric, Series};
+use crate::agent::handle::Agent;
+use crate::agent::logger::Logger;
 use crate::bindings::EventType;
-use crate::cmt::{Context, Kind, Metric, Series};
-use crate::fault::FaultKind;
-use crate::guest_export::GuestExport;
-use crate::guest_metrics::{GuestMetrics, MetricSink};
-use crate::log::Logger;
+use crate::runtime::fault::FaultKind;
+use crate::sandbox::metrics::{GuestMetrics, MetricSink};
+use crate::telemetry::guest::GuestExport;
 
 /// The metrics a worker thread feeds: the guests' (through `metrics`) and the host's.
 #[derive(Clone)]
@@ -80,7 +80,6 @@ pub struct HostMetrics {
 }
 
 struct Inner {
-    ctx: Context,
     name: String,
     flushes: Vec<Series>,
     duration: Series,
@@ -131,11 +130,6 @@ impl HostMetrics {
                 Self::default()
             }
         }
-    }
-
-    /// The context guest metrics are exported to, and the instance's name, if metrics are on.
-    pub fn context(&self) -> Option<(Context, &str)> {
-        self.inner.as_ref().map(|inner| (inner.ctx, inner.name.as_str()))
     }
 
     /// A flush the agent handed to the plugin ended; `elapsed` is how long the agent waited
@@ -200,7 +194,7 @@ impl HostMetrics {
     pub fn handed(&self, event_type: EventType, chunk: &[u8]) {
         if let Some(inner) = &self.inner {
             if event_type == EventType::Logs {
-                inner.records.add(crate::records::count(chunk) as f64);
+                inner.records.add(crate::chunk::records::count(chunk) as f64);
             }
             inner.bytes.add(chunk.len() as f64);
         }
@@ -324,7 +318,6 @@ impl Inner {
             None,
         )?;
         Ok(Self {
-            ctx,
             name: name.to_owned(),
             flushes,
             duration,

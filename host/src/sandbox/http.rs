@@ -1,7 +1,7 @@
 //! Outbound HTTP for guests (`wasi:http/outgoing-handler`): each request is judged by the
 //! instance's network policy before any connection (a denied one fails with
 //! `HTTP-request-denied`), then sent over HTTP/1.1, with TLS for `https` trusting the roots
-//! of [`crate::tls`].
+//! of [`crate::sandbox::tls`].
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Scheme};
 use http_body::{Body, Frame, SizeHint};
@@ -19,10 +20,11 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use wasmtime::component::Linker;
 use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
 
-use crate::net_policy::{NetPolicy, NetUse};
+use crate::sandbox::network::{NetPolicy, NetUse};
 
 /// The per-instance HTTP policy.
 pub struct HttpPolicy {
@@ -39,6 +41,14 @@ impl HttpPolicy {
     pub fn net(&self) -> &NetPolicy {
         &self.net
     }
+}
+
+/// Links `wasi:http/outgoing-handler` and its types (no incoming handler: an output serves
+/// nothing); the store's [`WasiHttpView`] hands each request to the instance's [`HttpPolicy`].
+pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+        .map_err(anyhow::Error::from)
+        .context("failed to link WASI HTTP")
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -137,13 +147,13 @@ fn tls_failure(host: &str, port: u16, err: std::io::Error, net: &NetPolicy) -> E
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         .is_some_and(|err| matches!(err, rustls::Error::InvalidCertificate(_)));
     if certificate {
-        net.log().warn(format!(
+        net.warn(format!(
             "TLS handshake with {host}:{port} failed: {err}; if the endpoint's certificate is issued by a private \
              CA, add that CA with wasm_tls_ca_file"
         ));
         Error::TlsCertificateError
     } else {
-        net.log().warn(format!("TLS handshake with {host}:{port} failed: {err}"));
+        net.warn(format!("TLS handshake with {host}:{port} failed: {err}"));
         Error::Tls(err)
     }
 }

@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::image;
-use crate::log::Logger;
-use crate::output::{Shared, short};
-use crate::worker::Worker;
+use crate::agent::logger::Logger;
+use crate::lifecycle::shared::{Shared, short};
+use crate::lifecycle::worker::Worker;
+use crate::runtime::image;
 
 /// What identifies one state of a file without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

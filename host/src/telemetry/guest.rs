@@ -1,5 +1,5 @@
 //! The guests' own metrics on the agent's endpoint: each metric the registry
-//! ([`crate::guest_metrics`]) accepted becomes `fluentbit_wasm_guest_<name>` (counters get
+//! ([`crate::sandbox::metrics`]) accepted becomes `fluentbit_wasm_guest_<name>` (counters get
 //! `_total` unless the name has it) in the output instance's cmetrics context, with the
 //! instance's `name` label before the guest's labels.
 //!
@@ -21,10 +21,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Result;
 
+use crate::agent::cmetrics::{Context, DEFAULT_BUCKET_BOUNDS, Kind, Metric, Series};
+use crate::agent::logger::Logger;
 use crate::bindings::metrics::{MetricKind, MetricSpec};
-use crate::cmt::{Context, DEFAULT_BUCKET_BOUNDS, Kind, Metric, Series};
-use crate::guest_metrics::{MetricSink, Update};
-use crate::log::Logger;
+use crate::sandbox::metrics::{MetricSink, Update};
 
 /// The export of one output instance's guest metrics.
 pub struct GuestExport {

@@ -8,8 +8,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::bindings::InitContext;
-use crate::image::GuestImage;
-use crate::worker::Worker;
+use crate::lifecycle::worker::Worker;
+use crate::runtime::image::GuestImage;
 
 pub struct GuestVersion {
     pub image: Arc<GuestImage>,

@@ -6,7 +6,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::output::OutputInstance;
+use crate::lifecycle::output::OutputInstance;
 
 struct Registry {
     /// Instances initialised since the last Register (the agent's current configuration).

@@ -49,28 +49,6 @@ impl FaultKind {
     }
 }
 
-/// The error a guest's memory growth past its cap raises (a trap of the host's making).
-#[derive(Debug)]
-pub struct MemoryLimitExceeded {
-    /// Bytes the guest asked for.
-    pub desired: usize,
-    /// `wasm_memory_limit` in bytes.
-    pub limit: usize,
-}
-
-impl fmt::Display for MemoryLimitExceeded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "guest exceeded its memory limit: it asked for {} MiB, wasm_memory_limit is {} MiB",
-            self.desired.div_ceil(1 << 20),
-            self.limit >> 20
-        )
-    }
-}
-
-impl std::error::Error for MemoryLimitExceeded {}
-
 impl Fault {
     pub fn kind(&self) -> FaultKind {
         if self.deadline {
@@ -87,7 +65,7 @@ impl Fault {
     /// Classifies the error of a failed guest call.
     pub fn from_call(err: wasmtime::Error) -> Self {
         let trap = err.downcast_ref::<Trap>().copied();
-        let memory = err.downcast_ref::<MemoryLimitExceeded>().is_some();
+        let memory = err.downcast_ref::<crate::sandbox::memory::MemoryLimitExceeded>().is_some();
         let backtrace = err
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| bt.to_string().trim_end().to_owned())

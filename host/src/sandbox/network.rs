@@ -14,19 +14,18 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::mpsc::Sender;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::{Context, Result, bail};
 
 use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{self, HostResolveAddressStream};
 use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
 use wasmtime_wasi::p2::{DynPollable, IoError, SocketError};
-use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
 
-use crate::capabilities::{GrantHost, NetGrant};
-use crate::log::Level;
-use crate::stdio::LogBudget;
-use crate::worker::Event;
+use crate::log::{Level, LogSink};
 
 /// Addresses learned from lookups that an instance remembers (oldest forgotten first): enough
 /// for any real set of endpoints, and bounded however often DNS answers change.
@@ -47,7 +46,8 @@ pub enum NetUse<'a> {
 pub struct NetPolicy {
     grants: Vec<NetGrant>,
     learned: Mutex<Learned>,
-    log: HostLog,
+    /// Lines about what the policy refused, within the guest's log budget.
+    log: LogSink,
 }
 
 #[derive(Default)]
@@ -58,24 +58,69 @@ struct Learned {
     streams: HashMap<u32, String>,
 }
 
-/// Host log lines about a guest's own actions, relayed like its log lines and within its budget.
-#[derive(Clone)]
-pub struct HostLog {
-    events: Sender<Event>,
-    budget: LogBudget,
+/// One `wasm_allow_net` entry: a host as written and a port (`None`: any port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetGrant {
+    pub host: GrantHost,
+    pub port: Option<u16>,
 }
 
-impl HostLog {
-    pub fn new(events: Sender<Event>, budget: LogBudget) -> Self {
-        Self { events, budget }
-    }
+/// The host of a grant: an address, or a name (lowercase, without a root dot), never resolved
+/// by the host on the guest's behalf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantHost {
+    Ip(IpAddr),
+    Name(String),
+}
 
-    pub fn warn(&self, line: String) {
-        if self.budget.take() {
-            // The receiver is gone only when the waiting call was abandoned; nothing to do then.
-            let _ = self.events.send(Event::Log(Level::Warn, line));
+/// The grants of `wasm_allow_net`, one per item: `host:port` (`host:*` for any port;
+/// `[v6]:port`).
+pub fn grants(items: &[String]) -> Result<Vec<NetGrant>> {
+    items.iter().map(|item| grant(item)).collect()
+}
+
+fn grant(item: &str) -> Result<NetGrant> {
+    let (host, port) = item
+        .rsplit_once(':')
+        .with_context(|| format!("invalid address {item:?} in 'wasm_allow_net' (host:port or host:*)"))?;
+    let port = match port {
+        "*" => None,
+        p => Some(p.parse::<u16>().with_context(|| format!("invalid port in {item:?} ('wasm_allow_net')"))?),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = match host.parse::<IpAddr>() {
+        Ok(ip) => GrantHost::Ip(ip.to_canonical()),
+        Err(_) if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') => {
+            bail!("invalid host {host:?} in 'wasm_allow_net' (a name or an IP address)")
         }
-    }
+        Err(_) => GrantHost::Name(host.trim_end_matches('.').to_ascii_lowercase()),
+    };
+    Ok(NetGrant { host, port })
+}
+
+/// Opens WASI's sockets as far as `grants` allow and puts the policy in front of them: every
+/// connection and datagram is judged here, lookups by the host's own `ip-name-lookup`
+/// ([`add_to_linker`]) and HTTP requests by [`crate::sandbox::http`]. Returns the policy.
+pub fn apply(builder: &mut WasiCtxBuilder, grants: &[NetGrant], log: &LogSink) -> Arc<NetPolicy> {
+    let policy = Arc::new(NetPolicy::new(grants, log.clone()));
+    let networked = policy.networked();
+    // WASI's own lookup switch only opens the resolver the policy stands in front of: the
+    // host's `ip-name-lookup` judges every name first.
+    builder.allow_tcp(networked).allow_udp(networked).allow_ip_name_lookup(networked);
+    let judge = policy.clone();
+    builder.socket_addr_check(move |addr, usage| {
+        let permitted = match usage {
+            // The implicit bind before a connect or a send uses the wildcard address.
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => addr.ip().is_unspecified() && addr.port() == 0,
+            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                judge.judge(NetUse::Connect(addr))
+            }
+            // An output never listens or accepts.
+            _ => false,
+        };
+        Box::pin(async move { permitted })
+    });
+    policy
 }
 
 fn normalize(name: &str) -> String {
@@ -87,7 +132,7 @@ fn port_matches(grant: &NetGrant, port: u16) -> bool {
 }
 
 impl NetPolicy {
-    pub fn new(grants: &[NetGrant], log: HostLog) -> Self {
+    pub fn new(grants: &[NetGrant], log: LogSink) -> Self {
         Self { grants: grants.to_vec(), learned: Mutex::default(), log }
     }
 
@@ -95,9 +140,9 @@ impl NetPolicy {
         self.learned.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Where the host's lines about this instance's network use go.
-    pub fn log(&self) -> &HostLog {
-        &self.log
+    /// Logs a refusal or failure of the guest's network use, within its log budget.
+    pub fn warn(&self, line: String) {
+        self.log.write(Level::Warn, line);
     }
 
     /// Whether the instance may use the network at all.
@@ -194,7 +239,7 @@ impl ip_name_lookup::Host for Lookup<'_> {
         name: String,
     ) -> Result<Resource<ip_name_lookup::ResolveAddressStream>, SocketError> {
         if !self.policy.judge(NetUse::Lookup(&name)) {
-            self.policy.log.warn(format!(
+            self.policy.warn(format!(
                 "the host denied the guest's lookup of {name:?}: no wasm_allow_net grant names it (nothing was sent)"
             ));
             return Err(ErrorCode::AccessDenied.into());
@@ -260,8 +305,11 @@ mod tests {
     fn policy(grants: &[(GrantHost, Option<u16>)]) -> NetPolicy {
         let grants: Vec<NetGrant> =
             grants.iter().map(|(host, port)| NetGrant { host: host.clone(), port: *port }).collect();
-        let (events, _) = std::sync::mpsc::channel();
-        NetPolicy::new(&grants, HostLog::new(events, LogBudget::default()))
+        struct Nowhere;
+        impl crate::log::Lines for Nowhere {
+            fn line(&self, _: Level, _: String) {}
+        }
+        NetPolicy::new(&grants, LogSink::new(Arc::new(Nowhere)))
     }
 
     fn name(n: &str) -> GrantHost {

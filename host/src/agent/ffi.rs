@@ -10,14 +10,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::abi::{
+use crate::agent::abi::{
     FLB_EVENT_TYPE_LOGS, FLB_EVENT_TYPE_METRICS, FLB_EVENT_TYPE_TRACES, FLB_PROXY_GOLANG, FLB_PROXY_OUTPUT_PLUGIN,
     FlbPluginProxyDef, FlbgoOutputPlugin,
 };
-use crate::agent::Agent;
-use crate::log::Logger;
-use crate::output::{FlushStatus, OutputInstance};
-use crate::registry::{self, InstancePtr};
+use crate::agent::handle::Agent;
+use crate::agent::logger::Logger;
+use crate::agent::registry::{self, InstancePtr};
+use crate::lifecycle::output::{FlushStatus, OutputInstance};
 
 /// The name users write in `[OUTPUT] Name wasm`.
 const PLUGIN_NAME: &CStr = c"wasm";
@@ -27,8 +27,8 @@ const PLUGIN_DESCRIPTION: &CStr = c"Runs output plugins written as WebAssembly c
 mod status {
     use std::ffi::c_int;
 
-    use crate::abi::{FLB_ERROR, FLB_OK, FLB_RETRY};
-    use crate::output::FlushStatus;
+    use crate::agent::abi::{FLB_ERROR, FLB_OK, FLB_RETRY};
+    use crate::lifecycle::output::FlushStatus;
 
     pub const REGISTERED: c_int = 0;
     pub const REGISTER_FAILED: c_int = -1;

@@ -14,16 +14,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use crate::agent::logger::Logger;
 use crate::bindings::{EventFormat, EventType, FlushContext, FlushError, InitContext};
-use crate::capabilities::Capabilities;
 use crate::config::Limits;
-use crate::engine::WORKER_STACK;
-use crate::fault::Fault;
-use crate::guest::{GuestInstance, LOG_LINES_PER_CALL, Schema};
-use crate::guest_metrics::GuestMetrics;
-use crate::image::GuestImage;
-use crate::log::{Level, Logger};
-use crate::metrics::{HostMetrics, Meters};
+use crate::log::{LOG_LINES_PER_CALL, Level, Lines, LogSink};
+use crate::runtime::engine::WORKER_STACK;
+use crate::runtime::fault::Fault;
+use crate::runtime::image::GuestImage;
+use crate::runtime::instance::{GuestInstance, Schema};
+use crate::sandbox::Capabilities;
+use crate::sandbox::metrics::GuestMetrics;
+use crate::telemetry::host::{HostMetrics, Meters};
 
 /// A chunk borrowed from the agent for the duration of one flush call.
 pub struct ChunkRef {
@@ -79,6 +80,15 @@ pub enum Response {
 pub enum Event {
     Log(Level, String),
     Done(Result<Response, Fault>),
+}
+
+// The guest's lines go to the agent thread waiting on the current call, between that call's
+// answers, so they are written in order and on an agent thread.
+impl Lines for Sender<Event> {
+    fn line(&self, level: Level, text: String) {
+        // The receiver is gone only when the waiting call was abandoned; nothing to do then.
+        let _ = self.send(Event::Log(level, text));
+    }
 }
 
 /// Handle to a worker thread and its guest instance.
@@ -167,7 +177,7 @@ impl Worker {
 
     fn wait(&mut self, logger: &Logger) -> Result<Response, Fault> {
         let outcome = loop {
-            match crate::handoff::recv(&self.events) {
+            match crate::lifecycle::handoff::recv(&self.events) {
                 Ok(Event::Log(level, message)) => logger.log(level, &message),
                 Ok(Event::Done(outcome)) => break outcome,
                 Err(_) => break Err(Fault::host("the worker thread ended without answering")),
@@ -234,7 +244,7 @@ fn serve(
     let instantiate = GuestInstance::instantiate(
         image,
         max_level,
-        events.clone(),
+        LogSink::new(Arc::new(events.clone())),
         limits.memory,
         limits.deadlines,
         capabilities,
@@ -265,7 +275,7 @@ fn serve(
     probe.host.memory_grew(reported);
     let _ = events.send(Event::Done(Ok(Response::Ready)));
 
-    while let Ok(request) = crate::handoff::recv(requests) {
+    while let Ok(request) = crate::lifecycle::handoff::recv(requests) {
         let exiting = matches!(request, Request::Exit);
         let (call, limit, key) = match request {
             Request::Schema => ("config-schema", limits.init_timeout, "wasm_init_timeout"),
@@ -317,7 +327,7 @@ async fn handle(instance: &mut GuestInstance, request: Request, deadline: Option
         Request::Init(ctx) => instance.init(&ctx).await.map(Response::Init),
         Request::Flush { tag, event_type, chunk, format } => {
             let rendered;
-            let bytes = match crate::events::render(format, event_type, chunk.as_slice()) {
+            let bytes = match crate::chunk::events::render(format, event_type, chunk.as_slice()) {
                 Ok(Some(lines)) => {
                     rendered = lines;
                     &rendered[..]

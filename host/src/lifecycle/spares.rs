@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
-use crate::output::Shared;
-use crate::version::GuestVersion;
+use crate::lifecycle::shared::Shared;
+use crate::lifecycle::version::GuestVersion;
 
 enum Request {
     /// Prepare a spare for this version (claimed with `GuestVersion::claim_spare`), unless it

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::Component;
 
-use crate::bindings::{OutputPlugin, OutputPluginPre, WitVersion, v0_1_0};
-use crate::cache::{self, CompileCache, Origin};
-use crate::engine::engine_for;
-use crate::guest::HostState;
+use crate::bindings::{OutputPluginPre, WitVersion, v0_1_0};
+use crate::runtime::cache::{self, CompileCache, Origin};
+use crate::runtime::engine::engine_for;
+use crate::runtime::linker::linker;
+use crate::runtime::store::HostState;
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
@@ -99,25 +100,6 @@ impl GuestImage {
             Pre::V0_1_0(pre) => pre.engine(),
         }
     }
-}
-
-/// Every interface the host provides, for guests of every supported WIT version at once: the
-/// versions' interfaces have distinct names, so one linker serves them all.
-pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("failed to link WASI")?;
-    crate::net_policy::add_to_linker(&mut linker, HostState::lookup)
-        .context("failed to link the name lookup policy")?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-        .map_err(anyhow::Error::from)
-        .context("failed to link WASI HTTP")?;
-    OutputPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-        .map_err(anyhow::Error::from)
-        .context("failed to link the host interfaces")?;
-    v0_1_0::OutputPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-        .map_err(anyhow::Error::from)
-        .context("failed to link the host interfaces of 0.1.0")?;
-    Ok(linker)
 }
 
 /// The newest supported WIT version whose `output` interface the component exports.

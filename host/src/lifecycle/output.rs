@@ -5,22 +5,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result};
 
-use crate::agent::Agent;
-use crate::bindings::{EventFormat, EventType, EventTypes, FlushError, InitContext, WitVersion};
-use crate::cache::CompileCache;
-use crate::config::{self, HostConfig, OnFault};
-use crate::engine::TickerGuard;
-use crate::fault::Fault;
-use crate::guest_metrics::GuestMetrics;
-use crate::image::GuestImage;
-use crate::log::Logger;
-use crate::metrics::{FlushResult, HostMetrics, Meters};
-use crate::spares::Spares;
-use crate::version::GuestVersion;
-use crate::watch::{FileStamp, Watcher};
-use crate::worker::{ChunkRef, Request, Response, Worker};
+use crate::agent::handle::Agent;
+use crate::agent::logger::Logger;
+use crate::bindings::{EventType, EventTypes, FlushError};
+use crate::config::{HostConfig, OnFault};
+use crate::lifecycle::shared::{Shared, short};
+use crate::lifecycle::spares::Spares;
+use crate::lifecycle::version::GuestVersion;
+use crate::lifecycle::watch::{FileStamp, Watcher};
+use crate::lifecycle::worker::{ChunkRef, Request, Response, Worker};
+use crate::runtime::cache::CompileCache;
+use crate::runtime::engine::TickerGuard;
+use crate::runtime::fault::Fault;
+use crate::sandbox::metrics::GuestMetrics;
+use crate::telemetry::host::{FlushResult, HostMetrics};
 
 /// How a flush ended, in the agent's terms; mapped to its status codes in `ffi`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,116 +28,6 @@ pub enum FlushStatus {
     Ok,
     Retry,
     Error,
-}
-
-/// What the agent-facing instance and its watcher thread share.
-pub struct Shared {
-    pub name: String,
-    pub agent: Agent,
-    pub logger: Logger,
-    pub host: HostConfig,
-    cache: Option<CompileCache>,
-    next_worker: AtomicU64,
-    runtime: tokio::runtime::Handle,
-    current: Mutex<Option<Arc<GuestVersion>>>,
-    /// The guests' own metrics: the output instance's, whichever guest instance declared them.
-    metrics: Arc<GuestMetrics>,
-    /// The host's metrics of this output instance (`fluentbit_wasm_*`).
-    pub host_metrics: Arc<HostMetrics>,
-}
-
-impl Shared {
-    /// The version new flushes go to.
-    pub fn current(&self) -> Arc<GuestVersion> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone().expect("a version is installed at init")
-    }
-
-    /// Makes `version` the one new flushes go to; returns the one it replaces.
-    pub fn install(&self, version: Arc<GuestVersion>) -> Option<Arc<GuestVersion>> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner).replace(version)
-    }
-
-    fn spawn_worker(&self, image: &Arc<GuestImage>, logger: &Logger) -> Result<Worker> {
-        let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        let capabilities = self.host.capabilities.clone();
-        Worker::spawn(
-            id,
-            image.clone(),
-            self.runtime.clone(),
-            self.host.limits,
-            capabilities,
-            Meters { guest: self.metrics.clone(), host: self.host_metrics.clone() },
-            logger,
-        )
-    }
-
-    /// Starts and initialises a new guest instance of `version`: what a flush must never wait
-    /// for once the output runs (see [`crate::spares`]).
-    pub fn start_instance(&self, version: &GuestVersion, logger: &Logger) -> Result<Worker> {
-        let mut worker = self.spawn_worker(&version.image, logger)?;
-        Self::init_worker(&mut worker, &version.init_ctx, logger)?;
-        Ok(worker)
-    }
-
-    fn init_worker(worker: &mut Worker, ctx: &InitContext, logger: &Logger) -> Result<()> {
-        match worker.call(Request::Init(ctx.clone()), logger) {
-            Ok(Response::Init(Ok(()))) => Ok(()),
-            Ok(Response::Init(Err(message))) => bail!("guest init returned an error: {message}"),
-            Ok(other) => bail!("guest init answered unexpectedly: {other:?}"),
-            Err(fault) => Err(anyhow!("{fault}").context("guest faulted in init")),
-        }
-    }
-
-    /// Loads a guest (from `bytes`, or from the file), resolves the keys it declares and
-    /// initialises its first instance: a version ready to serve. Compiling, instantiating and
-    /// init all happen here, never on the flush path of another version.
-    pub fn prepare(&self, bytes: Option<&[u8]>, logger: &Logger) -> Result<Arc<GuestVersion>> {
-        let path = &self.host.wasm_path;
-        let image = match bytes {
-            Some(bytes) => GuestImage::from_bytes(path, bytes, self.cache.as_ref(), self.host.limits.deadlines),
-            None => GuestImage::load(path, self.cache.as_ref(), self.host.limits.deadlines),
-        }
-        .with_context(|| format!("failed to load guest '{}'", path.display()))?;
-        let image = Arc::new(image);
-        let setup = || -> Result<Arc<GuestVersion>> {
-            let mut worker = self.spawn_worker(&image, logger)?;
-            let schema = match worker.call(Request::Schema, logger) {
-                Ok(Response::Schema(schema)) => schema,
-                Ok(other) => bail!("config-schema answered unexpectedly: {other:?}"),
-                Err(fault) => return Err(anyhow!("{fault}").context("guest faulted in config-schema")),
-            };
-            if schema.event_types == EventTypes::empty() {
-                bail!("the guest accepts no event types (accepted-event-types returned an empty set)");
-            }
-            let event_format = self.host.event_format.unwrap_or(schema.preferred_format);
-            if event_format == EventFormat::OtlpJson && image.version() < WitVersion::V0_2_0 {
-                bail!(
-                    "wasm_event_format otlp_json needs a guest built against out-wasm:output@0.2.0 or later; \
-                     this one is {}",
-                    image.version()
-                );
-            }
-            let ctx = InitContext {
-                instance: self.name.clone(),
-                guest_path: path.display().to_string(),
-                guest_digest: image.digest().to_owned(),
-                config: config::resolve_with_agent(&schema.keys, &self.agent)?,
-                event_format,
-                event_types: schema.event_types,
-            };
-            Self::init_worker(&mut worker, &ctx, logger)?;
-            Ok(Arc::new(GuestVersion::new(image.clone(), ctx, worker)))
-        };
-        setup().with_context(|| format!("failed to initialize guest '{}'", path.display()))
-    }
-
-    /// Gives a worker its exit call and stops its thread.
-    pub fn exit_worker(mut worker: Worker, logger: &Logger) {
-        if let Err(fault) = worker.call(Request::Exit, logger) {
-            logger.warn(&format!("guest instance #{} faulted in exit: {fault}", worker.id()));
-        }
-        worker.join();
-    }
 }
 
 /// The plugin's state for one output instance, owned by the agent's `remote_context`.
@@ -280,18 +170,16 @@ impl OutputInstance {
         let stamp = FileStamp::of(&host.wasm_path);
         let host_metrics = Arc::new(HostMetrics::new(agent, name, host.limits.memory, &logger));
         let guest_metrics = GuestMetrics::new(metric_limits, host_metrics.guest_sink());
-        let shared = Arc::new(Shared {
-            name: name.to_owned(),
-            agent: *agent,
+        let shared = Arc::new(Shared::new(
+            name,
+            *agent,
             logger,
             host,
             cache,
-            next_worker: AtomicU64::new(0),
-            runtime: runtime.handle().clone(),
-            current: Mutex::new(None),
-            metrics: Arc::new(guest_metrics),
+            runtime.handle().clone(),
+            Arc::new(guest_metrics),
             host_metrics,
-        });
+        ));
         let version = shared.prepare(None, &shared.logger)?;
         shared.logger.info(&format!(
             "guest '{}' (sha256 {}) initialized, {}",
@@ -359,11 +247,6 @@ impl OutputInstance {
             worker.id()
         ));
         Ok(worker)
-    }
-
-    /// Flushes that had to start an instance themselves.
-    pub fn fallbacks(&self) -> u64 {
-        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// Returns a healthy worker to its version, or retires it if a swap replaced the version
@@ -435,7 +318,7 @@ impl OutputInstance {
         }
         let version = self.shared.current();
         let path = &version.init_ctx.guest_path;
-        let event_type = crate::events::event_type(chunk);
+        let event_type = crate::chunk::events::event_type(chunk);
         if !version.init_ctx.event_types.contains(event_type.as_set()) {
             self.skip(event_type, tag);
             return (FlushStatus::Ok, FlushResult::Skipped);
@@ -538,8 +421,3 @@ pub const BLOCKING_THREADS: usize = 4;
 /// thread still inside a system call (a lookup waiting on the resolver, a file call on a hung
 /// mount) cannot be interrupted, and is left to end when that call returns.
 pub const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
-
-/// The first 12 hex digits of a digest, as logs show it.
-pub fn short(digest: &str) -> &str {
-    &digest[..digest.len().min(12)]
-}

@@ -6,12 +6,14 @@
 //! agent's memory without bound through its metrics.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::metrics::{MetricKind, MetricSpec};
+use crate::bindings::metrics::{self, MetricKind, MetricSpec};
+use crate::log::{Level, LogSink};
 
 /// Longest metric or label name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -187,8 +189,59 @@ impl GuestMetrics {
     }
 
     /// How many series exist, over all metrics.
+    #[cfg(test)]
     pub fn series(&self) -> usize {
         self.registry().series
+    }
+}
+
+/// A guest instance's side of `metrics`: the output instance's registry, and where refusals
+/// are logged.
+pub struct Metrics {
+    registry: Arc<GuestMetrics>,
+    log: LogSink,
+}
+
+impl Metrics {
+    pub fn new(registry: Arc<GuestMetrics>, log: LogSink) -> Self {
+        Self { registry, log }
+    }
+
+    /// A refused call: counted, logged at warn now and then, and the reason handed back.
+    fn refused(&self, err: anyhow::Error) -> String {
+        let reason = format!("{err:#}");
+        if let Some(line) = self.registry.refused(&reason) {
+            // Rate-limited by the registry already, so outside the call's log budget.
+            self.log.write_always(Level::Warn, line);
+        }
+        reason
+    }
+
+    fn update(&self, metric: u32, labels: Vec<String>, update: Update) -> Result<(), String> {
+        self.registry.update(metric, labels, update).map_err(|err| self.refused(err))
+    }
+}
+
+/// Links `metrics` (0.2.0 on); `get` finds an instance's [`Metrics`].
+pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut Metrics) -> Result<()> {
+    metrics::add_to_linker::<T, HasSelf<Metrics>>(linker, get).map_err(anyhow::Error::from)
+}
+
+impl metrics::Host for Metrics {
+    fn declare(&mut self, spec: MetricSpec) -> Result<u32, String> {
+        self.registry.declare(spec).map_err(|err| self.refused(err))
+    }
+
+    fn add(&mut self, metric: u32, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.update(metric, label_values, Update::Add(value))
+    }
+
+    fn set(&mut self, metric: u32, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.update(metric, label_values, Update::Set(value))
+    }
+
+    fn observe(&mut self, metric: u32, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.update(metric, label_values, Update::Observe(value))
     }
 }
 
