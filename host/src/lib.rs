@@ -23,11 +23,11 @@
 //!   agent thread (its event loop, or its output workers), concurrently when `workers` > 1, on
 //!   coroutine stacks of 64 KiB with no guard page: the flush path does no deep recursion and
 //!   no large stack frames, and hands the guest call to a worker thread with an 8 MiB stack.
-//!   The agent's log is only written on the agent's threads: lines from the plugin's own
-//!   threads (the watcher, the warm-spare thread) are queued and written by the next call the agent makes. Property
-//!   lookups also happen on the watcher thread during a hot swap: they only read the
-//!   instance's property list, which the agent never changes after init and frees only after
-//!   the exit call, which joins the watcher first.
+//!   The agent's log is only written on the agent's threads: lines from the plugin's own threads
+//!   (the watcher, the warm-spare thread) are queued and written by the next call the agent makes.
+//!   Property lookups also happen on the watcher thread during a hot swap: they only read the
+//!   instance's property list, which the agent never changes after init and frees only after the
+//!   exit call, which joins the watcher first.
 //! * **Lifetimes.** The chunk and tag are borrowed for one flush call; the agent thread stays
 //!   blocked until the worker has answered, so the worker reads the chunk in place without a
 //!   copy. The API table and instance handle live until the instance's exit call.

@@ -1,7 +1,7 @@
-//! The runtime: the one wasmtime engine ([`engine`]), a component compiled and linked once ([`image`], through the
-//! compile [`cache`] and the one [`linker`]), the store's data ([`store`]), a live guest
-//! instance and its calls ([`instance`]), and what a call that did not return is
-//! ([`fault`]).
+//! The runtime: the one wasmtime engine ([`engine`]), a component compiled and linked once
+//! ([`image`], through the compile [`cache`] and the one [`linker`]), the store's data
+//! ([`store`]), a live guest instance and its calls ([`instance`]), and what a call that did
+//! not return is ([`fault`]).
 
 pub mod cache;
 pub mod engine;

@@ -2,8 +2,8 @@
 //! `name` label first, in the agent's cmetrics context of the instance (see `docs/metrics.md`).
 //!
 //! Every metric and series is created at init, on the agent's engine thread, so that the hooks
-//! may update them from any thread (`cmt` explains why). The series of a digest a swap
-//! installed is created by [`HostMetrics::sync`], which the flush path calls on the agent's
+//! may update them from any thread (`agent::cmetrics` explains why). The series of a digest a
+//! swap installed is created by [`HostMetrics::sync`], which the flush path calls on the agent's
 //! threads; the guests' own metrics are exported by [`crate::telemetry::guest`].
 //!
 //! Without the agent's cmetrics (an older agent, a loader without them) every hook does nothing.
