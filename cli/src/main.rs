@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use out_wasm_loader::{Layout, RunOptions, Time, TimeEncoding};
+use out_wasm_loader::{AgentVersion, Layout, RunOptions, Time, TimeEncoding};
 
 #[derive(Parser)]
 #[command(name = "out-wasm", version, about = "Check, start, run and measure out_wasm guest components")]
@@ -102,6 +102,10 @@ struct RunArgs {
     /// lines (repeatable).
     #[arg(long = "chunk")]
     chunks: Vec<PathBuf>,
+    /// Play this Fluent Bit (2.2, 3.2, 4.2.2, 4.2.3, 4.2, 5.0, 5.1): its struct sizes, its
+    /// exported functions and the event types it routes to the plugin.
+    #[arg(long, value_parser = AgentVersion::parse, default_value = "5.1")]
+    agent: AgentVersion,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -140,6 +144,7 @@ impl RunArgs {
         options.repeat = self.repeat;
         options.stats = self.stats;
         options.chunk_files = self.chunks;
+        options.agent = self.agent;
         options
     }
 }

@@ -9,5 +9,6 @@ pub mod cmetrics;
 pub mod ffi;
 pub mod handle;
 pub mod logger;
+pub mod profile;
 pub mod registry;
 pub mod symbols;

@@ -24,7 +24,11 @@ pub const FLB_OK: c_int = 1;
 /// Flush answer: the agent schedules the chunk again later.
 pub const FLB_RETRY: c_int = 2;
 
-/// Filled by `FLBPluginRegister`.
+/// Filled by `FLBPluginRegister`: the fields every supported agent has (Fluent Bit 2.0 on).
+///
+/// Agents allocate exactly their own size of the definition, which grew twice since (see
+/// [`crate::agent::profile`]): only this prefix may be written unless the agent was shown to
+/// have more.
 #[repr(C)]
 pub struct FlbPluginProxyDef {
     pub type_: c_int,
@@ -32,9 +36,15 @@ pub struct FlbPluginProxyDef {
     pub flags: c_int,
     pub name: *mut c_char,
     pub description: *mut c_char,
+}
+
+/// The definition of Fluent Bit 4.2.3 and 5.0 on: the prefix and the event types the plugin
+/// takes. (5.1.1 appends `config_map`, which the plugin leaves as the agent zeroed it: NULL, no
+/// schema, so the agent passes every key through.)
+#[repr(C)]
+pub struct FlbPluginProxyDefEventType {
+    pub base: FlbPluginProxyDef,
     pub event_type: c_int,
-    /// Left NULL: a non-NULL map would make the agent reject the guest's own keys.
-    pub config_map: *mut c_void,
 }
 
 /// Passed to `FLBPluginInit`, once per instance; the agent rewrites its fields each time.

@@ -12,10 +12,11 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::agent::abi::{
     FLB_EVENT_TYPE_LOGS, FLB_EVENT_TYPE_METRICS, FLB_EVENT_TYPE_TRACES, FLB_PROXY_GOLANG, FLB_PROXY_OUTPUT_PLUGIN,
-    FlbPluginProxyDef, FlbgoOutputPlugin,
+    FlbPluginProxyDef, FlbPluginProxyDefEventType, FlbgoOutputPlugin,
 };
 use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
+use crate::agent::profile::AgentProfile;
 use crate::agent::registry::{self, InstancePtr};
 use crate::lifecycle::output::{FlushStatus, OutputInstance};
 
@@ -105,36 +106,50 @@ pub extern "C" fn FLBPluginPreRegister(_hot_reloading: c_int) -> c_int {
     0
 }
 
-/// Describes the plugin: an output named `wasm`, taking logs, metrics and traces, any config key.
+/// Describes the plugin: an output named `wasm`, taking logs, metrics and traces where the
+/// agent lets a plugin say so, any config key.
 ///
 /// # Safety
-/// `def` is NULL or points to the agent's writable `flb_plugin_proxy_def`.
+/// `def` is NULL or points to the agent's writable `flb_plugin_proxy_def`, of the size the agent
+/// that loaded the plugin allocates (see [`crate::agent::profile`]).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn FLBPluginRegister(def: *mut FlbPluginProxyDef) -> c_int {
     guard("FLBPluginRegister", status::REGISTER_FAILED, || {
-        // SAFETY: the agent's definition is valid and ours alone during this call.
-        match unsafe { non_null_mut(def, "plugin definition") }.map(register) {
-            Ok(()) => status::REGISTERED,
-            Err(err) => {
-                eprintln!("[out_wasm] failed to register: {err:#}");
-                status::REGISTER_FAILED
-            }
+        if def.is_null() {
+            eprintln!("[out_wasm] failed to register: the agent passed a NULL plugin definition");
+            return status::REGISTER_FAILED;
         }
+        let profile = AgentProfile::detect();
+        // SAFETY: the agent's definition is valid, writable and ours alone during this call;
+        // `profile` says which of its layouts the agent allocated.
+        unsafe { register(def, profile) };
+        status::REGISTERED
     })
 }
 
-fn register(def: &mut FlbPluginProxyDef) {
-    def.type_ = FLB_PROXY_OUTPUT_PLUGIN;
-    def.proxy = FLB_PROXY_GOLANG;
-    def.flags = 0;
+/// # Safety
+/// `def` is non-NULL and points to the agent's writable definition, at least as large as
+/// `profile` says.
+unsafe fn register(def: *mut FlbPluginProxyDef, profile: AgentProfile) {
+    // SAFETY: every supported agent's definition starts with these fields (caller's contract).
+    let base = unsafe { &mut *def };
+    base.type_ = FLB_PROXY_OUTPUT_PLUGIN;
+    base.proxy = FLB_PROXY_GOLANG;
+    base.flags = 0;
     // The agent copies neither string; both are static, and the library is never unmapped.
-    def.name = PLUGIN_NAME.as_ptr().cast_mut();
-    def.description = PLUGIN_DESCRIPTION.as_ptr().cast_mut();
-    // Every type: the event type is the plugin's, set once, before any guest is known. Each
-    // instance answers the chunks its guest does not accept itself (`OutputInstance::flush`).
-    def.event_type = FLB_EVENT_TYPE_LOGS | FLB_EVENT_TYPE_METRICS | FLB_EVENT_TYPE_TRACES;
-    def.config_map = std::ptr::null_mut();
-    registry::on_register();
+    base.name = PLUGIN_NAME.as_ptr().cast_mut();
+    base.description = PLUGIN_DESCRIPTION.as_ptr().cast_mut();
+    if profile.has_event_types() {
+        // SAFETY: the profile proved this agent allocates the definition with `event_type`
+        // right after the prefix (the caller's contract); nothing else refers to it now.
+        let def = unsafe { &mut *def.cast::<FlbPluginProxyDefEventType>() };
+        // Every type: the event type is the plugin's, set once, before any guest is known.
+        // Each instance answers the chunks its guest does not accept itself
+        // (`OutputInstance::flush`).
+        def.event_type = FLB_EVENT_TYPE_LOGS | FLB_EVENT_TYPE_METRICS | FLB_EVENT_TYPE_TRACES;
+    }
+    // `config_map` (5.1.1 on) stays as the agent zeroed it: NULL, so it passes every key.
+    registry::on_register(profile);
 }
 
 /// Starts one `[OUTPUT] Name wasm` instance. Returns FLB_OK, or FLB_ERROR after logging why
@@ -182,7 +197,12 @@ fn init(plugin: &mut FlbgoOutputPlugin) -> Result<()> {
     // The agent's own name where it tells it, so logs and metrics match its per-output ones.
     let name = agent.output_name().unwrap_or_else(registry::next_name);
     let logger = Logger::new(agent, &name);
-    let instance = match OutputInstance::init(&agent, logger.clone(), &name) {
+    // Said once per configuration, by its first instance: the agent's log exists from Init on.
+    let profile = registry::announce();
+    if let Some(profile) = profile {
+        logger.info(&profile.describe());
+    }
+    let instance = match OutputInstance::init(&agent, logger.clone(), &name, registry::profile()) {
         Ok(instance) => instance,
         Err(err) => {
             logger.error(&format!("{err:#}"));

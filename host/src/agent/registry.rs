@@ -6,11 +6,16 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::agent::profile::AgentProfile;
 use crate::lifecycle::output::OutputInstance;
 
 struct Registry {
     /// Instances initialised since the last Register (the agent's current configuration).
     initialised: usize,
+    /// The agent as the last Register found it (`None` before any).
+    profile: Option<AgentProfile>,
+    /// Whether an instance of the current configuration has said which agent this is.
+    announced: bool,
     /// Live instances, oldest first.
     live: Vec<InstancePtr>,
 }
@@ -23,15 +28,32 @@ pub struct InstancePtr(pub *mut OutputInstance);
 // rules written in `lib.rs`.
 unsafe impl Send for InstancePtr {}
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { initialised: 0, live: Vec::new() });
+static REGISTRY: Mutex<Registry> =
+    Mutex::new(Registry { initialised: 0, profile: None, announced: false, live: Vec::new() });
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Register starts a new configuration: instance numbering starts again at 0, as the agent's.
-pub fn on_register() {
-    registry().initialised = 0;
+/// Register starts a new configuration: instance numbering starts again at 0, as the agent's,
+/// and its first instance says which agent this is.
+pub fn on_register(profile: AgentProfile) {
+    let mut registry = registry();
+    registry.initialised = 0;
+    registry.profile = Some(profile);
+    registry.announced = false;
+}
+
+/// The agent's profile, the first time an instance of the current configuration asks.
+pub fn announce() -> Option<AgentProfile> {
+    let mut registry = registry();
+    let first = !std::mem::replace(&mut registry.announced, true);
+    registry.profile.filter(|_| first)
+}
+
+/// The agent as Register found it; without a Register (never, from a real agent), the oldest.
+pub fn profile() -> AgentProfile {
+    registry().profile.unwrap_or_else(AgentProfile::detect)
 }
 
 /// The name the agent gives the next instance of this plugin.

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
+use crate::agent::profile::AgentProfile;
 use crate::bindings::{EventType, EventTypes, FlushError};
 use crate::config::{HostConfig, OnFault};
 use crate::lifecycle::shared::{Shared, short};
@@ -140,7 +141,8 @@ impl FaultState {
 impl OutputInstance {
     /// Reads the host's keys, loads the guest, resolves the guest's declared keys and
     /// initialises one guest instance. Any failure refuses the instance.
-    pub fn init(agent: &Agent, logger: Logger, name: &str) -> Result<Self> {
+    /// `profile` is the agent as Register found it: what it routes to the plugin.
+    pub fn init(agent: &Agent, logger: Logger, name: &str, profile: AgentProfile) -> Result<Self> {
         let host = HostConfig::read(agent)?;
         let metric_limits = host.metric_limits;
         let cache = host.cache_dir.as_deref().and_then(|dir| match CompileCache::open(dir) {
@@ -188,6 +190,13 @@ impl OutputInstance {
             version.image.provenance()
         ));
         shared.host_metrics.serving(version.digest());
+        if !profile.has_event_types() && !version.init_ctx.event_types.contains(EventTypes::LOGS) {
+            shared.logger.warn(&format!(
+                "guest '{}' accepts no logs, and this agent routes only logs to external plugins: it will receive \
+                 nothing (Fluent Bit 4.2.4 or 5.0 and later route metrics and traces too)",
+                shared.host.wasm_path.display()
+            ));
+        }
         shared.install(version);
         let spares = if shared.host.warm_spare {
             // The first spare is made here, where the agent waits for init anyway, so that the

@@ -223,6 +223,25 @@ pub fn lines_with<T>(call: &Call<T>, needle: &str) -> Vec<String> {
     call.logs.iter().filter(|l| l.message.contains(needle)).map(|l| l.message.clone()).collect()
 }
 
+/// The release of the real agent at `agent`, from `fluent-bit --version` (`Fluent Bit v3.2.10`).
+pub fn agent_version(agent: &std::ffi::OsStr) -> (u32, u32, u32) {
+    let output = Command::new(agent).arg("--version").output().expect("the agent runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix('v'))
+        .unwrap_or_else(|| panic!("{} --version names no version:\n{text}", agent.to_string_lossy()));
+    let mut parts = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether the real agent routes metrics and traces to external plugins: Fluent Bit 4.2.4 and
+/// 5.0 on, where out_wasm can tell the agent has `event_type` (`host/src/agent/profile.rs`).
+/// Older agents route logs only; tests of the other types say SKIP there, naming the version.
+pub fn agent_routes_metrics_and_traces(agent: &std::ffi::OsStr) -> bool {
+    agent_version(agent) >= (4, 2, 4)
+}
+
 /// A real agent (`FLUENT_BIT`) run by a test: `agent -e out_wasm.so -c config` in the workspace
 /// root, its stderr (the agent's log) drained on a thread of its own so a chatty agent never
 /// blocks on a full pipe. Killed and reaped when dropped, so a failing test leaves no agent.

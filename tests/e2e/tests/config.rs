@@ -3,10 +3,10 @@
 use out_wasm_e2e::{guest_path, init_err, init_ok, lines_with, open_plugin, plugin_path};
 
 #[test]
-fn register_describes_an_output_named_wasm_for_every_event_type() {
+fn register_describes_an_output_named_wasm() {
     let plugin = open_plugin();
     assert_eq!(plugin.name(), "wasm", "users write `Name wasm`");
-    assert_eq!(plugin.event_type(), 1 | 2 | 4, "the plugin takes logs, metrics and traces");
+    // The event types it asks for depend on the agent: tests/agents.rs plays each.
     assert!(plugin_path().ends_with("out_wasm.so"), "the build leaves a file named out_wasm.so");
     plugin.close();
 }

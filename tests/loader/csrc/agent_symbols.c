@@ -1,7 +1,8 @@
 /*
  * The functions Fluent Bit's executable exports (it is linked with --export-dynamic) that
  * out_wasm looks up with dlsym(RTLD_DEFAULT, ...): flb_output_name, cfl_time_now and the
- * cmetrics calls it uses, with Fluent Bit 5.1.1's signatures.
+ * cmetrics calls it uses, with Fluent Bit 5.1.1's signatures (the same in every cmetrics
+ * since the one Fluent Bit 2.2 bundles), and the markers of newer agents (at the end).
  *
  * The loader dlopen()s this library with RTLD_GLOBAL to play an agent that has them; without
  * it the loader plays an older agent. Each cmetrics call is reported to the loader's sink,
@@ -179,3 +180,26 @@ EXPORT int cmt_histogram_observe(void *histogram, uint64_t ts, double val, int l
 {
     return update(LOADER_CMT_HISTOGRAM_OBSERVE, histogram, ts, val, labels_count, label_vals);
 }
+
+/*
+ * Functions that only newer agents define, which out_wasm looks up to tell which proxy
+ * definition the agent allocated (host/src/agent/profile.rs): a build of this library per
+ * agent line the loader plays, LOADER_AGENT_LINE being 5 (Fluent Bit 5.0 on), 42 (4.2.4 to
+ * 4.2.x) or 0 (older, neither). The plugin only looks them up; called, they do nothing.
+ */
+#if LOADER_AGENT_LINE == 5
+EXPORT void *cmt_exp_histogram_create(void *cmt, char *ns, char *subsystem, char *name, char *help,
+                                      int label_count, char **label_keys)
+{
+    (void) cmt, (void) ns, (void) subsystem, (void) name, (void) help;
+    (void) label_count, (void) label_keys;
+    return NULL;
+}
+#endif
+#if LOADER_AGENT_LINE == 5 || LOADER_AGENT_LINE == 42
+EXPORT int flb_ml_stream_group_add_metadata(void *group, void *metadata)
+{
+    (void) group, (void) metadata;
+    return -1;
+}
+#endif

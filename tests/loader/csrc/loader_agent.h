@@ -20,6 +20,20 @@ struct loader_output_instance {
     void *cmt;
 };
 
+/*
+ * The layouts of the agent the loader plays (src/agent.rs): each struct the plugin gets is
+ * allocated at exactly that agent's size, against an inaccessible page, so a write (or read)
+ * past its end faults at once instead of corrupting memory unseen.
+ */
+struct loader_agent_layout {
+    /* sizeof(struct flb_plugin_proxy_def): 32 (2.0 to 4.2.2), 40 (4.2.3 on), 48 (5.1.1 on). */
+    size_t def_size;
+    /* Whether the agent zeroes the definition (flb_calloc, 4.2.3 on) or not (flb_malloc). */
+    int def_zeroed;
+    /* Entries of struct flb_api: 7, or 9 from 4.1 on (the custom-plugin calls). */
+    int api_entries;
+};
+
 /* One call of a cmetrics function, as the agent-symbols library reports it. */
 enum loader_cmt_op {
     LOADER_CMT_COUNTER_CREATE = 1,

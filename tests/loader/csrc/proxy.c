@@ -11,23 +11,28 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "loader_agent.h"
 
 #define FLB_PROXY_OUTPUT_PLUGIN 2
 #define FLB_PROXY_GOLANG 11
 
+/* Fluent Bit 5.1.1's layout; older agents allocate a prefix of it (loader_agent_layout). */
 struct flb_plugin_proxy_def {
     int type;
     int proxy;
     int flags;
     char *name;
     char *description;
-    int event_type;
-    void *config_map;
+    int event_type;     /* 4.2.3 on */
+    void *config_map;   /* 5.1.1 on */
 };
 
 struct flb_api {
@@ -127,11 +132,47 @@ static struct flb_api api = {
     .custom_log_check = api_output_log_check,
 };
 
+/*
+ * `size` bytes (at most a page) that end where an inaccessible page begins: the agent's structs
+ * are allocated this way so that a plugin writing past the end of one faults on that write.
+ */
+static void *guarded_alloc(size_t size)
+{
+    size_t page = (size_t) sysconf(_SC_PAGESIZE);
+    char *base;
+
+    if (size == 0 || size > page) {
+        return NULL;
+    }
+    base = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        return NULL;
+    }
+    if (mprotect(base + page, page, PROT_NONE) != 0) {
+        munmap(base, 2 * page);
+        return NULL;
+    }
+    /* Every size here is a multiple of 8, so the struct keeps its alignment. */
+    return base + page - size;
+}
+
+static void guarded_free(void *ptr)
+{
+    size_t page = (size_t) sysconf(_SC_PAGESIZE);
+
+    if (ptr) {
+        munmap((void *) ((uintptr_t) ptr & ~(uintptr_t) (page - 1)), 2 * page);
+    }
+}
+
 struct loader_plugin {
     void *handle;
     struct flb_plugin_proxy_def *def;
+    size_t def_size;
+    /* The agent's API table, of the played agent's length. */
+    struct flb_api *api;
     /* One per .so, rewritten for every instance, as in go.c. */
-    struct flbgo_output_plugin go;
+    struct flbgo_output_plugin *go;
     int (*pre_exit)(int);
     void (*unregister)(struct flb_plugin_proxy_def *);
 };
@@ -152,23 +193,42 @@ struct loader_instance {
  * up FLBPluginFlush and FLBPluginExit.
  */
 struct loader_plugin *loader_plugin_open(const char *path, int hot_reloading, int legacy,
+                                         const struct loader_agent_layout *layout,
                                          char *err, size_t errlen)
 {
     struct loader_plugin *p;
     int (*pre_register)(int);
     int (*cb_register)(struct flb_plugin_proxy_def *);
+    size_t api_size = (size_t) layout->api_entries * sizeof(void (*)(void));
     int ret;
 
+    if (layout->def_size < offsetof(struct flb_plugin_proxy_def, event_type) ||
+        layout->def_size > sizeof(struct flb_plugin_proxy_def) || api_size > sizeof(api)) {
+        snprintf(err, errlen, "no agent has a %zu-byte definition and %d API entries",
+                 layout->def_size, layout->api_entries);
+        return NULL;
+    }
     p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    p->def_size = layout->def_size;
+    p->api = guarded_alloc(api_size);
+    p->go = guarded_alloc(sizeof(*p->go));
+    p->def = guarded_alloc(layout->def_size);
+    if (!p->api || !p->go || !p->def) {
+        snprintf(err, errlen, "failed to map the agent's structs");
+        goto fail_mapped;
+    }
+    memcpy(p->api, &api, api_size);
+    memset(p->go, 0, sizeof(*p->go));
+    /* flb_malloc before 4.2.3: what Register does not set is whatever the heap held. */
+    memset(p->def, layout->def_zeroed ? 0 : 0xa5, layout->def_size);
     p->handle = dlopen(path, RTLD_LAZY);
     if (!p->handle) {
         snprintf(err, errlen, "dlopen failed: %s", dlerror());
-        free(p);
-        return NULL;
+        goto fail_mapped;
     }
     pre_register = (int (*)(int)) dlsym(p->handle, "FLBPluginPreRegister");
     if (pre_register && pre_register(hot_reloading) == -1) {
@@ -180,7 +240,6 @@ struct loader_plugin *loader_plugin_open(const char *path, int hot_reloading, in
         snprintf(err, errlen, "no FLBPluginRegister symbol");
         goto fail;
     }
-    p->def = calloc(1, sizeof(*p->def));
     ret = cb_register(p->def);
     if (ret == -1) {
         snprintf(err, errlen, "FLBPluginRegister returned -1");
@@ -198,24 +257,27 @@ struct loader_plugin *loader_plugin_open(const char *path, int hot_reloading, in
         snprintf(err, errlen, "FLBPluginRegister set no name");
         goto fail;
     }
-    p->go.cb_init = (int (*)(struct flbgo_output_plugin *)) dlsym(p->handle, "FLBPluginInit");
-    if (!p->go.cb_init) {
+    p->go->cb_init = (int (*)(struct flbgo_output_plugin *)) dlsym(p->handle, "FLBPluginInit");
+    if (!p->go->cb_init) {
         snprintf(err, errlen, "no FLBPluginInit symbol");
         goto fail;
     }
-    p->go.cb_flush = (int (*)(const void *, size_t, const char *)) dlsym(p->handle, "FLBPluginFlush");
-    p->go.cb_exit = (int (*)(void)) dlsym(p->handle, "FLBPluginExit");
+    p->go->cb_flush = (int (*)(const void *, size_t, const char *)) dlsym(p->handle, "FLBPluginFlush");
+    p->go->cb_exit = (int (*)(void)) dlsym(p->handle, "FLBPluginExit");
     if (!legacy) {
-        p->go.cb_flush_ctx = (int (*)(void *, const void *, size_t, char *)) dlsym(p->handle, "FLBPluginFlushCtx");
-        p->go.cb_exit_ctx = (int (*)(void *)) dlsym(p->handle, "FLBPluginExitCtx");
+        p->go->cb_flush_ctx = (int (*)(void *, const void *, size_t, char *)) dlsym(p->handle, "FLBPluginFlushCtx");
+        p->go->cb_exit_ctx = (int (*)(void *)) dlsym(p->handle, "FLBPluginExitCtx");
     }
     p->pre_exit = (int (*)(int)) dlsym(p->handle, "FLBPluginOutputPreExit");
     p->unregister = (void (*)(struct flb_plugin_proxy_def *)) dlsym(p->handle, "FLBPluginUnregister");
     return p;
 
 fail:
-    free(p->def);
     dlclose(p->handle);
+fail_mapped:
+    guarded_free(p->def);
+    guarded_free(p->go);
+    guarded_free(p->api);
     free(p);
     return NULL;
 }
@@ -230,8 +292,12 @@ const char *loader_plugin_description(struct loader_plugin *p)
     return p->def->description;
 }
 
+/* The definition's event types, or -1 for an agent whose definition has none (logs only). */
 int loader_plugin_event_type(struct loader_plugin *p)
 {
+    if (p->def_size < offsetof(struct flb_plugin_proxy_def, event_type) + sizeof(int)) {
+        return -1;
+    }
     return p->def->event_type;
 }
 
@@ -249,21 +315,22 @@ int loader_instance_init(struct loader_plugin *p, void *o_ins, struct loader_ins
     *out = NULL;
     ins = calloc(1, sizeof(*ins));
     ins->plugin = p;
-    ins->context = calloc(1, sizeof(*ins->context));
-    p->go.name = p->def->name;
-    p->go.api = &api;
-    p->go.o_ins = o_ins;
-    p->go.context = ins->context;
-    ret = p->go.cb_init(&p->go);
+    ins->context = guarded_alloc(sizeof(*ins->context));
+    memset(ins->context, 0, sizeof(*ins->context));
+    p->go->name = p->def->name;
+    p->go->api = p->api;
+    p->go->o_ins = o_ins;
+    p->go->context = ins->context;
+    ret = p->go->cb_init(p->go);
     if (ret <= 0) {
-        free(ins->context);
+        guarded_free(ins->context);
         free(ins);
         return ret;
     }
-    ins->cb_flush = p->go.cb_flush;
-    ins->cb_flush_ctx = p->go.cb_flush_ctx;
-    ins->cb_exit = p->go.cb_exit;
-    ins->cb_exit_ctx = p->go.cb_exit_ctx;
+    ins->cb_flush = p->go->cb_flush;
+    ins->cb_flush_ctx = p->go->cb_flush_ctx;
+    ins->cb_exit = p->go->cb_exit;
+    ins->cb_exit_ctx = p->go->cb_exit_ctx;
     *out = ins;
     return ret;
 }
@@ -299,7 +366,7 @@ int loader_instance_exit(struct loader_instance *ins, int hot_reloading)
     else if (ins->cb_exit) {
         ret = ins->cb_exit();
     }
-    free(ins->context);
+    guarded_free(ins->context);
     free(ins);
     return ret;
 }
@@ -310,7 +377,9 @@ void loader_plugin_close(struct loader_plugin *p)
     if (p->unregister) {
         p->unregister(p->def);
     }
-    free(p->def);
+    guarded_free(p->def);
+    guarded_free(p->go);
+    guarded_free(p->api);
     dlclose(p->handle);
     free(p);
 }

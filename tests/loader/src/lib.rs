@@ -3,15 +3,17 @@
 //! 64 KiB-stack threads like the agent's coroutines, properties hidden or shown like the core
 //! does, and the plugin's log lines captured per call.
 
+pub mod agent;
 pub mod agent_config;
 pub mod events;
 pub mod metrics;
 pub mod proxy;
 pub mod run;
 
+pub use agent::AgentVersion;
 pub use agent_config::{AgentConfig, Section, tag_matches};
 pub use events::{Layout, Time, TimeEncoding};
-pub use proxy::{Call, Instance, LogLine, Plugin, Properties, echo_logs, still_loaded};
+pub use proxy::{Call, Instance, LogLine, OpenOptions, Plugin, Properties, echo_logs, still_loaded};
 pub use run::{RunOptions, run};
 
 /// The agent's flush answers.

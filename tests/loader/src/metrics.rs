@@ -3,9 +3,10 @@
 //! context would (metrics, series, values) and refuses what cmetrics refuses.
 //!
 //! [`load_agent_symbols`] makes the process look like Fluent Bit 5.1 to the plugin's
-//! `dlsym(RTLD_DEFAULT, ...)`: `flb_output_name` and cmetrics are then found, and every
-//! instance initialised afterwards gets a context. Without it the loader plays an agent that
-//! exports neither. Once loaded, the symbols stay for the process's life (as in the agent).
+//! `dlsym(RTLD_DEFAULT, ...)` ([`load_agent_symbols_of`], like another agent line):
+//! `flb_output_name` and cmetrics are then found, and every instance initialised afterwards
+//! gets a context. Without it the loader plays an agent that exports neither. Once loaded, the
+//! symbols stay for the process's life (as in the agent), so a process plays one agent line.
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -13,6 +14,8 @@ use std::fmt::Write;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use anyhow::{Result, anyhow};
+
+use crate::agent::{AgentVersion, Exports};
 
 /// What a metric measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,14 +120,50 @@ unsafe extern "C" {
     ) -> c_int;
 }
 
-static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+/// The builds of `csrc/agent_symbols.c`, one per agent line, embedded so that the loader (and
+/// `out-wasm`, which links it) works wherever it is copied.
+fn library(exports: Exports) -> &'static [u8] {
+    match exports {
+        Exports::Base => include_bytes!(concat!(env!("OUT_DIR"), "/libloader_agent_symbols_0.so")),
+        Exports::Line4_2 => include_bytes!(concat!(env!("OUT_DIR"), "/libloader_agent_symbols_42.so")),
+        Exports::Line5 => include_bytes!(concat!(env!("OUT_DIR"), "/libloader_agent_symbols_5.so")),
+    }
+}
 
-/// Loads the agent's exported symbols into the process (once; later calls only report how
-/// the first went).
+/// The embedded library as a file the dynamic loader can open: an anonymous memory file,
+/// never closed (the library stays loaded for the process's life).
+fn memory_file(bytes: &[u8]) -> Result<String, String> {
+    // SAFETY: a NUL-terminated name and no flags; the call only creates a file descriptor.
+    let fd = unsafe { libc::memfd_create(c"out-wasm-agent-symbols".as_ptr(), 0) };
+    if fd < 0 {
+        return Err(format!("memfd_create failed: {}", std::io::Error::last_os_error()));
+    }
+    let mut written = 0;
+    while written < bytes.len() {
+        // SAFETY: `fd` is ours; the pointer and length stay within `bytes`.
+        let n = unsafe { libc::write(fd, bytes[written..].as_ptr().cast(), bytes.len() - written) };
+        if n <= 0 {
+            return Err(format!("writing the agent-symbols library failed: {}", std::io::Error::last_os_error()));
+        }
+        written += n as usize;
+    }
+    Ok(format!("/proc/self/fd/{fd}"))
+}
+
+static LOADED: OnceLock<(Exports, Result<(), String>)> = OnceLock::new();
+
+/// Loads the exported symbols of Fluent Bit 5.1 into the process (see [`load_agent_symbols_of`]).
 pub fn load_agent_symbols() -> Result<()> {
-    LOADED
-        .get_or_init(|| {
-            let path = CString::new(env!("LOADER_AGENT_SYMBOLS")).expect("a path without NUL");
+    load_agent_symbols_of(AgentVersion::V5_1)
+}
+
+/// Loads the symbols `agent` exports into the process, once; later calls only report how the
+/// first went, and refuse another agent line (a loaded library cannot be taken back).
+pub fn load_agent_symbols_of(agent: AgentVersion) -> Result<()> {
+    let exports = agent.exports();
+    let (loaded, outcome) = LOADED.get_or_init(|| {
+        let load = || -> Result<(), String> {
+            let path = CString::new(memory_file(library(exports))?).expect("a path without NUL");
             let mut err = [0 as c_char; 512];
             // SAFETY: a valid path and error buffer for the call; `sink` lives for the process.
             let ret = unsafe { loader_agent_symbols_load(path.as_ptr(), sink, err.as_mut_ptr(), err.len()) };
@@ -134,14 +173,19 @@ pub fn load_agent_symbols() -> Result<()> {
                 // SAFETY: the C side NUL-terminates `err`.
                 Err(unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned())
             }
-        })
-        .clone()
-        .map_err(|err| anyhow!("failed to load the agent's symbols: {err}"))
+        };
+        (exports, load())
+    });
+    outcome.clone().map_err(|err| anyhow!("failed to load the agent's symbols: {err}"))?;
+    if *loaded != exports {
+        anyhow::bail!("this process already plays an agent exporting {loaded:?}; {agent} exports {exports:?}");
+    }
+    Ok(())
 }
 
 /// Whether [`load_agent_symbols`] succeeded in this process.
 pub fn agent_symbols_loaded() -> bool {
-    LOADED.get().is_some_and(Result::is_ok)
+    LOADED.get().is_some_and(|(_, outcome)| outcome.is_ok())
 }
 
 /// A new cmetrics context for the instance named `instance`, as the agent makes one per

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
 
+use crate::agent::{AgentVersion, RawLayout};
+
 /// Keys the agent consumes itself: a plugin's property lookup never sees them. Kept apart from
 /// the host's copy on purpose: the loader plays the agent and must not share the plugin's view.
 pub const CORE_KEYS: &[&str] = &[
@@ -48,6 +50,7 @@ unsafe extern "C" {
         path: *const c_char,
         hot_reloading: c_int,
         legacy: c_int,
+        layout: *const RawLayout,
         err: *mut c_char,
         errlen: usize,
     ) -> *mut RawPlugin;
@@ -226,6 +229,7 @@ extern "C" fn loader_log_check(o_ins: *mut c_void, level: c_int) -> c_int {
 pub struct Plugin {
     raw: *mut RawPlugin,
     path: PathBuf,
+    agent: AgentVersion,
     /// Instances initialised so far: the next one's id when none is given.
     instances: usize,
 }
@@ -235,32 +239,47 @@ unsafe impl Send for Plugin {}
 // SAFETY: as above; the shared plugin struct is only written by `init`, which takes `&mut`.
 unsafe impl Sync for Plugin {}
 
+/// How to load a plugin: as which agent, and in which situation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    /// The agent whose struct layouts the plugin gets (its exported symbols are loaded apart,
+    /// with [`crate::metrics::load_agent_symbols_of`]).
+    pub agent: AgentVersion,
+    /// PreRegister is told this is a hot reload.
+    pub hot_reloading: bool,
+    /// Act as an agent that predates FlushCtx/ExitCtx: only FLBPluginFlush and FLBPluginExit.
+    pub legacy: bool,
+}
+
 impl Plugin {
     /// dlopen, PreRegister, Register and the agent's checks of the definition.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::open_with(path, false)
+        Self::open_as(path, OpenOptions::default())
     }
 
     /// As `open`, telling PreRegister this is a hot reload.
     pub fn open_with(path: &Path, hot_reloading: bool) -> Result<Self> {
-        Self::open_raw(path, hot_reloading, false)
+        Self::open_as(path, OpenOptions { hot_reloading, ..OpenOptions::default() })
     }
 
     /// As `open`, acting as an agent that predates FlushCtx/ExitCtx: only the context-less
     /// FLBPluginFlush and FLBPluginExit are used.
     pub fn open_legacy(path: &Path) -> Result<Self> {
-        Self::open_raw(path, false, true)
+        Self::open_as(path, OpenOptions { legacy: true, ..OpenOptions::default() })
     }
 
-    fn open_raw(path: &Path, hot_reloading: bool, legacy: bool) -> Result<Self> {
+    /// As `open`, with every option.
+    pub fn open_as(path: &Path, options: OpenOptions) -> Result<Self> {
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())?;
+        let layout = options.agent.layout();
         let mut err = [0 as c_char; 512];
-        // SAFETY: valid C strings and buffer for the call.
+        // SAFETY: valid C strings, layout and buffer for the call.
         let raw = unsafe {
             loader_plugin_open(
                 c_path.as_ptr(),
-                c_int::from(hot_reloading),
-                c_int::from(legacy),
+                c_int::from(options.hot_reloading),
+                c_int::from(options.legacy),
+                &layout,
                 err.as_mut_ptr(),
                 err.len(),
             )
@@ -270,7 +289,12 @@ impl Plugin {
             let reason = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
             bail!("failed to load plugin {}: {reason}", path.display());
         }
-        Ok(Self { raw, path: path.to_owned(), instances: 0 })
+        Ok(Self { raw, path: path.to_owned(), agent: options.agent, instances: 0 })
+    }
+
+    /// The agent this plugin was loaded as.
+    pub fn agent(&self) -> AgentVersion {
+        self.agent
     }
 
     pub fn path(&self) -> &Path {
@@ -293,9 +317,12 @@ impl Plugin {
         unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
     }
 
-    pub fn event_type(&self) -> i32 {
+    /// The definition's `event_type`; `None` when the played agent's definition has no such
+    /// field (it then routes logs only).
+    pub fn event_type(&self) -> Option<i32> {
         // SAFETY: `raw` is a live plugin.
-        unsafe { loader_plugin_event_type(self.raw) }
+        let value = unsafe { loader_plugin_event_type(self.raw) };
+        self.agent.reads_event_type().then_some(value)
     }
 
     /// FLBPluginInit for one instance. `Err` carries the (non-positive) return code.

@@ -10,8 +10,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::{
-    AgentConfig, FLB_OK, FLB_RETRY, Instance, Layout, Plugin, Properties, Time, TimeEncoding, events, status_name,
-    tag_matches,
+    AgentConfig, AgentVersion, FLB_OK, FLB_RETRY, Instance, Layout, OpenOptions, Plugin, Properties, Time,
+    TimeEncoding, events, status_name, tag_matches,
 };
 
 /// What to run, and how to cut and time the events.
@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub metrics: Option<PathBuf>,
     /// Play an agent that exports no cmetrics symbols (as older agents do).
     pub old_agent: bool,
+    /// The agent whose structs and exports the plugins meet (default: Fluent Bit 5.1).
+    pub agent: AgentVersion,
 }
 
 impl RunOptions {
@@ -53,6 +55,7 @@ impl RunOptions {
             chunk_files: Vec::new(),
             metrics: None,
             old_agent: false,
+            agent: AgentVersion::default(),
         }
     }
 }
@@ -62,7 +65,31 @@ struct Output {
     matcher: String,
     workers: usize,
     retry_limit: usize,
+    /// The event types the agent routes to the output (`FLB_OUTPUT_*` bits).
+    routed: i32,
     instance: Instance,
+}
+
+/// `FLB_OUTPUT_LOGS`, `FLB_OUTPUT_METRICS`, `FLB_OUTPUT_TRACES`.
+const LOGS: i32 = 1;
+const METRICS: i32 = 2;
+const TRACES: i32 = 4;
+
+/// What the agent routes to a plugin's outputs: the definition's event types (0 meaning logs),
+/// or logs alone for an agent whose definition has none.
+fn routed_types(plugin: &Plugin) -> i32 {
+    match plugin.event_type() {
+        Some(0) | None => LOGS,
+        Some(types) => types,
+    }
+}
+
+fn event_bit(chunk: &[u8]) -> i32 {
+    match out_wasm_format::event_type(chunk) {
+        out_wasm_format::EventType::Logs => LOGS,
+        out_wasm_format::EventType::Metrics => METRICS,
+        out_wasm_format::EventType::Traces => TRACES,
+    }
 }
 
 /// Runs the external outputs of the agent config `args.config` on the events of `args.input`
@@ -73,13 +100,22 @@ pub fn run(args: &RunOptions) -> Result<ExitCode> {
         anyhow::bail!("--metrics needs the agent's metrics, which --old-agent leaves out");
     }
     if !args.old_agent {
-        crate::metrics::load_agent_symbols()?;
+        crate::metrics::load_agent_symbols_of(args.agent)?;
     }
     let config = AgentConfig::read(&args.config)?;
     let mut plugins = Vec::new();
     for path in config.plugins.iter().chain(&args.plugins) {
-        let plugin = Plugin::open(path)?;
-        eprintln!("[loader] loaded {} as output '{}' ({})", path.display(), plugin.name(), plugin.description());
+        let plugin = Plugin::open_as(path, OpenOptions { agent: args.agent, ..OpenOptions::default() })?;
+        let event_types = match plugin.event_type() {
+            Some(types) => format!("event types {types}"),
+            None => format!("no event types in {}'s definition", args.agent),
+        };
+        eprintln!(
+            "[loader] loaded {} as output '{}' ({}; {event_types})",
+            path.display(),
+            plugin.name(),
+            plugin.description()
+        );
         plugins.push(plugin);
     }
 
@@ -92,6 +128,7 @@ pub fn run(args: &RunOptions) -> Result<ExitCode> {
             continue;
         };
         let instance_name = section.get("alias").map_or_else(|| format!("{}.{id}", plugin.name()), str::to_owned);
+        let routed = routed_types(plugin);
         let props = Properties::new(section.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))).id(id);
         let init = plugin.init(props);
         match init.value {
@@ -100,6 +137,7 @@ pub fn run(args: &RunOptions) -> Result<ExitCode> {
                 matcher: section.get("match").unwrap_or("*").to_owned(),
                 workers: section.get("workers").and_then(|w| w.parse().ok()).unwrap_or(0),
                 retry_limit: section.get("retry_limit").and_then(|w| w.parse().ok()).unwrap_or(1),
+                routed,
                 instance,
             }),
             Err(code) => {
@@ -137,6 +175,21 @@ pub fn run(args: &RunOptions) -> Result<ExitCode> {
 
     for output in &outputs {
         if !tag_matches(&output.matcher, &tag) {
+            continue;
+        }
+        // As the agent's router: a chunk of a type the output did not register for never
+        // reaches it.
+        let (chunks, unrouted): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
+            chunks.iter().partition(|chunk| output.routed & event_bit(chunk) != 0);
+        if !unrouted.is_empty() {
+            eprintln!(
+                "[loader] {}: {} chunks not routed: {} does not route their event type to this plugin",
+                output.name,
+                unrouted.len(),
+                args.agent
+            );
+        }
+        if chunks.is_empty() {
             continue;
         }
         let started = Instant::now();
@@ -179,7 +232,7 @@ pub fn run(args: &RunOptions) -> Result<ExitCode> {
 
 /// Flushes every chunk `repeat` times, on `workers` threads at once (1 if unset), retrying
 /// like the agent up to `retry_limit`. Returns [delivered, given up after retries, errors].
-fn flush_all(output: &Output, chunks: &[Vec<u8>], tag: &str, repeat: usize) -> [usize; 3] {
+fn flush_all(output: &Output, chunks: &[&Vec<u8>], tag: &str, repeat: usize) -> [usize; 3] {
     let total = chunks.len() * repeat;
     let next = AtomicUsize::new(0);
     let counts: [AtomicUsize; 3] = Default::default();

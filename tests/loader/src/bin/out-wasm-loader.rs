@@ -5,7 +5,7 @@
 //! out-wasm-loader -c fluent-bit.conf [-i events.jsonl] [-e plugin.so] [--records-per-chunk N]
 //!                 [--time SECONDS] [--layout metadata|forward] [--time-encoding ext|int|float]
 //!                 [--repeat N] [--stats] [--chunk CHUNK.msgpack ...] [--metrics FILE]
-//!                 [--old-agent]
+//!                 [--old-agent] [--agent VERSION]
 //! ```
 //! `--chunk` (repeatable) flushes the file's bytes as one chunk, exactly as given, instead of
 //! chunks made from JSON lines: the conformance corpus feeds every msgpack type that way.
@@ -13,7 +13,11 @@
 //! to plugins: instances are named as the agent names them (`alias`, or `<name>.<index>`
 //! counting every `[OUTPUT]`), and `--metrics FILE` writes what the plugins published, in the
 //! Prometheus text format of the agent's `/api/v2/metrics/prometheus`, after the last flush.
-//! `--old-agent` plays an agent that exports neither.
+//! `--old-agent` plays an agent that exports neither. `--agent VERSION` (2.2, 3.2, 4.2.2, 4.2.3,
+//! 4.2, 5.0, 5.1) plays that Fluent Bit's struct sizes and exports: every struct the plugin gets
+//! is allocated at that agent's size against an inaccessible page, so a write past its end
+//! kills the loader at once (with SIGSEGV), and only the event types that agent routes reach
+//! the plugin.
 //! Exits 1 when a plugin fails to load or an instance fails to initialise (the agent refuses to
 //! start then), 0 otherwise.
 
@@ -21,7 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use out_wasm_loader::{Layout, RunOptions, Time, TimeEncoding, echo_logs};
+use out_wasm_loader::{AgentVersion, Layout, RunOptions, Time, TimeEncoding, echo_logs};
 
 fn parse_args() -> Result<RunOptions> {
     let mut args = RunOptions::new(PathBuf::new());
@@ -57,9 +61,10 @@ fn parse_args() -> Result<RunOptions> {
             "--chunk" => args.chunk_files.push(value()?.into()),
             "--metrics" => args.metrics = Some(value()?.into()),
             "--old-agent" => args.old_agent = true,
+            "--agent" => args.agent = AgentVersion::parse(&value()?)?,
             "-h" | "--help" => {
                 println!(
-                    "usage: out-wasm-loader -c CONFIG [-i EVENTS.jsonl] [-e PLUGIN.so] [--records-per-chunk N] [--time S] [--layout metadata|forward] [--time-encoding ext|int|float] [--repeat N] [--stats] [--chunk CHUNK.msgpack ...] [--metrics FILE] [--old-agent]"
+                    "usage: out-wasm-loader -c CONFIG [-i EVENTS.jsonl] [-e PLUGIN.so] [--records-per-chunk N] [--time S] [--layout metadata|forward] [--time-encoding ext|int|float] [--repeat N] [--stats] [--chunk CHUNK.msgpack ...] [--metrics FILE] [--old-agent] [--agent VERSION]"
                 );
                 std::process::exit(0);
             }
