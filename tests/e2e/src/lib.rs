@@ -242,6 +242,13 @@ pub fn agent_routes_metrics_and_traces(agent: &std::ffi::OsStr) -> bool {
     agent_version(agent) >= (4, 2, 4)
 }
 
+/// Whether the real agent's own JSON (its `stdout` output) writes non-ASCII characters as
+/// `\uXXXX`, as out_wasm's rendering does by default: from Fluent Bit 3.2.3 on (its new UTF-8
+/// decoder); older agents write them as UTF-8, as out_wasm does with `escape_unicode off`.
+pub fn agent_escapes_unicode(agent: &std::ffi::OsStr) -> bool {
+    agent_version(agent) >= (3, 2, 3)
+}
+
 /// A real agent (`FLUENT_BIT`) run by a test: `agent -e out_wasm.so -c config` in the workspace
 /// root, its stderr (the agent's log) drained on a thread of its own so a chatty agent never
 /// blocks on a full pipe. Killed and reaped when dropped, so a failing test leaves no agent.

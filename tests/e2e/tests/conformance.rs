@@ -207,7 +207,7 @@ fn agent_prints_the_expected_lines() {
     let blessed = (version.0, version.1) == BLESSED_WITH;
     for (config, keys) in corpus::configs() {
         let expected = expected_lines(config);
-        let output = agent_output(&agent, config, &keys, expected.len());
+        let output = agent_output(&agent, config, &keys);
         if blessed {
             compare(&format!("fluent-bit's own stdout output, config '{config}'"), &expected, &output);
             continue;
@@ -242,8 +242,9 @@ fn agent_prints_the_expected_lines() {
 const BLESSED_WITH: (u32, u32) = (5, 1);
 
 /// Runs the agent with a forward input and a stdout output set up like the guest's `keys`,
-/// sends every corpus chunk, and returns its stdout once `lines` lines arrived (or, hung, after `EVENT_TIMEOUT`).
-fn agent_output(agent: &std::ffi::OsStr, config: &str, keys: &[(&str, &str)], lines: usize) -> String {
+/// sends every corpus chunk and an end marker, and returns its stdout up to the marker (or,
+/// hung, fails after `EVENT_TIMEOUT`).
+fn agent_output(agent: &std::ffi::OsStr, config: &str, keys: &[(&str, &str)]) -> String {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
 
@@ -304,9 +305,16 @@ fn agent_output(agent: &std::ffi::OsStr, config: &str, keys: &[(&str, &str)], li
         rmp::encode::write_map_len(&mut message, 0).unwrap();
         stream.write_all(&message).expect("the agent takes the chunk");
     }
+    // A last record marks the end: the agent flushes in order, so once its line is out every
+    // corpus line is (however many this agent printed).
+    let mut end = Vec::new();
+    rmp::encode::write_array_len(&mut end, 3).unwrap();
+    rmp::encode::write_str(&mut end, "corpus").unwrap();
+    rmp::encode::write_bin(&mut end, &out_wasm_e2e::chunk(&[END_OF_CORPUS], 1_700_000_000, 0)).unwrap();
+    rmp::encode::write_map_len(&mut end, 0).unwrap();
+    stream.write_all(&end).expect("the agent takes the end marker");
     let deadline = std::time::Instant::now() + out_wasm_e2e::sync::EVENT_TIMEOUT;
-    while stdout.lock().unwrap().iter().filter(|b| **b == b'\n').count() < lines && std::time::Instant::now() < deadline
-    {
+    while !String::from_utf8_lossy(&stdout.lock().unwrap()).contains(END_MARK) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     drop(stream);
@@ -317,6 +325,10 @@ fn agent_output(agent: &std::ffi::OsStr, config: &str, keys: &[(&str, &str)], li
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).ok();
     let text = String::from_utf8_lossy(&stdout.lock().unwrap()).into_owned();
-    assert!(status.success() || text.lines().count() >= lines, "the agent exited with {status}:\n{stderr}");
-    text
+    assert!(text.contains(END_MARK), "the agent did not print the end marker (exit {status}):\n{stderr}");
+    text.lines().filter(|line| !line.contains(END_MARK)).map(|line| format!("{line}\n")).collect()
 }
+
+/// The record sent after the corpus, and what of it every rendering prints.
+const END_OF_CORPUS: &str = r#"{"end_of_corpus":true}"#;
+const END_MARK: &str = "\"end_of_corpus\":true";

@@ -244,7 +244,8 @@ fn real_agent_metrics_logs_and_traces_reach_the_receiver() {
             "[SERVICE]\n    Flush 1\n    Log_Level info\n\n\
              [INPUT]\n    Name fluentbit_metrics\n    Tag fb.metrics\n    Scrape_Interval 1\n\n\
              [INPUT]\n    Name dummy\n    Tag fb.logs\n    Dummy {{\"log\":\"hello from dummy\"}}\n\n\
-             [INPUT]\n    Name opentelemetry\n    Tag fb.otel\n    Listen 127.0.0.1\n    Port {otel_port}\n\n\
+             [INPUT]\n    Name opentelemetry\n    Tag fb.otel\n    Tag_From_Uri false\n    Listen 127.0.0.1\n    \
+             Port {otel_port}\n\n\
              [OUTPUT]\n    Name wasm\n    Match fb.*\n    wasm_path {}\n    endpoint http://127.0.0.1:{port}\n    \
              wasm_allow_net 127.0.0.1:{port}\n",
             guest.display()
