@@ -135,6 +135,14 @@ fn real_agent_runs_the_examples() {
     let builtin = ["-i", "stdin", "-t", "app.demo", "-o", "stdout", "-p", "format=json_lines", "-m", "*"];
     let (expected, _) = run_agent(&agent, &builtin.map(std::ffi::OsStr::new));
     for config in ["examples/fluent-bit.conf", "examples/fluent-bit.yaml"] {
+        let version = out_wasm_e2e::agent_version(&agent);
+        if config.ends_with(".yaml") && version < (3, 2, 0) {
+            eprintln!(
+                "SKIP real_agent_runs_the_examples, {config}: Fluent Bit {version:?} reads no `plugins` list in a YAML \
+                 plugins file (3.2 on do); the classic example covers this agent"
+            );
+            continue;
+        }
         let (stdout, stderr) = run_agent(&agent, &["-c".as_ref(), config.as_ref()]);
         if out_wasm_e2e::agent_escapes_unicode(&agent) {
             assert_eq!(
