@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use out_wasm::inspect::{CompileCache, EventFormat, EventTypes, Init, Inspection, Level, Probe, Schema};
+use out_wasm::inspect::{CompileCache, DateFormat, EventFormat, EventTypes, Init, Inspection, Level, Probe, Schema};
 
 use crate::progress;
 
@@ -47,7 +47,7 @@ pub fn check(guest: &Path, config: Option<&[(String, String)]>, use_cache: bool)
         return refuse(guest, "the host does not provide every import of the component");
     }
 
-    let schema = match progress::step("calling config-schema", || inspection.schema()) {
+    let schema = match progress::step("calling config-schema", || inspection.schema(config.unwrap_or_default())) {
         Ok(probe) => {
             print_logs(&probe);
             probe.value
@@ -61,6 +61,9 @@ pub fn check(guest: &Path, config: Option<&[(String, String)]>, use_cache: bool)
     if schema.event_types == EventTypes::empty() {
         return refuse(guest, "the guest accepts no event types (accepted-event-types returned an empty set)");
     }
+    if let Err(reason) = &schema.preferred_format {
+        return refuse(guest, &format!("the guest refuses its config: {reason}"));
+    }
 
     if let Some(config) = config {
         let probe = match progress::step("running init", || inspection.init(config)) {
@@ -68,11 +71,12 @@ pub fn check(guest: &Path, config: Option<&[(String, String)]>, use_cache: bool)
             Err(err) => return refuse(guest, &format!("{err:#}")),
         };
         print_logs(&probe);
-        let Init { config: entries, answer } = probe.value;
+        let Init { config: entries, event_format, answer } = probe.value;
         println!("config:     {} keys set", entries.len());
         for entry in &entries {
             println!("  {} = {:?}", entry.key, entry.value);
         }
+        println!("receives:   {}", describe_format(&event_format));
         match answer {
             Ok(()) => println!("init:       ok (and exit)"),
             Err(message) => return refuse(guest, &format!("init returned an error: {message}")),
@@ -96,7 +100,9 @@ fn print_schema(schema: &Schema) {
         let required = if key.required { "required" } else { "optional" };
         println!("  {} ({required}, {default}): {}", key.name, key.description);
     }
-    println!("format:     {} (preferred; wasm_event_format overrides)", format_name(schema.preferred_format));
+    if let Ok(format) = &schema.preferred_format {
+        println!("format:     {} (preferred; wasm_event_format overrides)", describe_format(format));
+    }
     let types: Vec<&str> =
         [(EventTypes::LOGS, "logs"), (EventTypes::METRICS, "metrics"), (EventTypes::TRACES, "traces")]
             .into_iter()
@@ -112,13 +118,22 @@ fn print_logs<T>(probe: &Probe<T>) {
     }
 }
 
-/// The spelling `wasm_event_format` takes.
-fn format_name(format: EventFormat) -> &'static str {
-    match format {
-        EventFormat::Msgpack => "msgpack",
-        EventFormat::JsonLines => "json_lines",
-        EventFormat::OtlpJson => "otlp_json",
-    }
+/// The spelling `wasm_event_format` takes, and the JSON options in the keys of the agent's
+/// `stdout` output.
+fn describe_format(format: &EventFormat) -> String {
+    let EventFormat::JsonLines(options) = format else { return format.key_name().to_owned() };
+    let date = match options.date_format {
+        DateFormat::Double => "double",
+        DateFormat::Epoch => "epoch",
+        DateFormat::EpochMs => "epoch_ms",
+        DateFormat::Iso8601 => "iso8601",
+        DateFormat::JavaSqlTimestamp => "java_sql_timestamp",
+    };
+    format!(
+        "json_lines (json_date_key {}, json_date_format {date}, escape_unicode {})",
+        options.date_key.as_deref().unwrap_or("off"),
+        if options.escape_unicode { "on" } else { "off" }
+    )
 }
 
 fn level_name(level: Level) -> &'static str {

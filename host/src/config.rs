@@ -6,36 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::agent::handle::Agent;
-use crate::bindings::{ConfigEntry, ConfigKey, EventFormat};
+use crate::bindings::{ConfigEntry, ConfigKey, EventFormat, JsonOptions};
+use crate::sandbox::config::{HOST_KEY_PREFIX, is_reserved};
 use crate::sandbox::metrics::MetricLimits;
-
-/// Keys the agent consumes itself: they never reach a plugin, so a guest may not declare them.
-/// `name` selects the plugin and is not a property either. Any `tls.*` key is also the agent's.
-pub const RESERVED_KEYS: &[&str] = &[
-    "alias",
-    "host",
-    "ipv6",
-    "listen",
-    "log_level",
-    "log_suppress_interval",
-    "match",
-    "match_regex",
-    "mem_buf_limit",
-    "name",
-    "port",
-    "retry_limit",
-    "routable",
-    "storage.pause_on_chunks_overlimit",
-    "storage.total_limit_size",
-    "storage.type",
-    "tag",
-    "threaded",
-    "tls",
-    "workers",
-];
-
-/// Prefix of the keys the host reads for itself; guests may not declare keys with it.
-pub const HOST_KEY_PREFIX: &str = "wasm_";
 
 /// Default of `wasm_watch_interval`.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -59,12 +32,36 @@ pub struct HostConfig {
     /// `wasm_on_trap` (default `retry`): what the agent is told when a guest faults in flush.
     pub on_fault: OnFault,
     /// `wasm_event_format` (default: the guest's choice): `msgpack`, `json_lines` or `otlp_json`.
-    pub event_format: Option<EventFormat>,
+    pub event_format: Option<FormatKey>,
     /// `wasm_allow_*`, `wasm_stdout`, `wasm_stderr`: what the guest may reach.
     pub capabilities: std::sync::Arc<crate::sandbox::Capabilities>,
     /// `wasm_metrics_max`, `wasm_metrics_max_series`, `wasm_metrics_max_label_len`: how much
     /// the guests may publish.
     pub metric_limits: MetricLimits,
+}
+
+/// The operator's `wasm_event_format`: a format without its options, which come from the
+/// guest's preference (see [`FormatKey::resolve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatKey {
+    Msgpack,
+    JsonLines,
+    OtlpJson,
+}
+
+impl FormatKey {
+    /// The format an instance gets: the operator's choice if any, with the guest's JSON options
+    /// when the guest preferred JSON lines too (else the agent's defaults); the guest's
+    /// preference otherwise.
+    pub fn resolve(choice: Option<FormatKey>, preferred: EventFormat) -> EventFormat {
+        match (choice, preferred) {
+            (None, preferred) => preferred,
+            (Some(FormatKey::Msgpack), _) => EventFormat::Msgpack,
+            (Some(FormatKey::OtlpJson), _) => EventFormat::OtlpJson,
+            (Some(FormatKey::JsonLines), EventFormat::JsonLines(options)) => EventFormat::JsonLines(options),
+            (Some(FormatKey::JsonLines), _) => EventFormat::JsonLines(JsonOptions::agent_default()),
+        }
+    }
 }
 
 /// What a guest instance may use.
@@ -79,6 +76,12 @@ pub struct Limits {
     /// `wasm_deadlines` (default on): enforce the two timeouts. `off` compiles the guest
     /// without the checks deadlines need, for speed; a stuck guest then blocks its flush.
     pub deadlines: bool,
+    /// `wasm_idle_interval` (default 1s): how long an instance that asked for `idle` calls
+    /// waits without a call before it gets one, and the least time between two.
+    pub idle_interval: Duration,
+    /// `wasm_idle_budget` (default 50ms): how long one `idle` call should take at most (a flush
+    /// that arrives meanwhile waits for it).
+    pub idle_budget: Duration,
 }
 
 impl Default for Limits {
@@ -88,6 +91,8 @@ impl Default for Limits {
             flush_timeout: Duration::from_secs(10),
             init_timeout: Duration::from_secs(30),
             deadlines: true,
+            idle_interval: Duration::from_secs(1),
+            idle_budget: Duration::from_millis(50),
         }
     }
 }
@@ -155,7 +160,17 @@ impl HostConfig {
                 Some(value) => parse_switch(&value)
                     .with_context(|| format!("invalid value {value:?} for key 'wasm_deadlines' (on, off)"))?,
             },
+            idle_interval: duration("wasm_idle_interval", defaults.idle_interval)?,
+            idle_budget: duration("wasm_idle_budget", defaults.idle_budget)?,
         };
+        if limits.idle_budget > limits.flush_timeout {
+            bail!(
+                "wasm_idle_budget ({} ms) must not exceed wasm_flush_timeout ({} ms): an idle call runs under the \
+                 flush deadline",
+                limits.idle_budget.as_millis(),
+                limits.flush_timeout.as_millis()
+            );
+        }
         let on_fault = match lookup("wasm_on_trap").map(|v| v.trim().to_ascii_lowercase()) {
             None => OnFault::Retry,
             Some(v) if v == "retry" => OnFault::Retry,
@@ -164,9 +179,9 @@ impl HostConfig {
         };
         let event_format = match lookup("wasm_event_format").map(|v| v.trim().to_ascii_lowercase()) {
             None => None,
-            Some(v) if v == "msgpack" => Some(EventFormat::Msgpack),
-            Some(v) if v == "json_lines" || v == "json-lines" => Some(EventFormat::JsonLines),
-            Some(v) if v == "otlp_json" || v == "otlp-json" => Some(EventFormat::OtlpJson),
+            Some(v) if v == "msgpack" => Some(FormatKey::Msgpack),
+            Some(v) if v == "json_lines" || v == "json-lines" => Some(FormatKey::JsonLines),
+            Some(v) if v == "otlp_json" || v == "otlp-json" => Some(FormatKey::OtlpJson),
             Some(v) => bail!("invalid value {v:?} for key 'wasm_event_format' (msgpack, json_lines, otlp_json)"),
         };
         let capabilities = std::sync::Arc::new(crate::sandbox::Capabilities::from_lookup(&lookup)?);
@@ -243,11 +258,6 @@ fn parse_duration(value: &str) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds * scale))
 }
 
-fn is_reserved(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    RESERVED_KEYS.contains(&key.as_str()) || key.starts_with("tls.")
-}
-
 /// Checks the guest's declared keys and looks each one up with the agent (`lookup`), applying
 /// defaults. Returns the resolved entries in declaration order.
 pub fn resolve(schema: &[ConfigKey], lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<ConfigEntry>> {
@@ -280,6 +290,13 @@ pub fn resolve(schema: &[ConfigKey], lookup: impl Fn(&str) -> Option<String>) ->
         }
     }
     Ok(entries)
+}
+
+/// As [`resolve`], leaving out required keys that have no value instead of refusing: what a
+/// guest's preferences are asked with when no section is given (`out-wasm check`).
+pub fn resolve_lenient(schema: &[ConfigKey], lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<ConfigEntry>> {
+    let optional: Vec<ConfigKey> = schema.iter().map(|key| ConfigKey { required: false, ..key.clone() }).collect();
+    resolve(&optional, lookup)
 }
 
 /// Reads and resolves the guest's keys from the agent.

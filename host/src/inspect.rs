@@ -10,21 +10,22 @@ use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceType};
 
-pub use crate::bindings::{ConfigKey, EventFormat, EventTypes};
+pub use crate::bindings::{ConfigKey, DateFormat, EventFormat, EventTypes, JsonOptions};
 pub use crate::log::Level;
 pub use crate::runtime::cache::CompileCache;
-pub use crate::runtime::instance::Schema;
 
-use crate::bindings::{ConfigEntry, InitContext, WitVersion};
+use crate::bindings::{ConfigEntry, WitVersion};
 use crate::config::{self, Limits};
+use crate::lifecycle::plan::{Setting, plan};
 use crate::log::{Lines, LogSink};
 use crate::runtime::cache;
 use crate::runtime::engine::{TickerGuard, engine};
 use crate::runtime::image::{self, GuestImage};
-use crate::runtime::instance::GuestInstance;
+use crate::runtime::instance::{GuestInstance, Sandbox};
 use crate::runtime::linker::linker;
 use crate::runtime::store::HostState;
 use crate::sandbox::Capabilities;
+use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::metrics::{GuestMetrics, MetricLimits};
 
 /// One import of the component and whether the host's linker satisfies it.
@@ -72,59 +73,68 @@ impl Inspection {
         self.image.is_some()
     }
 
-    /// Instantiates the guest and asks it for its keys, preferred format and event types.
-    pub fn schema(&self) -> Result<Probe<Schema>> {
-        let Session { runtime, mut instance, events, ticker } = Session::start(self.image()?, &|_| None)?;
+    /// Instantiates the guest and asks it for its keys, then, with the keys of `config` that
+    /// it declares (its defaults for the rest; required keys without a value left out), for its
+    /// preferred format and its event types.
+    pub fn schema(&self, config: &[(String, String)]) -> Result<Probe<Schema>> {
+        let lookup = section(config);
+        let Session { runtime, mut instance, events, ticker } = Session::start(self.image()?, config)?;
         let outcome = runtime.block_on(within_init_timeout(async {
-            let schema = instance.schema().await.map_err(|fault| anyhow!("{fault}"))?;
-            instance.exit().await.map_err(|fault| anyhow!("{fault}").context("guest faulted in exit"))?;
-            Ok(schema)
+            let keys = instance.config_schema().await.map_err(|fault| anyhow!("{fault}"))?;
+            let entries = config::resolve_lenient(&keys, &lookup).context("failed to resolve the guest's config")?;
+            let preferred_format = instance
+                .preferred_event_format(&entries)
+                .await
+                .map_err(|fault| anyhow!("{fault}").context("guest faulted in preferred-event-format"))?;
+            let event_types = instance
+                .accepted_event_types()
+                .await
+                .map_err(|fault| anyhow!("{fault}").context("guest faulted in accepted-event-types"))?;
+            instance.exit(None).await.map_err(|fault| anyhow!("{fault}").context("guest faulted in exit"))?;
+            Ok(Schema { keys, preferred_format, event_types })
         }));
         drop(ticker);
         Ok(Probe { value: outcome?, logs: logs(&events) })
     }
 
-    /// Resolves `config` (the keys of an `[OUTPUT]` section, host keys included) against the
-    /// guest's schema like the plugin does, then runs `init` once and `exit`. The outcome is the
-    /// resolved config and the guest's own answer to init; a fault or a config the plugin would
-    /// refuse is an error.
+    /// Plans the version for `config` (the keys of an `[OUTPUT]` section, host keys included)
+    /// as the plugin does ([`crate::lifecycle::plan`]), then runs `init` once and `exit`. The
+    /// outcome is the resolved config and the guest's own answer to init; a fault or a config
+    /// the plugin would refuse is an error.
     pub fn init(&self, config: &[(String, String)]) -> Result<Probe<Init>> {
         let image = self.image()?;
-        let lookup = |key: &str| config.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone());
+        let lookup = section(config);
         let host = config::HostConfig::from_lookup(|key| match key {
             "wasm_path" => Some(image.path().display().to_string()),
             _ => lookup(key),
         })?;
-        let Session { runtime, mut instance, events, ticker } = Session::start(image, &lookup)?;
+        let Session { runtime, mut instance, events, ticker } = Session::start(image, config)?;
+        let guest_path = image.path().display().to_string();
         let outcome = runtime.block_on(within_init_timeout(async {
-            let schema = instance
-                .schema()
-                .await
-                .map_err(|fault| anyhow!("{fault}").context("guest faulted in config-schema"))?;
-            if schema.event_types == EventTypes::empty() {
-                bail!("the guest accepts no event types (accepted-event-types returned an empty set)");
-            }
-            let event_format = host.event_format.unwrap_or(schema.preferred_format);
-            if event_format == EventFormat::OtlpJson && image.version() < WitVersion::V0_2_0 {
-                bail!("wasm_event_format otlp_json needs a guest built against out-wasm:output@0.2.0 or later");
-            }
-            let entries = config::resolve(&schema.keys, lookup).context("failed to resolve the guest's config")?;
-            let ctx = InitContext {
-                instance: "wasm.0".to_owned(),
-                guest_path: image.path().display().to_string(),
-                guest_digest: self.digest.clone(),
-                config: entries.clone(),
-                event_format,
-                event_types: schema.event_types,
+            let setting = Setting {
+                instance: "wasm.0",
+                guest_path: &guest_path,
+                guest_digest: &self.digest,
+                format: host.event_format,
+                lookup: &lookup,
+            };
+            let planned = match plan(&mut instance, &setting).await {
+                Ok(planned) => planned?,
+                Err(fault) => {
+                    let during = fault.during.unwrap_or("config-schema");
+                    return Err(anyhow!("{fault}").context(format!("guest faulted in {during}")));
+                }
             };
             instance.begin_call();
-            let answer =
-                instance.init(&ctx).await.map_err(|fault| anyhow!("{fault}").context("guest faulted in init"))?;
+            let answer = instance
+                .init(&planned.init)
+                .await
+                .map_err(|fault| anyhow!("{fault}").context("guest faulted in init"))?;
             if answer.is_ok() {
                 instance.begin_call();
-                instance.exit().await.map_err(|fault| anyhow!("{fault}").context("guest faulted in exit"))?;
+                instance.exit(None).await.map_err(|fault| anyhow!("{fault}").context("guest faulted in exit"))?;
             }
-            Ok(Init { config: entries, answer })
+            Ok(Init { config: planned.init.config, event_format: planned.init.event_format, answer })
         }));
         drop(ticker);
         Ok(Probe { value: outcome?, logs: logs(&events) })
@@ -141,11 +151,22 @@ impl Inspection {
     }
 }
 
+/// What `config-schema` and its siblings tell about a guest version.
+#[derive(Debug)]
+pub struct Schema {
+    pub keys: Vec<ConfigKey>,
+    /// The guest's preference for the config it was asked with, or its refusal of it.
+    pub preferred_format: Result<EventFormat, String>,
+    pub event_types: EventTypes,
+}
+
 /// What `init` was given and what the guest answered.
 #[derive(Debug)]
 pub struct Init {
     /// The resolved config, in declaration order.
     pub config: Vec<ConfigEntry>,
+    /// The format the instance got.
+    pub event_format: EventFormat,
     /// The guest's own answer: its error string when it refused the config.
     pub answer: Result<(), String>,
 }
@@ -166,26 +187,35 @@ struct Session {
     ticker: TickerGuard,
 }
 
+/// The keys of a section given as pairs, as the agent answers them: the last one of a name,
+/// matched case-insensitively.
+fn section(config: &[(String, String)]) -> impl Fn(&str) -> Option<String> + Send + Sync + Clone + 'static {
+    let config = config.to_vec();
+    move |key: &str| config.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone())
+}
+
 impl Session {
-    fn start(image: &GuestImage, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+    fn start(image: &GuestImage, config: &[(String, String)]) -> Result<Self> {
+        let lookup = section(config);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .context("failed to start the runtime")?;
         let events = Arc::new(Collected::default());
-        let capabilities = Capabilities::from_lookup(lookup)?;
+        let capabilities = Capabilities::from_lookup(&lookup)?;
         let metrics = Arc::new(GuestMetrics::new(MetricLimits::default(), None));
         let ticker = TickerGuard::acquire()?;
         let instance = runtime.block_on(within_init_timeout(async {
-            GuestInstance::instantiate(
-                image,
-                Level::Trace,
-                LogSink::new(events.clone()),
-                Limits::default().memory,
-                true,
-                &capabilities,
+            let sandbox = Sandbox {
+                max_level: Level::Trace,
+                log: LogSink::new(events.clone()),
+                memory_limit: Limits::default().memory,
+                deadlines: true,
+                capabilities: &capabilities,
                 metrics,
-            )
+                config: ConfigLookup::new(lookup),
+            };
+            GuestInstance::instantiate(image, sandbox)
             .await
             .context("failed to instantiate the guest")
         }))?;

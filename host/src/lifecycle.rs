@@ -4,8 +4,10 @@
 //! ([`spares`]), the worker threads that run guest instances ([`worker`]), and the hand-off
 //! between an agent thread and a worker ([`handoff`]).
 
+pub mod delivery;
 pub mod handoff;
 pub mod output;
+pub mod plan;
 pub mod shared;
 pub mod spares;
 pub mod version;

@@ -10,11 +10,14 @@
 //!   the roots of [`tls`] (`wasm_tls_ca_file`, `wasm_tls_system_roots`).
 //! - [`stdio`]: `wasm_stdout`, `wasm_stderr`.
 //! - [`memory`]: `wasm_memory_limit`, the cap on its linear memory.
-//! - [`logging`] and [`metrics`]: the interfaces of the WIT a guest imports (`wasm_metrics_*`).
+//! - [`logging`], [`metrics`] and [`config`]: the interfaces of the WIT a guest imports
+//!   (`wasm_metrics_*`; `config` reads any key of the section but the host's and the agent's,
+//!   whose lists are there).
 //!
 //! Everything else WASI offers is closed: no other directory, variable, address, listening
 //! socket or explicit bind.
 
+pub mod config;
 pub mod env;
 pub mod filesystem;
 pub mod http;

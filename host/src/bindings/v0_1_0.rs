@@ -28,7 +28,7 @@ impl From<types::EventFormat> for latest::EventFormat {
     fn from(format: types::EventFormat) -> Self {
         match format {
             types::EventFormat::Msgpack => latest::EventFormat::Msgpack,
-            types::EventFormat::JsonLines => latest::EventFormat::JsonLines,
+            types::EventFormat::JsonLines => latest::EventFormat::JsonLines(latest::JsonOptions::agent_default()),
         }
     }
 }
@@ -42,20 +42,22 @@ impl From<types::FlushError> for latest::FlushError {
     }
 }
 
-/// The 0.1.0 form of an event format, if it has one (`otlp-json` came with 0.2.0).
-pub fn event_format(format: latest::EventFormat) -> Option<types::EventFormat> {
+/// The 0.1.0 form of an event format, if it has one (`otlp-json` came with 0.2.0, the options
+/// of `json-lines` with 0.3.0).
+pub fn event_format(format: &latest::EventFormat) -> Option<types::EventFormat> {
     match format {
         latest::EventFormat::Msgpack => Some(types::EventFormat::Msgpack),
-        latest::EventFormat::JsonLines => Some(types::EventFormat::JsonLines),
-        latest::EventFormat::OtlpJson => None,
+        latest::EventFormat::JsonLines(options) if options.is_agent_default() => Some(types::EventFormat::JsonLines),
+        latest::EventFormat::JsonLines(_) | latest::EventFormat::OtlpJson => None,
     }
 }
 
 /// The 0.1.0 init context: the same fields less the event types (always logs).
 pub fn init_context(ctx: &latest::InitContext) -> anyhow::Result<types::InitContext> {
-    let Some(event_format) = event_format(ctx.event_format) else {
+    let Some(event_format) = event_format(&ctx.event_format) else {
         anyhow::bail!(
-            "event format {:?} needs a guest built against out-wasm:output@0.2.0 or later; this one is 0.1.0",
+            "event format {:?} needs a guest built against a later out-wasm:output than this one's 0.1.0 \
+             (otlp_json: 0.2.0, JSON lines with other options than the agent's defaults: 0.3.0)",
             ctx.event_format
         );
     };

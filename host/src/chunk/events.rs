@@ -5,9 +5,9 @@
 //! the guest.
 
 use anyhow::Result;
-use out_wasm_format::{JsonLines, otlp};
+use out_wasm_format::{DateFormat, JsonLines, otlp};
 
-use crate::bindings::{EventFormat, EventType};
+use crate::bindings::{self, EventFormat, EventType, JsonOptions};
 
 /// The kind of events in `chunk`, by its content. The agent never says: a logs chunk is
 /// records (msgpack arrays), a metrics chunk cmetrics contexts (maps whose first key is
@@ -22,14 +22,14 @@ pub fn event_type(chunk: &[u8]) -> EventType {
 }
 
 /// The bytes a guest gets for `chunk` in `format`: `None` when that is the chunk itself.
-pub fn render(format: EventFormat, event_type: EventType, chunk: &[u8]) -> Result<Option<Vec<u8>>> {
+pub fn render(format: &EventFormat, event_type: EventType, chunk: &[u8]) -> Result<Option<Vec<u8>>> {
     match (format, event_type) {
         (EventFormat::Msgpack, _) => Ok(None),
-        (EventFormat::JsonLines, EventType::Logs) => json_lines(chunk).map(Some),
+        (EventFormat::JsonLines(options), EventType::Logs) => json_lines(&json_format(options), chunk).map(Some),
         (EventFormat::OtlpJson, _) => otlp_json(event_type, chunk).map(Some),
         // The agent has no JSON-lines form of metrics and traces: the WIT promises their OTLP/JSON
         // request as one line.
-        (EventFormat::JsonLines, _) => {
+        (EventFormat::JsonLines(_), _) => {
             let mut line = otlp_json(event_type, chunk)?;
             line.push(b'\n');
             Ok(Some(line))
@@ -50,12 +50,28 @@ pub fn otlp_json(event_type: EventType, chunk: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The format crate's rendering for the WIT's JSON options: one renderer for every guest.
+pub fn json_format(options: &JsonOptions) -> JsonLines {
+    JsonLines {
+        date_key: options.date_key.clone(),
+        date_format: match options.date_format {
+            bindings::DateFormat::Double => DateFormat::Double,
+            bindings::DateFormat::Epoch => DateFormat::Epoch,
+            bindings::DateFormat::EpochMs => DateFormat::EpochMs,
+            bindings::DateFormat::Iso8601 => DateFormat::Iso8601,
+            bindings::DateFormat::JavaSqlTimestamp => DateFormat::JavaSqlTimestamp,
+        },
+        escape_unicode: options.escape_unicode,
+    }
+}
+
 /// Renders every record of `chunk` as one line, exactly as the agent's `stdout` output prints
-/// it with `format json_lines` and its default keys (metadata under `__internal__`, as the agent prints it).
-pub fn json_lines(chunk: &[u8]) -> Result<Vec<u8>> {
+/// it with `format json_lines` and `format`'s keys (metadata under `__internal__`, as the agent
+/// prints it).
+pub fn json_lines(format: &JsonLines, chunk: &[u8]) -> Result<Vec<u8>> {
     // JSON is rarely more than twice the msgpack it came from; one allocation most of the time.
     let mut out = Vec::with_capacity(chunk.len() * 2);
-    JsonLines::agent_default().write_chunk(&mut out, chunk)?;
+    format.write_chunk(&mut out, chunk)?;
     Ok(out)
 }
 
@@ -87,12 +103,13 @@ mod tests {
             [(traces, EventType::Traces, "resourceSpans"), (metrics, EventType::Metrics, "resourceMetrics")]
         {
             assert_eq!(event_type(chunk), kind);
-            let otlp = render(EventFormat::OtlpJson, kind, chunk).unwrap().expect("a rendering");
+            let otlp = render(&EventFormat::OtlpJson, kind, chunk).unwrap().expect("a rendering");
             assert!(otlp.starts_with(format!("{{\"{root}\":[").as_bytes()), "{}", String::from_utf8_lossy(&otlp));
-            let line = render(EventFormat::JsonLines, kind, chunk).unwrap().expect("a rendering");
+            let json = EventFormat::JsonLines(JsonOptions::agent_default());
+            let line = render(&json, kind, chunk).unwrap().expect("a rendering");
             assert_eq!(line, [otlp.as_slice(), b"\n"].concat(), "json-lines of {kind:?}: the OTLP request as one line");
-            assert_eq!(render(EventFormat::Msgpack, kind, chunk).unwrap(), None, "msgpack is the chunk itself");
+            assert_eq!(render(&EventFormat::Msgpack, kind, chunk).unwrap(), None, "msgpack is the chunk itself");
         }
-        assert!(render(EventFormat::OtlpJson, EventType::Metrics, b"\x81\xa4meta\x80").is_err(), "a malformed chunk");
+        assert!(render(&EventFormat::OtlpJson, EventType::Metrics, b"\x81\xa4meta\x80").is_err(), "a malformed chunk");
     }
 }

@@ -10,13 +10,14 @@ use anyhow::{Context, Result};
 use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
 use crate::agent::profile::AgentProfile;
-use crate::bindings::{EventType, EventTypes, FlushError};
+use crate::bindings::{EventType, EventTypes, FlushContext, FlushError, WitVersion};
 use crate::config::{HostConfig, OnFault};
+use crate::lifecycle::delivery::Deliveries;
 use crate::lifecycle::shared::{Shared, short};
 use crate::lifecycle::spares::Spares;
 use crate::lifecycle::version::GuestVersion;
 use crate::lifecycle::watch::{FileStamp, Watcher};
-use crate::lifecycle::worker::{ChunkRef, Request, Response, Worker};
+use crate::lifecycle::worker::{Call, ChunkRef, Phase, Worker};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::engine::TickerGuard;
 use crate::runtime::fault::Fault;
@@ -51,6 +52,8 @@ pub struct OutputInstance {
     faults: Mutex<FaultState>,
     /// Event types whose chunks were answered without a guest call, logged once each.
     skipped: Mutex<EventTypes>,
+    /// The attempts at each chunk, for the delivery ids of 0.3.0 guests.
+    deliveries: Deliveries,
     /// Drives WASI's host-side I/O for this instance's guests; shut down in `exit`.
     runtime: Option<tokio::runtime::Runtime>,
     /// Keeps the epoch (the clock of guest deadlines) ticking while the instance lives.
@@ -204,7 +207,7 @@ impl OutputInstance {
             let version = shared.current();
             let spare = shared.start_instance(&version, &shared.logger).context("failed to start a warm spare")?;
             if let Err(spare) = version.offer_spare(spare) {
-                Shared::exit_worker(spare, &shared.logger);
+                shared.exit_worker(spare, &shared.logger);
             }
             Some(Spares::start(shared.clone()).context("failed to start the warm-spare thread")?)
         } else {
@@ -228,6 +231,7 @@ impl OutputInstance {
             stalls: Mutex::default(),
             faults: Mutex::default(),
             skipped: Mutex::new(EventTypes::empty()),
+            deliveries: Deliveries::default(),
             runtime: Some(runtime),
             _ticker: ticker,
         })
@@ -236,10 +240,15 @@ impl OutputInstance {
     /// An instance for one flush: an idle one, else the warm spare (and the next spare is asked
     /// for), else one started here, on the flush path (counted: the spare was not ready).
     fn checkout(&self, version: &Arc<GuestVersion>) -> Result<Worker> {
-        if let Some(worker) = version.take_idle() {
-            return Ok(worker);
+        // An idle instance whose background work faulted is discarded here (its fault was
+        // logged by its worker).
+        while let Some(worker) = version.take_idle() {
+            if worker.is_alive() {
+                return Ok(worker);
+            }
+            worker.join();
         }
-        let spare = version.take_spare();
+        let spare = version.take_spare().filter(Worker::is_alive);
         if let Some(spares) = &self.spares {
             spares.replenish(version);
         }
@@ -270,13 +279,13 @@ impl OutputInstance {
                 self.shared.host.limits.memory >> 20
             ));
             self.shared.host_metrics.recycled();
-            Shared::exit_worker(worker, &self.shared.logger);
+            self.shared.exit_worker(worker, &self.shared.logger);
             return;
         }
         if let Err(worker) = version.put_back(worker) {
             match &self.watcher {
                 Some(watcher) => watcher.retire(worker),
-                None => Shared::exit_worker(worker, &self.shared.logger),
+                None => self.shared.exit_worker(worker, &self.shared.logger),
             }
         }
     }
@@ -344,28 +353,49 @@ impl OutputInstance {
             }
         };
         let bytes = chunk;
+        // 0.3.0 guests are told which delivery of which chunk this is; the bytes are hashed as
+        // the agent delivered them.
+        let delivery = (version.image.version() >= WitVersion::V0_3_0).then(|| self.deliveries.next(tag, chunk));
         // SAFETY: `chunk` is valid for this whole function, and `call` only returns once the
-        // worker is done with the request that carries it.
+        // worker is done with the call that carries it.
         let chunk = unsafe { ChunkRef::new(chunk) };
-        let format = version.init_ctx.event_format;
-        let request = Request::Flush { tag: tag.to_owned(), event_type, chunk, format };
+        let format = version.init_ctx.event_format.clone();
+        let tag_owned = tag.to_owned();
+        let call = Call::new("flush", Phase::Serve, move |instance, deadline| {
+            Box::pin(async move {
+                let rendered;
+                let bytes = match crate::chunk::events::render(&format, event_type, chunk.as_slice()) {
+                    Ok(Some(lines)) => {
+                        rendered = lines;
+                        &rendered[..]
+                    }
+                    Ok(None) => chunk.as_slice(),
+                    // The guest never sees a chunk the host cannot read; the agent drops it, as a
+                    // msgpack guest's decoder would have it do.
+                    Err(err) => return Ok(Err(FlushError::Error(format!("malformed chunk: {err:#}")))),
+                };
+                let time_left = deadline.map(|at| {
+                    let left = at.saturating_duration_since(Instant::now());
+                    u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)
+                });
+                let delivery = delivery.unwrap_or_else(|| crate::bindings::Delivery { id: String::new(), attempt: 0 });
+                let ctx = FlushContext { tag: tag_owned, event_type, time_left, delivery };
+                instance.flush(&ctx, bytes).await
+            })
+        });
         // Counting the records for the metrics costs a pass over the chunk: the agent thread
         // makes it while the guest runs, instead of before.
         let metrics = &self.shared.host_metrics;
-        let outcome = worker.call_meanwhile(request, logger, || metrics.handed(event_type, bytes));
+        let outcome = worker.call_meanwhile(call, logger, || metrics.handed(event_type, bytes));
         let status = match outcome {
-            Ok(Response::Flush(Ok(()))) => (FlushStatus::Ok, FlushResult::Ok),
-            Ok(Response::Flush(Err(FlushError::Retry(message)))) => {
+            Ok(Ok(())) => (FlushStatus::Ok, FlushResult::Ok),
+            Ok(Err(FlushError::Retry(message))) => {
                 logger.warn(&format!("guest asked to retry the chunk of tag '{tag}': {message}"));
                 (FlushStatus::Retry, FlushResult::Retry)
             }
-            Ok(Response::Flush(Err(FlushError::Error(message)))) => {
+            Ok(Err(FlushError::Error(message))) => {
                 logger.error(&format!("guest failed the chunk of tag '{tag}', it is dropped: {message}"));
                 (FlushStatus::Error, FlushResult::Error)
-            }
-            Ok(other) => {
-                logger.error(&format!("guest flush answered unexpectedly: {other:?}"));
-                return (FlushStatus::Retry, FlushResult::Fault);
             }
             Err(fault) => {
                 return (self.faulted(self.fault_line(path, worker.id(), tag, &fault)), FlushResult::Fault);
@@ -413,7 +443,7 @@ impl OutputInstance {
         }
         logger.drain();
         for worker in self.shared.current().retire() {
-            Shared::exit_worker(worker, &logger);
+            self.shared.exit_worker(worker, &logger);
         }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(RUNTIME_SHUTDOWN);

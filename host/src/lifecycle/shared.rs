@@ -9,12 +9,14 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
-use crate::bindings::{EventFormat, EventTypes, InitContext, WitVersion};
-use crate::config::{self, HostConfig};
+use crate::bindings::InitContext;
+use crate::config::HostConfig;
+use crate::lifecycle::plan::{Setting, plan};
 use crate::lifecycle::version::GuestVersion;
-use crate::lifecycle::worker::{Request, Response, Worker};
+use crate::lifecycle::worker::{Call, Phase, Recipe, Worker};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::image::GuestImage;
+use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::metrics::GuestMetrics;
 use crate::telemetry::host::{HostMetrics, Meters};
 
@@ -72,16 +74,15 @@ impl Shared {
 
     fn spawn_worker(&self, image: &Arc<GuestImage>, logger: &Logger) -> Result<Worker> {
         let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        let capabilities = self.host.capabilities.clone();
-        Worker::spawn(
-            id,
-            image.clone(),
-            self.runtime.clone(),
-            self.host.limits,
-            capabilities,
-            Meters { guest: self.metrics.clone(), host: self.host_metrics.clone() },
-            logger,
-        )
+        let agent = self.agent;
+        let recipe = Recipe {
+            image: image.clone(),
+            limits: self.host.limits,
+            capabilities: self.host.capabilities.clone(),
+            meters: Meters { guest: self.metrics.clone(), host: self.host_metrics.clone() },
+            config: ConfigLookup::new(move |key| agent.property(key)),
+        };
+        Worker::spawn(id, recipe, self.runtime.clone(), logger)
     }
 
     /// Starts and initialises a new guest instance of `version`: what a flush must never wait
@@ -93,17 +94,20 @@ impl Shared {
     }
 
     fn init_worker(worker: &mut Worker, ctx: &InitContext, logger: &Logger) -> Result<()> {
-        match worker.call(Request::Init(ctx.clone()), logger) {
-            Ok(Response::Init(Ok(()))) => Ok(()),
-            Ok(Response::Init(Err(message))) => bail!("guest init returned an error: {message}"),
-            Ok(other) => bail!("guest init answered unexpectedly: {other:?}"),
+        let ctx = ctx.clone();
+        let call =
+            Call::new("init", Phase::Setup, move |instance, _| Box::pin(async move { instance.init(&ctx).await }));
+        match worker.call(call.initialising(), logger) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => bail!("guest init returned an error: {message}"),
             Err(fault) => Err(anyhow!("{fault}").context("guest faulted in init")),
         }
     }
 
-    /// Loads a guest (from `bytes`, or from the file), resolves the keys it declares and
-    /// initialises its first instance: a version ready to serve. Compiling, instantiating and
-    /// init all happen here, never on the flush path of another version.
+    /// Loads a guest (from `bytes`, or from the file), plans the version (its keys resolved,
+    /// its format and event types, [`crate::lifecycle::plan`]) and initialises its first
+    /// instance: a version ready to serve. Compiling, instantiating and init all happen here,
+    /// never on the flush path of another version.
     pub fn prepare(&self, bytes: Option<&[u8]>, logger: &Logger) -> Result<Arc<GuestVersion>> {
         let path = &self.host.wasm_path;
         let image = match bytes {
@@ -114,39 +118,40 @@ impl Shared {
         let image = Arc::new(image);
         let setup = || -> Result<Arc<GuestVersion>> {
             let mut worker = self.spawn_worker(&image, logger)?;
-            let schema = match worker.call(Request::Schema, logger) {
-                Ok(Response::Schema(schema)) => schema,
-                Ok(other) => bail!("config-schema answered unexpectedly: {other:?}"),
-                Err(fault) => return Err(anyhow!("{fault}").context("guest faulted in config-schema")),
+            let (name, guest_path, digest) = (self.name.clone(), path.display().to_string(), image.digest().to_owned());
+            let (format, agent) = (self.host.event_format, self.agent);
+            let call = Call::new("config-schema", Phase::Setup, move |instance, _| {
+                Box::pin(async move {
+                    let lookup = move |key: &str| agent.property(key);
+                    let setting = Setting {
+                        instance: &name,
+                        guest_path: &guest_path,
+                        guest_digest: &digest,
+                        format,
+                        lookup: &lookup,
+                    };
+                    plan(instance, &setting).await
+                })
+            });
+            let plan = match worker.call(call, logger) {
+                Ok(plan) => plan?,
+                Err(fault) => {
+                    let during = fault.during.unwrap_or("config-schema");
+                    return Err(anyhow!("{fault}").context(format!("guest faulted in {during}")));
+                }
             };
-            if schema.event_types == EventTypes::empty() {
-                bail!("the guest accepts no event types (accepted-event-types returned an empty set)");
-            }
-            let event_format = self.host.event_format.unwrap_or(schema.preferred_format);
-            if event_format == EventFormat::OtlpJson && image.version() < WitVersion::V0_2_0 {
-                bail!(
-                    "wasm_event_format otlp_json needs a guest built against out-wasm:output@0.2.0 or later; \
-                     this one is {}",
-                    image.version()
-                );
-            }
-            let ctx = InitContext {
-                instance: self.name.clone(),
-                guest_path: path.display().to_string(),
-                guest_digest: image.digest().to_owned(),
-                config: config::resolve_with_agent(&schema.keys, &self.agent)?,
-                event_format,
-                event_types: schema.event_types,
-            };
-            Self::init_worker(&mut worker, &ctx, logger)?;
-            Ok(Arc::new(GuestVersion::new(image.clone(), ctx, worker)))
+            Self::init_worker(&mut worker, &plan.init, logger)?;
+            Ok(Arc::new(GuestVersion::new(image.clone(), plan.init, worker)))
         };
         setup().with_context(|| format!("failed to initialize guest '{}'", path.display()))
     }
 
-    /// Gives a worker its exit call and stops its thread.
-    pub fn exit_worker(mut worker: Worker, logger: &Logger) {
-        if let Err(fault) = worker.call(Request::Exit, logger) {
+    /// Gives a worker its exit call (with the flush timeout as its time) and stops its thread.
+    pub fn exit_worker(&self, mut worker: Worker, logger: &Logger) {
+        let limits = &self.host.limits;
+        let time_left = limits.deadlines.then_some(limits.flush_timeout);
+        let call = Call::new("exit", Phase::Serve, move |instance, _| Box::pin(instance.exit(time_left)));
+        if let Err(fault) = worker.call(call, logger) {
             logger.warn(&format!("guest instance #{} faulted in exit: {fault}", worker.id()));
         }
         worker.join();

@@ -67,7 +67,7 @@ fn run(shared: &Shared, requests: &Receiver<Request>) {
             Ok(worker) => {
                 logger.debug(&format!("guest instance #{} is ready as a warm spare", worker.id()));
                 if let Err(worker) = version.offer_spare(worker) {
-                    Shared::exit_worker(worker, &logger);
+                    shared.exit_worker(worker, &logger);
                 }
             }
             // The flush that needs an instance starts one itself, and reports a failure then.

@@ -104,7 +104,7 @@ fn run(shared: &Shared, loaded: Option<FileStamp>, control: &Receiver<Control>) 
     let mut next_check = Instant::now() + interval;
     loop {
         match control.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
-            Ok(Control::Retire(worker)) => Shared::exit_worker(worker, &logger),
+            Ok(Control::Retire(worker)) => shared.exit_worker(worker, &logger),
             Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
                 check(shared, &mut state, &logger);
@@ -114,7 +114,7 @@ fn run(shared: &Shared, loaded: Option<FileStamp>, control: &Receiver<Control>) 
     }
     // Workers retired just before the stop still get their exit call.
     while let Ok(Control::Retire(worker)) = control.try_recv() {
-        Shared::exit_worker(worker, &logger);
+        shared.exit_worker(worker, &logger);
     }
 }
 
@@ -154,7 +154,7 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
             ));
             state.failed = None;
             for worker in old.map(|old| old.retire()).unwrap_or_default() {
-                Shared::exit_worker(worker, logger);
+                shared.exit_worker(worker, logger);
             }
         }
         Err(err) => {

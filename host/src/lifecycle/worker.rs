@@ -1,28 +1,32 @@
-//! A plugin-owned thread that owns one guest instance and serves calls to it one at a time.
+//! A plugin-owned thread that owns one guest instance and runs calls on it one at a time, and
+//! between them the guest's `idle`, when the guest asked for it.
 //!
 //! Guest code never runs on the agent's threads: a flush arrives on an agent coroutine with a
 //! 64 KiB stack and no guard page, so the agent thread hands the call to a worker (which has
 //! `WORKER_STACK` of stack) and blocks until the worker answers, relaying the guest's log lines
-//! to the agent's log meanwhile, on the agent's thread, in order.
+//! to the agent's log meanwhile, on the agent's thread, in order. A call is typed: the caller
+//! says what to do with the instance ([`Call`]) and gets what that returns, or the fault.
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::agent::logger::Logger;
-use crate::bindings::{EventFormat, EventType, FlushContext, FlushError, InitContext};
 use crate::config::Limits;
 use crate::log::{LOG_LINES_PER_CALL, Level, Lines, LogSink};
 use crate::runtime::engine::WORKER_STACK;
 use crate::runtime::fault::Fault;
 use crate::runtime::image::GuestImage;
-use crate::runtime::instance::{GuestInstance, Schema};
+use crate::runtime::instance::{GuestInstance, Sandbox};
 use crate::sandbox::Capabilities;
+use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::metrics::GuestMetrics;
 use crate::telemetry::host::{HostMetrics, Meters};
 
@@ -33,61 +37,96 @@ pub struct ChunkRef {
 }
 
 // SAFETY: the bytes are only read, and only while the agent thread that lent them is blocked in
-// `Worker::call` waiting for the answer to the request that carries them (see `ChunkRef::new`).
+// `Worker::call` waiting for the answer to the call that carries them (see `ChunkRef::new`).
 unsafe impl Send for ChunkRef {}
 
 impl ChunkRef {
     /// # Safety
-    /// `chunk` must stay valid until `Worker::call` with the request carrying this value
-    /// returns. `call` only returns after the worker answered or its thread ended, and the
-    /// worker never touches a request's chunk after answering it.
+    /// `chunk` must stay valid until `Worker::call` with the call carrying this value returns.
+    /// `call` only returns after the worker answered or its thread ended, and the worker never
+    /// touches a call's chunk after answering it.
     pub unsafe fn new(chunk: &[u8]) -> Self {
         Self { ptr: chunk.as_ptr(), len: chunk.len() }
     }
 
-    fn as_slice(&self) -> &[u8] {
+    pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `new`'s contract keeps the lender blocked while the worker reads.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
-/// A call into the guest.
-pub enum Request {
-    Schema,
-    Init(InitContext),
-    /// `format` is the instance's event format: with `JsonLines` the worker renders the chunk
-    /// before the guest sees it.
-    Flush {
-        tag: String,
-        event_type: EventType,
-        chunk: ChunkRef,
-        format: EventFormat,
-    },
-    Exit,
+/// Which of the instance's limits a call runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Setting up: `config-schema`, the preferences, `init` (`wasm_init_timeout`).
+    Setup,
+    /// Serving: `flush`, `exit` (`wasm_flush_timeout`).
+    Serve,
 }
 
-/// What the guest answered (its own success or reported error).
-#[derive(Debug)]
-pub enum Response {
-    Ready,
-    Schema(Schema),
-    Init(Result<(), String>),
-    Flush(Result<(), FlushError>),
-    Exited,
+/// The future of a call on an instance: the guest's answer, or the fault that ended it.
+pub type GuestFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Fault>> + 'a>>;
+
+/// What a call does with the instance, given when it will be stopped (if deadlines are on).
+type Body<T> = Box<dyn for<'a> FnOnce(&'a mut GuestInstance, Option<Instant>) -> GuestFuture<'a, T> + Send>;
+
+/// One call into the guest: its name (for a fault), its limit, and what it does.
+pub struct Call<T> {
+    name: &'static str,
+    phase: Phase,
+    /// After this call returns, the instance is ready for `idle` calls (it was initialised).
+    arms_idle: bool,
+    body: Body<T>,
 }
 
-/// Sent by the worker to the agent thread that waits on the current request.
-pub enum Event {
+impl<T: Send + 'static> Call<T> {
+    pub fn new(
+        name: &'static str,
+        phase: Phase,
+        body: impl for<'a> FnOnce(&'a mut GuestInstance, Option<Instant>) -> GuestFuture<'a, T> + Send + 'static,
+    ) -> Self {
+        Self { name, phase, arms_idle: false, body: Box::new(body) }
+    }
+
+    /// The call that initialises the instance: `idle` calls may follow it.
+    pub fn initialising(mut self) -> Self {
+        self.arms_idle = true;
+        self
+    }
+}
+
+/// A call with its answer sent back on a channel of its own: what the worker thread runs.
+struct Job {
+    name: &'static str,
+    phase: Phase,
+    arms_idle: bool,
+    run: Body<()>,
+}
+
+/// Sent by the worker to the agent thread that waits on the current call.
+enum Event {
     Log(Level, String),
-    Done(Result<Response, Fault>),
+    Done(Result<(), Fault>),
 }
 
-// The guest's lines go to the agent thread waiting on the current call, between that call's
-// answers, so they are written in order and on an agent thread.
-impl Lines for Sender<Event> {
+/// Where an instance's lines go: to the agent thread waiting on the current call, between that
+/// call's answers, so they are written in order and on an agent thread; during an `idle` call,
+/// which no agent thread waits on, to the deferred logger, written by the next call the agent
+/// makes on the output.
+struct WorkerLines {
+    events: Sender<Event>,
+    idle: AtomicBool,
+    deferred: Logger,
+}
+
+impl Lines for WorkerLines {
     fn line(&self, level: Level, text: String) {
-        // The receiver is gone only when the waiting call was abandoned; nothing to do then.
-        let _ = self.send(Event::Log(level, text));
+        if self.idle.load(Ordering::Acquire) {
+            self.deferred.log(level, &text);
+        } else {
+            // The receiver is gone only when the waiting call was abandoned; nothing to do then.
+            let _ = self.events.send(Event::Log(level, text));
+        }
     }
 }
 
@@ -95,7 +134,7 @@ impl Lines for Sender<Event> {
 pub struct Worker {
     id: u64,
     probe: Arc<Probe>,
-    requests: Sender<Request>,
+    jobs: Sender<Job>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
 }
@@ -105,40 +144,41 @@ struct Probe {
     /// Set after a call left the guest's memory near its cap: the instance is recycled
     /// between flushes instead of trapping inside one.
     worn: AtomicUsize,
+    /// Cleared when the instance faulted outside a call (in `idle`): it takes no more calls.
+    alive: AtomicBool,
     host: Arc<HostMetrics>,
+}
+
+/// What a worker's guest instance is made of.
+pub struct Recipe {
+    pub image: Arc<GuestImage>,
+    pub limits: Limits,
+    pub capabilities: Arc<Capabilities>,
+    pub meters: Meters,
+    pub config: ConfigLookup,
 }
 
 impl Worker {
     /// Starts a worker thread and instantiates the guest on it. Returns once the instance
     /// exists; guest logs are written through `logger` meanwhile.
-    pub fn spawn(
-        id: u64,
-        image: Arc<GuestImage>,
-        runtime: tokio::runtime::Handle,
-        limits: Limits,
-        capabilities: Arc<Capabilities>,
-        meters: Meters,
-        logger: &Logger,
-    ) -> Result<Self> {
-        let (requests, request_rx) = mpsc::channel();
+    pub fn spawn(id: u64, recipe: Recipe, runtime: tokio::runtime::Handle, logger: &Logger) -> Result<Self> {
+        let (jobs, job_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
-        let Meters { guest: metrics, host } = meters;
-        let probe = Arc::new(Probe { worn: AtomicUsize::new(0), host });
+        let Meters { guest: metrics, host } = recipe.meters.clone();
+        let probe = Arc::new(Probe { worn: AtomicUsize::new(0), alive: AtomicBool::new(true), host });
+        let lines = Arc::new(WorkerLines { events: event_tx, idle: AtomicBool::new(false), deferred: logger.deferred() });
         let max_level = logger.max_level();
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-{id}"))
             .stack_size(WORKER_STACK)
             .spawn({
                 let probe = probe.clone();
-                move || {
-                    let instance = Instance { image: &image, max_level, limits, capabilities: &capabilities, metrics };
-                    serve(instance, &runtime, &request_rx, &event_tx, &probe)
-                }
+                move || serve(id, &recipe, metrics, max_level, &runtime, &job_rx, &lines, &probe)
             })
             .context("failed to start a worker thread")?;
-        let mut worker = Self { id, probe, requests, events, thread: Some(thread) };
+        let mut worker = Self { id, probe, jobs, events, thread: Some(thread) };
         match worker.wait(logger) {
-            Ok(_) => Ok(worker),
+            Ok(()) => Ok(worker),
             Err(fault) => {
                 worker.join();
                 Err(anyhow::anyhow!("{fault}")).context("failed to instantiate the guest")
@@ -156,26 +196,47 @@ impl Worker {
         Some(self.probe.worn.load(Ordering::Acquire)).filter(|size| *size > 0)
     }
 
-    /// Sends one request and blocks until the guest answered or faulted.
-    pub fn call(&mut self, request: Request, logger: &Logger) -> Result<Response, Fault> {
-        self.call_meanwhile(request, logger, || {})
+    /// False once the instance faulted between calls (in `idle`): it must be discarded.
+    pub fn is_alive(&self) -> bool {
+        self.probe.alive.load(Ordering::Acquire)
+    }
+
+    /// Makes one call and blocks until the guest answered or faulted.
+    pub fn call<T: Send + 'static>(&mut self, call: Call<T>, logger: &Logger) -> Result<T, Fault> {
+        self.call_meanwhile(call, logger, || {})
     }
 
     /// As [`Worker::call`], running `meanwhile` on the calling thread while the guest works.
-    pub fn call_meanwhile(
+    pub fn call_meanwhile<T: Send + 'static>(
         &mut self,
-        request: Request,
+        call: Call<T>,
         logger: &Logger,
         meanwhile: impl FnOnce(),
-    ) -> Result<Response, Fault> {
-        if self.requests.send(request).is_err() {
+    ) -> Result<T, Fault> {
+        let (answer, answered) = mpsc::sync_channel(1);
+        let body = call.body;
+        let job = Job {
+            name: call.name,
+            phase: call.phase,
+            arms_idle: call.arms_idle,
+            run: Box::new(move |instance, deadline| {
+                Box::pin(async move {
+                    let value = body(instance, deadline).await?;
+                    // The waiting side is gone only when it was abandoned.
+                    let _ = answer.send(value);
+                    Ok(())
+                })
+            }),
+        };
+        if self.jobs.send(job).is_err() {
             return Err(Fault::host("the worker thread is gone"));
         }
         meanwhile();
-        self.wait(logger)
+        self.wait(logger)?;
+        answered.try_recv().map_err(|_| Fault::host("the guest call returned no answer"))
     }
 
-    fn wait(&mut self, logger: &Logger) -> Result<Response, Fault> {
+    fn wait(&mut self, logger: &Logger) -> Result<(), Fault> {
         let outcome = loop {
             match crate::lifecycle::handoff::recv(&self.events) {
                 Ok(Event::Log(level, message)) => logger.log(level, &message),
@@ -189,15 +250,15 @@ impl Worker {
         outcome
     }
 
-    /// Stops the thread (after its current request) and waits for it to end.
+    /// Stops the thread (after its current call) and waits for it to end.
     pub fn join(mut self) {
         self.stop();
     }
 
     fn stop(&mut self) {
-        // Closing the request channel ends the worker's loop.
+        // Closing the job channel ends the worker's loop.
         let (closed, _) = mpsc::channel();
-        self.requests = closed;
+        self.jobs = closed;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -215,57 +276,74 @@ impl Drop for Worker {
 /// arguments) would otherwise trap in the middle of a flush once it reaches the cap.
 pub const RECYCLE_AT: f64 = 0.75;
 
-/// The worker thread's body: instantiate, then serve requests until the channel closes, the
-/// guest exits, or the instance is poisoned by a fault.
+/// Runs `future` under `limit` if deadlines are on; past it, the fault names the call and key.
+async fn within<T>(
+    limits: &Limits,
+    name: &'static str,
+    phase: Phase,
+    future: impl FnOnce(Option<Instant>) -> GuestFuture<'_, T>,
+) -> Result<T, Fault> {
+    let (limit, key) = match phase {
+        Phase::Setup => (limits.init_timeout, "wasm_init_timeout"),
+        Phase::Serve => (limits.flush_timeout, "wasm_flush_timeout"),
+    };
+    if !limits.deadlines {
+        return future(None).await;
+    }
+    let deadline = Instant::now() + limit;
+    match tokio::time::timeout(limit, future(Some(deadline))).await {
+        Ok(outcome) => outcome,
+        Err(_elapsed) => Err(Fault::deadline(name, limit, key)),
+    }
+}
+
+/// The worker thread's body: instantiate, then run calls until the channel closes, the guest
+/// exits, or the instance is poisoned by a fault; between calls, `idle` when it is due.
 ///
 /// Every guest call runs under a deadline. Running wasm yields at each epoch tick and a call
 /// waiting in a host function is a pending future, so the deadline stops both; the stopped
 /// call's instance is discarded.
-/// What a worker's guest instance is made of.
-struct Instance<'a> {
-    image: &'a GuestImage,
-    max_level: Level,
-    limits: Limits,
-    capabilities: &'a Capabilities,
-    metrics: Arc<GuestMetrics>,
-}
-
+#[allow(clippy::too_many_arguments)]
 fn serve(
-    instance: Instance<'_>,
+    id: u64,
+    recipe: &Recipe,
+    metrics: Arc<GuestMetrics>,
+    max_level: Level,
     runtime: &tokio::runtime::Handle,
-    requests: &Receiver<Request>,
-    events: &Sender<Event>,
+    jobs: &Receiver<Job>,
+    lines: &Arc<WorkerLines>,
     probe: &Probe,
 ) {
-    let Instance { image, max_level, limits, capabilities, metrics } = instance;
+    let Recipe { image, limits, capabilities, config, .. } = recipe;
+    let done = |outcome: Result<(), Fault>| lines.events.send(Event::Done(outcome)).is_ok();
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
     let _runtime = runtime.enter();
-    let instantiate = GuestInstance::instantiate(
-        image,
+    let sandbox = Sandbox {
         max_level,
-        LogSink::new(Arc::new(events.clone())),
-        limits.memory,
-        limits.deadlines,
+        log: LogSink::new(lines.clone()),
+        memory_limit: limits.memory,
+        deadlines: limits.deadlines,
         capabilities,
         metrics,
-    );
+        config: config.clone(),
+    };
+    let instantiate = GuestInstance::instantiate(image, sandbox);
     let instance = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async { tokio::time::timeout(limits.init_timeout, instantiate).await })
     }));
     let mut instance = match instance {
         Ok(Ok(Ok(instance))) => instance,
         Ok(Ok(Err(err))) => {
-            let _ = events.send(Event::Done(Err(Fault::host(format!("{err:#}")))));
+            done(Err(Fault::host(format!("{err:#}"))));
             return;
         }
         Ok(Err(_elapsed)) => {
-            let fault = Fault::deadline("instantiation", limits.init_timeout, "wasm_init_timeout");
-            let _ = events.send(Event::Done(Err(fault)));
+            done(Err(Fault::deadline("instantiation", limits.init_timeout, "wasm_init_timeout")));
             return;
         }
         Err(_) => {
-            let _ = events.send(Event::Done(Err(Fault::host("the host panicked while instantiating"))));
+            done(Err(Fault::host("the host panicked while instantiating")));
             return;
         }
     };
@@ -273,36 +351,52 @@ fn serve(
     // Linear memory this instance has reported to the metrics (it never shrinks).
     let mut reported = instance.memory().0;
     probe.host.memory_grew(reported);
-    let _ = events.send(Event::Done(Ok(Response::Ready)));
+    done(Ok(()));
 
-    while let Ok(request) = crate::lifecycle::handoff::recv(requests) {
-        let exiting = matches!(request, Request::Exit);
-        let (call, limit, key) = match request {
-            Request::Schema => ("config-schema", limits.init_timeout, "wasm_init_timeout"),
-            Request::Init(_) => ("init", limits.init_timeout, "wasm_init_timeout"),
-            Request::Flush { .. } => ("flush", limits.flush_timeout, "wasm_flush_timeout"),
-            Request::Exit => ("exit", limits.flush_timeout, "wasm_flush_timeout"),
+    // When the next `idle` call is due; `None`: not until after the next call.
+    let mut idle_at: Option<Instant> = None;
+    let mut initialised = false;
+    loop {
+        let job = match idle_at {
+            Some(at) => match recv_until(jobs, at) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    lines.idle.store(true, Ordering::Release);
+                    let next = idle(&mut instance, runtime, limits, probe);
+                    lines.idle.store(false, Ordering::Release);
+                    match next {
+                        Ok(next) => idle_at = next.map(|after| Instant::now() + after.max(limits.idle_interval)),
+                        Err(fault) => {
+                            probe.host.faulted(fault.kind());
+                            probe.alive.store(false, Ordering::Release);
+                            lines.deferred.error(&format!(
+                                "guest '{}' instance #{id} faulted in idle and is discarded: {fault}",
+                                image.path().display()
+                            ));
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match crate::lifecycle::handoff::recv(jobs) {
+                Ok(job) => job,
+                Err(_) => break,
+            },
         };
+        let Job { name, phase, arms_idle, run } = job;
         instance.begin_call();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(async {
-                if !limits.deadlines {
-                    return handle(&mut instance, request, None).await;
-                }
-                let deadline = Instant::now() + limit;
-                match tokio::time::timeout(limit, handle(&mut instance, request, Some(deadline))).await {
-                    Ok(outcome) => outcome,
-                    Err(_elapsed) => Err(Fault::deadline(call, limit, key)),
-                }
-            })
+            runtime.block_on(within(limits, name, phase, |deadline| run(&mut instance, deadline)))
         }))
         .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest call")));
         let dropped = instance.dropped_log_lines();
         if dropped > 0 {
             let line = format!(
-                "guest wrote {dropped} more log lines in one {call} call; dropped (at most {LOG_LINES_PER_CALL} a call)"
+                "guest wrote {dropped} more log lines in one {name} call; dropped (at most {LOG_LINES_PER_CALL} a call)"
             );
-            let _ = events.send(Event::Log(Level::Warn, line));
+            let _ = lines.events.send(Event::Log(Level::Warn, line));
             probe.host.log_lines_dropped(dropped);
         }
         let poisoned = outcome.is_err();
@@ -312,38 +406,40 @@ fn serve(
         }
         probe.host.memory_grew(size.saturating_sub(reported));
         reported = size;
-        if events.send(Event::Done(outcome)).is_err() || poisoned || exiting {
+        initialised |= arms_idle && !poisoned;
+        if !done(outcome) || poisoned || name == "exit" {
             break;
+        }
+        // Background work gets its time once the instance has been left alone for a while.
+        if initialised && instance.has_idle() {
+            idle_at = Some(Instant::now() + limits.idle_interval);
         }
     }
     probe.host.instance_ended(reported);
 }
 
-/// Makes one call. `deadline` is when the call will be stopped, if deadlines are on: a flush
-/// tells the guest how long it has left once its chunk is ready.
-async fn handle(instance: &mut GuestInstance, request: Request, deadline: Option<Instant>) -> Result<Response, Fault> {
-    match request {
-        Request::Schema => instance.schema().await.map(Response::Schema),
-        Request::Init(ctx) => instance.init(&ctx).await.map(Response::Init),
-        Request::Flush { tag, event_type, chunk, format } => {
-            let rendered;
-            let bytes = match crate::chunk::events::render(format, event_type, chunk.as_slice()) {
-                Ok(Some(lines)) => {
-                    rendered = lines;
-                    &rendered[..]
-                }
-                Ok(None) => chunk.as_slice(),
-                // The guest never sees a chunk the host cannot read; the agent drops it, as a
-                // msgpack guest's decoder would have it do.
-                Err(err) => return Ok(Response::Flush(Err(FlushError::Error(format!("malformed chunk: {err:#}"))))),
-            };
-            let time_left = deadline.map(|at| {
-                let left = at.saturating_duration_since(Instant::now());
-                u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)
-            });
-            let ctx = FlushContext { tag, event_type, time_left };
-            instance.flush(&ctx, bytes).await.map(Response::Flush)
-        }
-        Request::Exit => instance.exit().await.map(|()| Response::Exited),
+/// One `idle` call, under the flush deadline, with the idle budget.
+fn idle(
+    instance: &mut GuestInstance,
+    runtime: &tokio::runtime::Handle,
+    limits: &Limits,
+    probe: &Probe,
+) -> Result<Option<Duration>, Fault> {
+    instance.begin_call();
+    let budget = limits.idle_budget;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(within(limits, "idle", Phase::Serve, |_| Box::pin(instance.idle(budget))))
+    }))
+    .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest's idle call")));
+    probe.host.idled();
+    outcome
+}
+
+/// `rx.recv()` until `at`, polling briefly first like [`crate::lifecycle::handoff::recv`].
+fn recv_until<T>(rx: &Receiver<T>, at: Instant) -> Result<T, RecvTimeoutError> {
+    match rx.try_recv() {
+        Ok(value) => Ok(value),
+        Err(mpsc::TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+        Err(mpsc::TryRecvError::Empty) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
     }
 }

@@ -20,6 +20,8 @@ pub struct Fault {
     pub message: String,
     /// The guest's wasm backtrace, one frame a line, when wasmtime captured one.
     pub backtrace: Option<String>,
+    /// Which export faulted, when one host call made several (planning a version).
+    pub during: Option<&'static str>,
 }
 
 /// What kind of fault it was, as the host's metrics count them.
@@ -75,7 +77,13 @@ impl Fault {
             // A host-raised trap (the memory cap): its own message, the backtrace kept apart.
             None => format!("guest trapped: {}", anyhow::Error::from(err).root_cause()),
         };
-        Self { trap, deadline: false, memory, message, backtrace }
+        Self { trap, deadline: false, memory, message, backtrace, during: None }
+    }
+
+    /// The same fault, said to have happened in the export `call`.
+    pub fn during(mut self, call: &'static str) -> Self {
+        self.during = Some(call);
+        self
     }
 
     /// A call stopped at its deadline (`key` is the setting that sets it).
@@ -86,12 +94,13 @@ impl Fault {
             memory: false,
             message: format!("guest exceeded its {call} deadline of {} ms ({key}) and was stopped", limit.as_millis()),
             backtrace: None,
+            during: None,
         }
     }
 
     /// A fault of the host's own making (the worker thread died, instantiation failed...).
     pub fn host(message: impl Into<String>) -> Self {
-        Self { trap: None, deadline: false, memory: false, message: message.into(), backtrace: None }
+        Self { trap: None, deadline: false, memory: false, message: message.into(), backtrace: None, during: None }
     }
 }
 

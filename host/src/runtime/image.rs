@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::bindings::{OutputPluginPre, WitVersion, v0_1_0};
+use crate::bindings::{OutputPluginPre, WitVersion, v0_1_0, v0_2_0};
 use crate::runtime::cache::{self, CompileCache, Origin};
 use crate::runtime::engine::engine_for;
 use crate::runtime::linker::linker;
@@ -30,7 +30,8 @@ pub struct GuestImage {
 
 /// A component linked and checked against the world of its WIT version.
 pub(crate) enum Pre {
-    V0_2_0(OutputPluginPre<HostState>),
+    V0_3_0(OutputPluginPre<HostState>),
+    V0_2_0(v0_2_0::OutputPluginPre<HostState>),
     V0_1_0(v0_1_0::OutputPluginPre<HostState>),
 }
 
@@ -59,7 +60,8 @@ impl GuestImage {
             format!("the component does not fit world {world}: it imports something the host does not provide")
         })?;
         let pre = match version {
-            WitVersion::V0_2_0 => OutputPluginPre::new(instance_pre).map(Pre::V0_2_0),
+            WitVersion::V0_3_0 => OutputPluginPre::new(instance_pre).map(Pre::V0_3_0),
+            WitVersion::V0_2_0 => v0_2_0::OutputPluginPre::new(instance_pre).map(Pre::V0_2_0),
             WitVersion::V0_1_0 => v0_1_0::OutputPluginPre::new(instance_pre).map(Pre::V0_1_0),
         }
         .map_err(anyhow::Error::from)
@@ -96,6 +98,7 @@ impl GuestImage {
 
     pub(crate) fn engine(&self) -> &Engine {
         match &self.pre {
+            Pre::V0_3_0(pre) => pre.engine(),
             Pre::V0_2_0(pre) => pre.engine(),
             Pre::V0_1_0(pre) => pre.engine(),
         }

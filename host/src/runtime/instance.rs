@@ -2,6 +2,7 @@
 //! WIT version it was built against.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
@@ -9,13 +10,15 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::{
-    ConfigKey, EventFormat, EventTypes, FlushContext, FlushError, InitContext, OutputPlugin, v0_1_0,
+    ConfigEntry, ConfigKey, EventFormat, EventTypes, FlushContext, FlushError, InitContext, OutputPlugin, WitVersion,
+    v0_1_0, v0_2_0,
 };
 use crate::log::{Level, LogSink};
 use crate::runtime::fault::Fault;
 use crate::runtime::image::{GuestImage, Pre};
 use crate::runtime::store::HostState;
 use crate::sandbox::Capabilities;
+use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
 use crate::sandbox::memory::MemoryCap;
@@ -23,16 +26,9 @@ use crate::sandbox::metrics::{GuestMetrics, Metrics};
 
 /// The guest's exports, bound at the WIT version it was built against.
 enum Plugin {
-    V0_2_0(OutputPlugin),
+    V0_3_0(OutputPlugin),
+    V0_2_0(v0_2_0::OutputPlugin),
     V0_1_0(v0_1_0::OutputPlugin),
-}
-
-/// What `config-schema` and its siblings tell about a guest version.
-#[derive(Debug)]
-pub struct Schema {
-    pub keys: Vec<ConfigKey>,
-    pub preferred_format: EventFormat,
-    pub event_types: EventTypes,
 }
 
 /// A guest instance and its store. Not shared: one thread drives it, one call at a time.
@@ -41,18 +37,27 @@ pub struct GuestInstance {
     plugin: Plugin,
 }
 
+/// What an instance is made with, besides its component.
+pub struct Sandbox<'a> {
+    pub max_level: Level,
+    pub log: LogSink,
+    pub memory_limit: usize,
+    pub deadlines: bool,
+    pub capabilities: &'a Capabilities,
+    pub metrics: Arc<GuestMetrics>,
+    /// What `config.get` answers.
+    pub config: ConfigLookup,
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl GuestInstance {
-    /// Instantiates `image` with a WASI context that opens only what `capabilities` grants, and
-    /// `memory_limit` bytes of linear memory at most; growing past it traps.
-    pub async fn instantiate(
-        image: &GuestImage,
-        max_level: Level,
-        log: LogSink,
-        memory_limit: usize,
-        deadlines: bool,
-        capabilities: &Capabilities,
-        metrics: Arc<GuestMetrics>,
-    ) -> anyhow::Result<Self> {
+    /// Instantiates `image` with a WASI context that opens only what the sandbox's capabilities
+    /// grant, and its memory limit of linear memory at most; growing past it traps.
+    pub async fn instantiate(image: &GuestImage, sandbox: Sandbox<'_>) -> anyhow::Result<Self> {
+        let Sandbox { max_level, log, memory_limit, deadlines, capabilities, metrics, config } = sandbox;
         let mut wasi = WasiCtxBuilder::new();
         let net = capabilities.apply(&mut wasi, &log)?;
         let state = HostState {
@@ -62,6 +67,7 @@ impl GuestInstance {
             http_policy: HttpPolicy::new(net, capabilities.tls.client()),
             logging: Logging::new(max_level, log.clone()),
             metrics: Metrics::new(metrics, log.clone()),
+            config,
             memory: MemoryCap::new(memory_limit),
             log,
         };
@@ -72,10 +78,20 @@ impl GuestInstance {
             store.epoch_deadline_async_yield_and_update(1);
         }
         let plugin = match image.pre() {
+            Pre::V0_3_0(pre) => Plugin::V0_3_0(pre.instantiate_async(&mut store).await?),
             Pre::V0_2_0(pre) => Plugin::V0_2_0(pre.instantiate_async(&mut store).await?),
             Pre::V0_1_0(pre) => Plugin::V0_1_0(pre.instantiate_async(&mut store).await?),
         };
         Ok(Self { store, plugin })
+    }
+
+    /// The WIT version the guest was built against.
+    pub fn version(&self) -> WitVersion {
+        match self.plugin {
+            Plugin::V0_3_0(_) => WitVersion::V0_3_0,
+            Plugin::V0_2_0(_) => WitVersion::V0_2_0,
+            Plugin::V0_1_0(_) => WitVersion::V0_1_0,
+        }
     }
 
     /// Starts a call: the guest gets its full log budget again.
@@ -88,54 +104,104 @@ impl GuestInstance {
         self.store.data().log.dropped()
     }
 
-    /// The keys the guest declares, the event format it prefers and the event types it takes.
-    pub async fn schema(&mut self) -> Result<Schema, Fault> {
+    /// The keys the guest declares.
+    pub async fn config_schema(&mut self) -> Result<Vec<ConfigKey>, Fault> {
         let store = &mut self.store;
         match &self.plugin {
+            Plugin::V0_3_0(plugin) => plugin.out_wasm_output_output().call_config_schema(store).await,
+            Plugin::V0_2_0(plugin) => plugin
+                .out_wasm_output_output()
+                .call_config_schema(store)
+                .await
+                .map(|keys| keys.into_iter().map(Into::into).collect()),
+            Plugin::V0_1_0(plugin) => plugin
+                .out_wasm_output_output()
+                .call_config_schema(store)
+                .await
+                .map(|keys| keys.into_iter().map(Into::into).collect()),
+        }
+        .map_err(Fault::from_call)
+    }
+
+    /// The event format the guest prefers for `config` (its resolved keys), or the error with
+    /// which it refuses that config. Guests before 0.3.0 prefer without seeing the config.
+    pub async fn preferred_event_format(&mut self, config: &[ConfigEntry]) -> Result<Result<EventFormat, String>, Fault> {
+        let store = &mut self.store;
+        match &self.plugin {
+            Plugin::V0_3_0(plugin) => plugin.out_wasm_output_output().call_preferred_event_format(store, config).await,
             Plugin::V0_2_0(plugin) => {
-                let exports = plugin.out_wasm_output_output();
-                let keys = exports.call_config_schema(&mut *store).await.map_err(Fault::from_call)?;
-                let preferred_format =
-                    exports.call_preferred_event_format(&mut *store).await.map_err(Fault::from_call)?;
-                let event_types = exports.call_accepted_event_types(&mut *store).await.map_err(Fault::from_call)?;
-                Ok(Schema { keys, preferred_format, event_types })
+                plugin.out_wasm_output_output().call_preferred_event_format(store).await.map(|f| Ok(f.into()))
             }
             Plugin::V0_1_0(plugin) => {
-                let exports = plugin.out_wasm_output_output();
-                let keys = exports.call_config_schema(&mut *store).await.map_err(Fault::from_call)?;
-                let preferred = exports.call_preferred_event_format(&mut *store).await.map_err(Fault::from_call)?;
-                Ok(Schema {
-                    keys: keys.into_iter().map(Into::into).collect(),
-                    preferred_format: preferred.into(),
-                    event_types: EventTypes::LOGS,
-                })
+                plugin.out_wasm_output_output().call_preferred_event_format(store).await.map(|f| Ok(f.into()))
             }
         }
+        .map_err(Fault::from_call)
+    }
+
+    /// The event types the guest accepts (a 0.1.0 guest: logs).
+    pub async fn accepted_event_types(&mut self) -> Result<EventTypes, Fault> {
+        let store = &mut self.store;
+        match &self.plugin {
+            Plugin::V0_3_0(plugin) => plugin.out_wasm_output_output().call_accepted_event_types(store).await,
+            Plugin::V0_2_0(plugin) => {
+                plugin.out_wasm_output_output().call_accepted_event_types(store).await.map(Into::into)
+            }
+            Plugin::V0_1_0(_) => Ok(EventTypes::LOGS),
+        }
+        .map_err(Fault::from_call)
     }
 
     pub async fn init(&mut self, ctx: &InitContext) -> Result<Result<(), String>, Fault> {
         let store = &mut self.store;
         match &self.plugin {
+            Plugin::V0_3_0(plugin) => plugin.out_wasm_output_output().call_init(store, ctx).await,
             Plugin::V0_2_0(plugin) => {
-                plugin.out_wasm_output_output().call_init(store, ctx).await.map_err(Fault::from_call)
+                let ctx = v0_2_0::init_context(ctx).map_err(|err| Fault::host(format!("{err:#}")))?;
+                plugin.out_wasm_output_output().call_init(store, &ctx).await
             }
             Plugin::V0_1_0(plugin) => {
                 let ctx = v0_1_0::init_context(ctx).map_err(|err| Fault::host(format!("{err:#}")))?;
-                plugin.out_wasm_output_output().call_init(store, &ctx).await.map_err(Fault::from_call)
+                plugin.out_wasm_output_output().call_init(store, &ctx).await
             }
         }
+        .map_err(Fault::from_call)
     }
 
     pub async fn flush(&mut self, ctx: &FlushContext, chunk: &[u8]) -> Result<Result<(), FlushError>, Fault> {
         let store = &mut self.store;
         match &self.plugin {
+            Plugin::V0_3_0(plugin) => plugin.out_wasm_output_output().call_flush(store, ctx, chunk).await,
             Plugin::V0_2_0(plugin) => {
-                plugin.out_wasm_output_output().call_flush(store, ctx, chunk).await.map_err(Fault::from_call)
+                let ctx = v0_2_0::flush_context(ctx);
+                let outcome = plugin.out_wasm_output_output().call_flush(store, &ctx, chunk).await;
+                outcome.map(|answer| answer.map_err(Into::into))
             }
             Plugin::V0_1_0(plugin) => {
                 let outcome = plugin.out_wasm_output_output().call_flush(store, &ctx.tag, chunk).await;
-                outcome.map(|answer| answer.map_err(Into::into)).map_err(Fault::from_call)
+                outcome.map(|answer| answer.map_err(Into::into))
             }
+        }
+        .map_err(Fault::from_call)
+    }
+
+    /// Whether the guest has an `idle` export (0.3.0 on).
+    pub fn has_idle(&self) -> bool {
+        matches!(self.plugin, Plugin::V0_3_0(_))
+    }
+
+    /// Runs the guest's background work for about `budget`; when it wants to be called again
+    /// (`None`: after the next flush). A guest before 0.3.0 has none.
+    pub async fn idle(&mut self, budget: Duration) -> Result<Option<Duration>, Fault> {
+        let store = &mut self.store;
+        match &self.plugin {
+            Plugin::V0_3_0(plugin) => plugin
+                .out_wasm_output_output()
+                .call_idle(store, nanos(budget))
+                .await
+                .map(|next| next.map(Duration::from_nanos))
+                .map_err(Fault::from_call),
+            Plugin::V0_2_0(_) | Plugin::V0_1_0(_) => Ok(None),
         }
     }
 
@@ -144,9 +210,11 @@ impl GuestInstance {
         self.store.data().memory.usage()
     }
 
-    pub async fn exit(&mut self) -> Result<(), Fault> {
+    /// The last call: `time_left` is how long it may run (guests before 0.3.0 are not told).
+    pub async fn exit(&mut self, time_left: Option<Duration>) -> Result<(), Fault> {
         let store = &mut self.store;
         match &self.plugin {
+            Plugin::V0_3_0(plugin) => plugin.out_wasm_output_output().call_exit(store, time_left.map(nanos)).await,
             Plugin::V0_2_0(plugin) => plugin.out_wasm_output_output().call_exit(store).await,
             Plugin::V0_1_0(plugin) => plugin.out_wasm_output_output().call_exit(store).await,
         }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::{types, v0_1_0};
+use crate::bindings::{types, v0_1_0, v0_2_0};
 use crate::runtime::store::HostState;
 use crate::sandbox;
 
@@ -19,7 +19,10 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
         .context("failed to link the logging interface")?;
     sandbox::metrics::add_to_linker(&mut linker, |state| &mut state.metrics)
         .context("failed to link the metrics interface")?;
+    sandbox::config::add_to_linker(&mut linker, |state| &mut state.config)
+        .context("failed to link the config interface")?;
     types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
+        .and_then(|()| v0_2_0::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state))
         .and_then(|()| v0_1_0::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state))
         .map_err(anyhow::Error::from)
         .context("failed to link the types interfaces")?;
@@ -28,4 +31,5 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
 
 // The `types` interfaces declare types only: there is nothing in them to call.
 impl types::Host for HostState {}
+impl v0_2_0::types::Host for HostState {}
 impl v0_1_0::types::Host for HostState {}

@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::log::LogSink;
+use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
 use crate::sandbox::memory::MemoryCap;
@@ -24,6 +25,7 @@ pub struct HostState {
     pub http_policy: HttpPolicy,
     pub logging: Logging,
     pub metrics: Metrics,
+    pub config: ConfigLookup,
     pub memory: MemoryCap,
     /// The sink every capability above writes its log lines to, kept here to start each call
     /// with a fresh budget and to count what the budget dropped.

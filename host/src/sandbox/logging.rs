@@ -5,7 +5,7 @@
 use anyhow::Result;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::{logging, v0_1_0};
+use crate::bindings::{logging, v0_1_0, v0_2_0};
 use crate::log::{Level, LogSink};
 
 /// A guest instance's side of `logging`.
@@ -23,6 +23,7 @@ impl Logging {
 /// Links `logging` of every supported WIT version; `get` finds an instance's [`Logging`].
 pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut Logging) -> Result<()> {
     logging::add_to_linker::<T, HasSelf<Logging>>(linker, get)?;
+    v0_2_0::logging::add_to_linker::<T, HasSelf<Logging>>(linker, get)?;
     v0_1_0::logging::add_to_linker::<T, HasSelf<Logging>>(linker, get)?;
     Ok(())
 }
@@ -40,29 +41,36 @@ impl logging::Host for Logging {
     }
 }
 
-// 0.1.0's `logging` is the newest one under another package version.
-impl v0_1_0::logging::Host for Logging {
-    fn max_level(&mut self) -> v0_1_0::logging::Level {
-        match logging::Host::max_level(self) {
-            logging::Level::Error => v0_1_0::logging::Level::Error,
-            logging::Level::Warn => v0_1_0::logging::Level::Warn,
-            logging::Level::Info => v0_1_0::logging::Level::Info,
-            logging::Level::Debug => v0_1_0::logging::Level::Debug,
-            logging::Level::Trace => v0_1_0::logging::Level::Trace,
-        }
-    }
+/// An earlier version's `logging`: the newest one under another package version.
+macro_rules! earlier_logging {
+    ($version:ident) => {
+        impl $version::logging::Host for Logging {
+            fn max_level(&mut self) -> $version::logging::Level {
+                match logging::Host::max_level(self) {
+                    logging::Level::Error => $version::logging::Level::Error,
+                    logging::Level::Warn => $version::logging::Level::Warn,
+                    logging::Level::Info => $version::logging::Level::Info,
+                    logging::Level::Debug => $version::logging::Level::Debug,
+                    logging::Level::Trace => $version::logging::Level::Trace,
+                }
+            }
 
-    fn log(&mut self, level: v0_1_0::logging::Level, message: String) {
-        let level = match level {
-            v0_1_0::logging::Level::Error => logging::Level::Error,
-            v0_1_0::logging::Level::Warn => logging::Level::Warn,
-            v0_1_0::logging::Level::Info => logging::Level::Info,
-            v0_1_0::logging::Level::Debug => logging::Level::Debug,
-            v0_1_0::logging::Level::Trace => logging::Level::Trace,
-        };
-        logging::Host::log(self, level, message)
-    }
+            fn log(&mut self, level: $version::logging::Level, message: String) {
+                let level = match level {
+                    $version::logging::Level::Error => logging::Level::Error,
+                    $version::logging::Level::Warn => logging::Level::Warn,
+                    $version::logging::Level::Info => logging::Level::Info,
+                    $version::logging::Level::Debug => logging::Level::Debug,
+                    $version::logging::Level::Trace => logging::Level::Trace,
+                };
+                logging::Host::log(self, level, message)
+            }
+        }
+    };
 }
+
+earlier_logging!(v0_1_0);
+earlier_logging!(v0_2_0);
 
 impl From<logging::Level> for Level {
     fn from(level: logging::Level) -> Self {

@@ -4,16 +4,56 @@
 //! metric outlives the instance that declared it. Every declaration and update is checked
 //! here against names and caps before anything reaches the agent: a guest cannot grow the
 //! agent's memory without bound through its metrics.
+//!
+//! Two faces on the same registry: 0.3.0's resources (`counter`, `gauge`, `histogram`, whose
+//! handles are the registry's metric numbers) and 0.2.0's numbered metrics.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker, Resource};
 
-use crate::bindings::metrics::{self, MetricKind, MetricSpec};
+use crate::bindings::metrics::{self, Counter, Gauge, Histogram, MetricInfo};
+use crate::bindings::v0_2_0;
 use crate::log::{Level, LogSink};
+
+/// What a metric measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// A metric's description, whichever WIT version declared it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSpec {
+    pub name: String,
+    pub help: String,
+    pub kind: MetricKind,
+    pub label_names: Vec<String>,
+    /// A histogram's upper bounds (empty: the agent's defaults).
+    pub buckets: Vec<f64>,
+}
+
+impl MetricSpec {
+    fn of(kind: MetricKind, info: MetricInfo, buckets: Vec<f64>) -> Self {
+        Self { name: info.name, help: info.help, kind, label_names: info.label_names, buckets }
+    }
+}
+
+impl From<v0_2_0::metrics::MetricSpec> for MetricSpec {
+    fn from(spec: v0_2_0::metrics::MetricSpec) -> Self {
+        let kind = match spec.kind {
+            v0_2_0::metrics::MetricKind::Counter => MetricKind::Counter,
+            v0_2_0::metrics::MetricKind::Gauge => MetricKind::Gauge,
+            v0_2_0::metrics::MetricKind::Histogram => MetricKind::Histogram,
+        };
+        Self { name: spec.name, help: spec.help, kind, label_names: spec.label_names, buckets: spec.buckets }
+    }
+}
 
 /// Longest metric or label name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -222,14 +262,73 @@ impl Metrics {
     }
 }
 
-/// Links `metrics` (0.2.0 on); `get` finds an instance's [`Metrics`].
+/// Links `metrics` of every version that has it (0.2.0 on); `get` finds an instance's
+/// [`Metrics`].
 pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut Metrics) -> Result<()> {
-    metrics::add_to_linker::<T, HasSelf<Metrics>>(linker, get).map_err(anyhow::Error::from)
+    metrics::add_to_linker::<T, HasSelf<Metrics>>(linker, get)?;
+    v0_2_0::metrics::add_to_linker::<T, HasSelf<Metrics>>(linker, get)?;
+    Ok(())
 }
 
-impl metrics::Host for Metrics {
-    fn declare(&mut self, spec: MetricSpec) -> Result<u32, String> {
-        self.registry.declare(spec).map_err(|err| self.refused(err))
+impl Metrics {
+    /// Declares a metric of 0.3.0 and hands out its handle: the registry's number of it.
+    fn declare_handle<R: 'static>(&mut self, spec: MetricSpec) -> Result<Resource<R>, String> {
+        self.registry.declare(spec).map(Resource::new_own).map_err(|err| self.refused(err))
+    }
+}
+
+impl metrics::Host for Metrics {}
+
+impl metrics::HostCounter for Metrics {
+    fn declare(&mut self, info: MetricInfo) -> Result<Resource<Counter>, String> {
+        self.declare_handle(MetricSpec::of(MetricKind::Counter, info, Vec::new()))
+    }
+
+    fn add(&mut self, counter: Resource<Counter>, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.update(counter.rep(), label_values, Update::Add(value))
+    }
+
+    // A handle is only a number: dropping it leaves the metric (it is the output instance's).
+    fn drop(&mut self, _counter: Resource<Counter>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl metrics::HostGauge for Metrics {
+    fn declare(&mut self, info: MetricInfo) -> Result<Resource<Gauge>, String> {
+        self.declare_handle(MetricSpec::of(MetricKind::Gauge, info, Vec::new()))
+    }
+
+    fn set(&mut self, gauge: Resource<Gauge>, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.update(gauge.rep(), label_values, Update::Set(value))
+    }
+
+    fn add(&mut self, gauge: Resource<Gauge>, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.update(gauge.rep(), label_values, Update::Add(value))
+    }
+
+    fn drop(&mut self, _gauge: Resource<Gauge>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl metrics::HostHistogram for Metrics {
+    fn declare(&mut self, info: MetricInfo, buckets: Vec<f64>) -> Result<Resource<Histogram>, String> {
+        self.declare_handle(MetricSpec::of(MetricKind::Histogram, info, buckets))
+    }
+
+    fn observe(&mut self, histogram: Resource<Histogram>, label_values: Vec<String>, value: f64) -> Result<(), String> {
+        self.update(histogram.rep(), label_values, Update::Observe(value))
+    }
+
+    fn drop(&mut self, _histogram: Resource<Histogram>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl v0_2_0::metrics::Host for Metrics {
+    fn declare(&mut self, spec: v0_2_0::metrics::MetricSpec) -> Result<u32, String> {
+        self.registry.declare(spec.into()).map_err(|err| self.refused(err))
     }
 
     fn add(&mut self, metric: u32, label_values: Vec<String>, value: f64) -> Result<(), String> {

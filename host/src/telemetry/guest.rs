@@ -23,7 +23,7 @@ use anyhow::Result;
 
 use crate::agent::cmetrics::{Context, DEFAULT_BUCKET_BOUNDS, Kind, Metric, Series};
 use crate::agent::logger::Logger;
-use crate::bindings::metrics::{MetricKind, MetricSpec};
+use crate::sandbox::metrics::{MetricKind, MetricSpec};
 use crate::sandbox::metrics::{MetricSink, Update};
 
 /// The export of one output instance's guest metrics.

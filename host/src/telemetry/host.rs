@@ -87,6 +87,7 @@ struct Inner {
     starts: Series,
     flush_path_starts: Series,
     recycles: Series,
+    idle_calls: Series,
     stalls: Series,
     swaps_done: Series,
     swaps_failed: Series,
@@ -146,6 +147,13 @@ impl HostMetrics {
     pub fn faulted(&self, kind: FaultKind) {
         if let Some(inner) = &self.inner {
             inner.faults[kind as usize].inc();
+        }
+    }
+
+    /// An instance's `idle` call returned (a fault is counted by [`HostMetrics::faulted`] too).
+    pub fn idled(&self) {
+        if let Some(inner) = &self.inner {
+            inner.idle_calls.inc();
         }
     }
 
@@ -330,6 +338,10 @@ impl Inner {
             stalls: counter(
                 "engine_stalls_total",
                 "Flushes that held the agent's engine thread for more than 100 ms (workers 0).",
+            )?,
+            idle_calls: counter(
+                "idle_calls_total",
+                "Calls of the guest's idle export: time for its background work while no flush runs.",
             )?,
             recycles: counter(
                 "instance_recycles_total",
