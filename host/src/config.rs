@@ -299,11 +299,6 @@ pub fn resolve_lenient(schema: &[ConfigKey], lookup: impl Fn(&str) -> Option<Str
     resolve(&optional, lookup)
 }
 
-/// Reads and resolves the guest's keys from the agent.
-pub fn resolve_with_agent(schema: &[ConfigKey], agent: &Agent) -> Result<Vec<ConfigEntry>> {
-    resolve(schema, |key| agent.property(key)).context("failed to resolve the guest's config")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,15 +126,13 @@ impl Inspection {
                 }
             };
             instance.begin_call();
-            let answer = instance
-                .init(&planned.init)
-                .await
-                .map_err(|fault| anyhow!("{fault}").context("guest faulted in init"))?;
+            let answer =
+                instance.init(&planned).await.map_err(|fault| anyhow!("{fault}").context("guest faulted in init"))?;
             if answer.is_ok() {
                 instance.begin_call();
                 instance.exit(None).await.map_err(|fault| anyhow!("{fault}").context("guest faulted in exit"))?;
             }
-            Ok(Init { config: planned.init.config, event_format: planned.init.event_format, answer })
+            Ok(Init { config: planned.config, event_format: planned.event_format, answer })
         }));
         drop(ticker);
         Ok(Probe { value: outcome?, logs: logs(&events) })
@@ -215,9 +213,7 @@ impl Session {
                 metrics,
                 config: ConfigLookup::new(lookup),
             };
-            GuestInstance::instantiate(image, sandbox)
-            .await
-            .context("failed to instantiate the guest")
+            GuestInstance::instantiate(image, sandbox).await.context("failed to instantiate the guest")
         }))?;
         Ok(Self { runtime, instance, events, ticker })
     }

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::bindings::{ConfigEntry, ConfigKey, EventFormat, EventTypes, InitContext, WitVersion};
+use crate::bindings::{ConfigEntry, EventFormat, EventTypes, InitContext, WitVersion};
 use crate::config::{self, FormatKey};
 use crate::runtime::fault::Fault;
 use crate::runtime::instance::GuestInstance;
@@ -22,36 +22,32 @@ pub struct Setting<'a> {
     pub lookup: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
 
-/// A planned version: the keys the guest declared and what `init` gets.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub keys: Vec<ConfigKey>,
-    pub init: InitContext,
-}
-
 /// Asks the fresh `instance` for its keys, resolves them, asks for its preferred format given
 /// them and for its event types, and checks what the host would refuse. A fault is the
 /// guest's (the instance is poisoned); an error is a refusal of this version.
-pub async fn plan(instance: &mut GuestInstance, setting: &Setting<'_>) -> Result<Result<Plan, anyhow::Error>, Fault> {
+pub async fn plan(
+    instance: &mut GuestInstance,
+    setting: &Setting<'_>,
+) -> Result<Result<InitContext, anyhow::Error>, Fault> {
     let keys = instance.config_schema().await.map_err(|fault| fault.during("config-schema"))?;
     let config = match config::resolve(&keys, setting.lookup).context("failed to resolve the guest's config") {
         Ok(config) => config,
         Err(err) => return Ok(Err(err)),
     };
-    let preferred = instance.preferred_event_format(&config).await.map_err(|fault| fault.during("preferred-event-format"))?;
+    let preferred =
+        instance.preferred_event_format(&config).await.map_err(|fault| fault.during("preferred-event-format"))?;
     let event_types = instance.accepted_event_types().await.map_err(|fault| fault.during("accepted-event-types"))?;
-    Ok(decide(instance.version(), setting, keys, config, preferred, event_types))
+    Ok(decide(instance.version(), setting, config, preferred, event_types))
 }
 
 /// The host's side of the plan, once the guest has answered.
 fn decide(
     version: WitVersion,
     setting: &Setting<'_>,
-    keys: Vec<ConfigKey>,
     config: Vec<ConfigEntry>,
     preferred: Result<EventFormat, String>,
     event_types: EventTypes,
-) -> Result<Plan> {
+) -> Result<InitContext> {
     let preferred = preferred.map_err(|reason| anyhow!("the guest refuses its config: {reason}"))?;
     if event_types == EventTypes::empty() {
         bail!("the guest accepts no event types (accepted-event-types returned an empty set)");
@@ -68,16 +64,13 @@ fn decide(
         ),
         _ => {}
     }
-    Ok(Plan {
-        keys,
-        init: InitContext {
-            instance: setting.instance.to_owned(),
-            guest_path: setting.guest_path.to_owned(),
-            guest_digest: setting.guest_digest.to_owned(),
-            config,
-            event_format,
-            event_types,
-        },
+    Ok(InitContext {
+        instance: setting.instance.to_owned(),
+        guest_path: setting.guest_path.to_owned(),
+        guest_digest: setting.guest_digest.to_owned(),
+        config,
+        event_format,
+        event_types,
     })
 }
 
@@ -97,8 +90,7 @@ mod tests {
     #[test]
     fn the_operator_chooses_the_format_and_the_guest_its_json_options() {
         let decided = |version, format, preferred| {
-            decide(version, &setting(format), vec![], vec![], Ok(preferred), EventTypes::LOGS)
-                .map(|plan| plan.init.event_format)
+            decide(version, &setting(format), vec![], Ok(preferred), EventTypes::LOGS).map(|init| init.event_format)
         };
         assert_eq!(decided(WitVersion::V0_3_0, None, iso()).unwrap(), iso(), "the guest's preference stands");
         assert_eq!(decided(WitVersion::V0_3_0, Some(FormatKey::JsonLines), iso()).unwrap(), iso());
@@ -115,10 +107,10 @@ mod tests {
 
     #[test]
     fn a_refused_config_and_no_event_types_are_refusals() {
-        let err = decide(WitVersion::V0_3_0, &setting(None), vec![], vec![], Err("bad key".into()), EventTypes::LOGS)
-            .unwrap_err();
+        let err =
+            decide(WitVersion::V0_3_0, &setting(None), vec![], Err("bad key".into()), EventTypes::LOGS).unwrap_err();
         assert_eq!(err.to_string(), "the guest refuses its config: bad key");
-        let err = decide(WitVersion::V0_3_0, &setting(None), vec![], vec![], Ok(EventFormat::Msgpack), EventTypes::empty())
+        let err = decide(WitVersion::V0_3_0, &setting(None), vec![], Ok(EventFormat::Msgpack), EventTypes::empty())
             .unwrap_err();
         assert!(err.to_string().contains("accepts no event types"), "{err}");
     }

@@ -133,15 +133,15 @@ impl Shared {
                     plan(instance, &setting).await
                 })
             });
-            let plan = match worker.call(call, logger) {
-                Ok(plan) => plan?,
+            let init = match worker.call(call, logger) {
+                Ok(planned) => planned?,
                 Err(fault) => {
                     let during = fault.during.unwrap_or("config-schema");
                     return Err(anyhow!("{fault}").context(format!("guest faulted in {during}")));
                 }
             };
-            Self::init_worker(&mut worker, &plan.init, logger)?;
-            Ok(Arc::new(GuestVersion::new(image.clone(), plan.init, worker)))
+            Self::init_worker(&mut worker, &init, logger)?;
+            Ok(Arc::new(GuestVersion::new(image.clone(), init, worker)))
         };
         setup().with_context(|| format!("failed to initialize guest '{}'", path.display()))
     }

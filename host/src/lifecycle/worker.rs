@@ -166,7 +166,8 @@ impl Worker {
         let (event_tx, events) = mpsc::channel();
         let Meters { guest: metrics, host } = recipe.meters.clone();
         let probe = Arc::new(Probe { worn: AtomicUsize::new(0), alive: AtomicBool::new(true), host });
-        let lines = Arc::new(WorkerLines { events: event_tx, idle: AtomicBool::new(false), deferred: logger.deferred() });
+        let lines =
+            Arc::new(WorkerLines { events: event_tx, idle: AtomicBool::new(false), deferred: logger.deferred() });
         let max_level = logger.max_level();
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-{id}"))
@@ -277,11 +278,11 @@ impl Drop for Worker {
 pub const RECYCLE_AT: f64 = 0.75;
 
 /// Runs `future` under `limit` if deadlines are on; past it, the fault names the call and key.
-async fn within<T>(
+async fn within<'a, T>(
     limits: &Limits,
     name: &'static str,
     phase: Phase,
-    future: impl FnOnce(Option<Instant>) -> GuestFuture<'_, T>,
+    future: impl FnOnce(Option<Instant>) -> GuestFuture<'a, T>,
 ) -> Result<T, Fault> {
     let (limit, key) = match phase {
         Phase::Setup => (limits.init_timeout, "wasm_init_timeout"),

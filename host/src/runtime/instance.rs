@@ -125,7 +125,10 @@ impl GuestInstance {
 
     /// The event format the guest prefers for `config` (its resolved keys), or the error with
     /// which it refuses that config. Guests before 0.3.0 prefer without seeing the config.
-    pub async fn preferred_event_format(&mut self, config: &[ConfigEntry]) -> Result<Result<EventFormat, String>, Fault> {
+    pub async fn preferred_event_format(
+        &mut self,
+        config: &[ConfigEntry],
+    ) -> Result<Result<EventFormat, String>, Fault> {
         let store = &mut self.store;
         match &self.plugin {
             Plugin::V0_3_0(plugin) => plugin.out_wasm_output_output().call_preferred_event_format(store, config).await,

@@ -49,7 +49,10 @@ pub fn is_reserved(key: &str) -> bool {
 /// How an instance finds a key of its section: the agent's property lookup in the plugin,
 /// the `--config` pairs in `out-wasm check`.
 #[derive(Clone)]
-pub struct ConfigLookup(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct ConfigLookup(Arc<Property>);
+
+/// The agent's answer for one key.
+type Property = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl ConfigLookup {
     pub fn new(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {

@@ -27,6 +27,7 @@ pub const GUESTS: &[&str] = &[
     "hostile",
     "noop",
     "wit-0-1-0",
+    "wit-0-2-0",
 ];
 
 pub fn workspace_root() -> &'static Path {

@@ -26,20 +26,21 @@ fn assert_has(text: &str, needle: &str, what: &str) {
 
 #[test]
 fn check_describes_each_example_guest() {
-    for (guest, key) in [
-        ("stdout", "json_date_key (optional, default \"date\")"),
-        ("counter", "label (required, no default)"),
-        ("file", "path (required, no default)"),
-        ("http", "url (required, no default)"),
+    let json = "json_lines (json_date_key date, json_date_format double, escape_unicode on)";
+    for (guest, key, format) in [
+        ("stdout", "json_date_key (optional, default \"date\")", json),
+        ("counter", "label (required, no default)", "msgpack"),
+        ("file", "path (required, no default)", "msgpack"),
+        ("http", "url (required, no default)", "msgpack"),
     ] {
         let (output, stdout, stderr) = check(&guest_path(guest), &[]);
         assert!(output.status.success(), "{guest}: check failed with {}:\n{stdout}{stderr}", output.status);
-        assert_has(&stdout, "world:      out-wasm:output/output-plugin@0.2.0 (WIT 0.2.0)", guest);
+        assert_has(&stdout, "world:      out-wasm:output/output-plugin@0.3.0 (WIT 0.3.0)", guest);
         assert_has(&stdout, "(all provided by the host)", guest);
-        assert_has(&stdout, "  provided  out-wasm:output/types@0.2.0", guest);
+        assert_has(&stdout, "  provided  out-wasm:output/types@0.3.0", guest);
         assert_has(&stdout, "  provided  wasi:io/streams@0.2.", guest);
         assert_has(&stdout, key, guest);
-        assert_has(&stdout, "format:     msgpack (preferred", guest);
+        assert_has(&stdout, &format!("format:     {format} (preferred"), guest);
         assert_has(&stdout, "events:     logs\n", guest);
         assert!(stdout.ends_with("result:     ok\n"), "{guest}: check ends with ok:\n{stdout}");
     }
@@ -54,6 +55,16 @@ fn check_reads_a_guest_of_wit_0_1_0() {
     assert_has(&stdout, "  label (required, no default): a name for this guest", "0.1.0 guest");
     // 0.1.0 has no accepted-event-types: the host adapts it as a logs-only guest.
     assert_has(&stdout, "events:     logs\n", "0.1.0 guest");
+}
+
+#[test]
+fn check_reads_a_guest_of_wit_0_2_0() {
+    let (output, stdout, stderr) = check(&guest_path("wit-0-2-0"), &[]);
+    assert!(output.status.success(), "check failed with {}:\n{stdout}{stderr}", output.status);
+    assert_has(&stdout, "world:      out-wasm:output/output-plugin@0.2.0 (WIT 0.2.0)", "0.2.0 guest");
+    assert_has(&stdout, "  provided  out-wasm:output/metrics@0.2.0", "0.2.0 guest");
+    assert_has(&stdout, "format:     msgpack (preferred", "0.2.0 guest");
+    assert_has(&stdout, "events:     logs, metrics\n", "0.2.0 guest");
 }
 
 #[test]

@@ -23,7 +23,7 @@
 mod post;
 
 use out_wasm_guest::{
-    Chunk, ConfigKey, EventFormat, EventType, EventTypes, FlushError, InitContext, Output, debug, export_output,
+    Chunk, Config, ConfigKey, EventFormat, EventType, EventTypes, FlushError, InitContext, Output, debug, export_output,
 };
 
 use crate::post::{Endpoint, answer, parse_url, post, request_budget};
@@ -57,8 +57,8 @@ impl Output for OtlpOutput {
         ]
     }
 
-    fn preferred_event_format() -> EventFormat {
-        EventFormat::OtlpJson
+    fn preferred_event_format(_config: &Config) -> Result<EventFormat, String> {
+        Ok(EventFormat::OtlpJson)
     }
 
     fn accepted_event_types() -> EventTypes {

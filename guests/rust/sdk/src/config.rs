@@ -31,6 +31,33 @@ pub struct InitContext {
 
 pub use wit::{EventFormat, EventType, EventTypes};
 
+/// The value of any key of this instance's `[OUTPUT]` section, declared or not, as the agent
+/// has it (`None` when unset, and for the host's `wasm_*` keys and the agent's own). Declared
+/// keys with their defaults are in [`InitContext::config`]; this reads the rest, such as keys a
+/// guest builds by name.
+pub fn lookup(key: &str) -> Option<String> {
+    crate::bindings::out_wasm::output::config::get(key)
+}
+
+impl EventFormat {
+    /// JSON lines the host renders with `format`'s keys (the agent's `stdout` output's
+    /// `json_date_key`, `json_date_format` and `escape_unicode`).
+    pub fn json_lines(format: &out_wasm_format::JsonLines) -> Self {
+        use out_wasm_format::DateFormat;
+        EventFormat::JsonLines(wit::JsonOptions {
+            date_key: format.date_key.clone(),
+            date_format: match format.date_format {
+                DateFormat::Double => wit::DateFormat::Double,
+                DateFormat::Epoch => wit::DateFormat::Epoch,
+                DateFormat::EpochMs => wit::DateFormat::EpochMs,
+                DateFormat::Iso8601 => wit::DateFormat::Iso8601,
+                DateFormat::JavaSqlTimestamp => wit::DateFormat::JavaSqlTimestamp,
+            },
+            escape_unicode: format.escape_unicode,
+        })
+    }
+}
+
 impl From<wit::InitContext> for InitContext {
     fn from(ctx: wit::InitContext) -> Self {
         Self {

@@ -45,8 +45,8 @@ pub mod metrics;
 
 use std::time::{Duration, Instant};
 
-pub use crate::bindings::out_wasm::output::types::FlushError;
-pub use crate::config::{Config, ConfigKey, EventFormat, EventType, EventTypes, InitContext};
+pub use crate::bindings::out_wasm::output::types::{Delivery, FlushError, JsonOptions};
+pub use crate::config::{Config, ConfigKey, EventFormat, EventType, EventTypes, InitContext, lookup};
 /// Typed metrics: the cmetrics contexts of a metrics chunk ([`Chunk::metrics`]).
 pub use out_wasm_format::cmetrics;
 /// Typed traces: the ctraces contexts of a traces chunk ([`Chunk::traces`]).
@@ -60,12 +60,13 @@ pub struct Chunk<'a> {
     bytes: &'a [u8],
     event_type: EventType,
     deadline: Option<Instant>,
+    delivery: Option<&'a Delivery>,
 }
 
 impl<'a> Chunk<'a> {
     /// A chunk of log records with no deadline (for tests and native use of the SDK).
     pub fn new(tag: &'a str, bytes: &'a [u8]) -> Self {
-        Self { tag, bytes, event_type: EventType::Logs, deadline: None }
+        Self { tag, bytes, event_type: EventType::Logs, deadline: None, delivery: None }
     }
 
     /// A chunk of `event_type` whose flush call is stopped by the host after `time_left`.
@@ -73,7 +74,20 @@ impl<'a> Chunk<'a> {
         // The host measured the time left when it made the call; from here on it shrinks with
         // this guest's own clock.
         let deadline = time_left.map(|left| Instant::now() + left);
-        Self { tag, bytes, event_type, deadline }
+        Self { tag, bytes, event_type, deadline, delivery: None }
+    }
+
+    /// The same chunk, as the host's delivery `delivery` of it.
+    pub fn delivered(self, delivery: &'a Delivery) -> Self {
+        Self { delivery: Some(delivery), ..self }
+    }
+
+    /// Which delivery of which chunk this is: an id that is the same on every delivery of the
+    /// chunk (retries, other instances, other versions), and the attempt the host counts. Send
+    /// the id where the endpoint takes one (an `Idempotency-Key` header, a batch id). `None`
+    /// outside the host.
+    pub fn delivery(&self) -> Option<&'a Delivery> {
+        self.delivery
     }
 
     /// The tag the records were routed by.
@@ -137,11 +151,15 @@ pub trait Output: Sized + 'static {
         Vec::new()
     }
 
-    /// The format this output would like its chunks in; the operator's `wasm_event_format`
-    /// overrides it, and [`InitContext::event_format`] says what the instance gets. Default:
-    /// [`EventFormat::Msgpack`], which [`Chunk::events`] decodes.
-    fn preferred_event_format() -> EventFormat {
-        EventFormat::Msgpack
+    /// The format this output would like its chunks in, given its resolved config (called
+    /// once per guest version, after `config_schema`); the operator's `wasm_event_format`
+    /// overrides it, and [`InitContext::event_format`] says what the instance gets. An error
+    /// refuses the config (the agent does not start). Default: [`EventFormat::Msgpack`], which
+    /// [`Chunk::events`] decodes. A guest that prints JSON lines asks the host to render them
+    /// with its own keys: `Ok(EventFormat::json_lines(&JsonLines::from_config(config)?))`.
+    fn preferred_event_format(config: &Config) -> Result<EventFormat, String> {
+        let _ = config;
+        Ok(EventFormat::Msgpack)
     }
 
     /// The event types this output accepts; chunks of other types never reach it. Default:
@@ -158,6 +176,15 @@ pub trait Output: Sized + 'static {
     /// `Err(FlushError::Error(..))` drops it; `?` on a [`DecodeError`] drops it.
     fn flush(&mut self, chunk: Chunk<'_>) -> Result<(), FlushError>;
 
+    /// Time for background work while no flush runs, at most about `budget` (a flush that
+    /// arrives waits for it): send a batch a timer made due, say. Returns when to be called
+    /// again (no sooner than the host's `wasm_idle_interval`); `None`, the default, not until
+    /// after the next flush.
+    fn idle(&mut self, budget: Duration) -> Option<Duration> {
+        let _ = budget;
+        None
+    }
+
     /// Called once when the agent stops the output. Default: nothing.
     fn exit(&mut self) {}
 }
@@ -169,14 +196,19 @@ pub mod __private {
 
     pub use crate::bindings::exports::out_wasm::output::output::Guest;
     pub use crate::bindings::out_wasm::output::types::{
-        ConfigKey, EventFormat, EventTypes, FlushContext, FlushError, InitContext,
+        ConfigEntry, ConfigKey, EventFormat, EventTypes, FlushContext, FlushError, InitContext,
     };
-    use crate::{Chunk, Output};
+    use crate::{Chunk, Config, Output};
 
     pub type Slot<T> = RefCell<Option<T>>;
 
     pub fn config_schema<T: Output>() -> Vec<ConfigKey> {
         T::config_schema().into_iter().map(Into::into).collect()
+    }
+
+    pub fn preferred_event_format<T: Output>(config: Vec<ConfigEntry>) -> Result<EventFormat, String> {
+        let config: Config = config.into_iter().map(|e| (e.key, e.value)).collect();
+        T::preferred_event_format(&config)
     }
 
     pub fn init<T: Output>(slot: &'static LocalKey<Slot<T>>, ctx: InitContext) -> Result<(), String> {
@@ -191,10 +223,17 @@ pub mod __private {
         chunk: Vec<u8>,
     ) -> Result<(), FlushError> {
         let time_left = ctx.time_left.map(std::time::Duration::from_nanos);
+        let chunk = Chunk::with_context(&ctx.tag, &chunk, ctx.event_type, time_left).delivered(&ctx.delivery);
         slot.with(|slot| match slot.borrow_mut().as_mut() {
-            Some(output) => output.flush(Chunk::with_context(&ctx.tag, &chunk, ctx.event_type, time_left)),
+            Some(output) => output.flush(chunk),
             None => Err(FlushError::Retry("flush before init".into())),
         })
+    }
+
+    pub fn idle<T: Output>(slot: &'static LocalKey<Slot<T>>, budget: u64) -> Option<u64> {
+        let budget = std::time::Duration::from_nanos(budget);
+        let next = slot.with(|slot| slot.borrow_mut().as_mut().and_then(|output| output.idle(budget)))?;
+        Some(u64::try_from(next.as_nanos()).unwrap_or(u64::MAX))
     }
 
     pub fn exit<T: Output>(slot: &'static LocalKey<Slot<T>>) {
@@ -222,8 +261,10 @@ macro_rules! export_output {
                     $crate::__private::config_schema::<$ty>()
                 }
 
-                fn preferred_event_format() -> $crate::__private::EventFormat {
-                    <$ty as $crate::Output>::preferred_event_format()
+                fn preferred_event_format(
+                    config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                ) -> ::std::result::Result<$crate::__private::EventFormat, ::std::string::String> {
+                    $crate::__private::preferred_event_format::<$ty>(config)
                 }
 
                 fn accepted_event_types() -> $crate::__private::EventTypes {
@@ -241,7 +282,11 @@ macro_rules! export_output {
                     $crate::__private::flush::<$ty>(&SLOT, ctx, chunk)
                 }
 
-                fn exit() {
+                fn idle(budget: u64) -> ::std::option::Option<u64> {
+                    $crate::__private::idle::<$ty>(&SLOT, budget)
+                }
+
+                fn exit(_time_left: ::std::option::Option<u64>) {
                     $crate::__private::exit::<$ty>(&SLOT)
                 }
             }

@@ -14,16 +14,13 @@
 //! since the host already counts and logs refusals.
 
 use crate::bindings::out_wasm::output::metrics as wit;
-pub use crate::bindings::out_wasm::output::metrics::MetricKind;
 
-fn declare(name: &str, help: &str, kind: MetricKind, labels: &[&str], buckets: &[f64]) -> Result<u32, String> {
-    wit::declare(&wit::MetricSpec {
+fn info(name: &str, help: &str, labels: &[&str]) -> wit::MetricInfo {
+    wit::MetricInfo {
         name: name.to_owned(),
         help: help.to_owned(),
-        kind,
         label_names: labels.iter().map(|label| (*label).to_owned()).collect(),
-        buckets: buckets.to_vec(),
-    })
+    }
 }
 
 fn values(labels: &[&str]) -> Vec<String> {
@@ -31,18 +28,18 @@ fn values(labels: &[&str]) -> Vec<String> {
 }
 
 /// A value that only goes up; exported with `_total` appended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Counter(u32);
+#[derive(Debug)]
+pub struct Counter(wit::Counter);
 
 impl Counter {
     /// Declares the counter `name` with these label names (or finds it, if declared before).
     pub fn declare(name: &str, help: &str, labels: &[&str]) -> Result<Self, String> {
-        declare(name, help, MetricKind::Counter, labels, &[]).map(Self)
+        wit::Counter::declare(&info(name, help, labels)).map(Self)
     }
 
     /// Adds `value` (>= 0) to the series with these label values.
     pub fn add(&self, labels: &[&str], value: f64) -> Result<(), String> {
-        wit::add(self.0, &values(labels), value)
+        self.0.add(&values(labels), value)
     }
 
     /// Adds one.
@@ -52,39 +49,39 @@ impl Counter {
 }
 
 /// A value that goes up and down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Gauge(u32);
+#[derive(Debug)]
+pub struct Gauge(wit::Gauge);
 
 impl Gauge {
     /// Declares the gauge `name` with these label names (or finds it, if declared before).
     pub fn declare(name: &str, help: &str, labels: &[&str]) -> Result<Self, String> {
-        declare(name, help, MetricKind::Gauge, labels, &[]).map(Self)
+        wit::Gauge::declare(&info(name, help, labels)).map(Self)
     }
 
     /// Sets the series with these label values to `value`.
     pub fn set(&self, labels: &[&str], value: f64) -> Result<(), String> {
-        wit::set(self.0, &values(labels), value)
+        self.0.set(&values(labels), value)
     }
 
     /// Adds `value` (of either sign) to the series with these label values.
     pub fn add(&self, labels: &[&str], value: f64) -> Result<(), String> {
-        wit::add(self.0, &values(labels), value)
+        self.0.add(&values(labels), value)
     }
 }
 
 /// A distribution of observations in buckets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Histogram(u32);
+#[derive(Debug)]
+pub struct Histogram(wit::Histogram);
 
 impl Histogram {
     /// Declares the histogram `name` with these label names and bucket upper bounds (strictly
     /// increasing; empty for the agent's defaults).
     pub fn declare(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> Result<Self, String> {
-        declare(name, help, MetricKind::Histogram, labels, buckets).map(Self)
+        wit::Histogram::declare(&info(name, help, labels), buckets).map(Self)
     }
 
     /// Records one observation in the series with these label values.
     pub fn observe(&self, labels: &[&str], value: f64) -> Result<(), String> {
-        wit::observe(self.0, &values(labels), value)
+        self.0.observe(&values(labels), value)
     }
 }

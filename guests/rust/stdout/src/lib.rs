@@ -8,8 +8,9 @@
 //! - `escape_unicode` (`on`): the agent's `[SERVICE] json.escape_unicode`; `on` writes non-ASCII
 //!   as `\uXXXX` like the agent does by default, `off` keeps UTF-8 as is.
 //!
-//! With `wasm_event_format json_lines` the host renders the lines (with the keys' defaults) and
-//! this guest writes them through; other key values then need `msgpack`, and init says so.
+//! The host renders the lines with these keys (the guest asks for JSON lines with them) and this
+//! guest writes them through. With `wasm_event_format msgpack` it renders them itself, with the
+//! same renderer (the SDK's, the host's).
 //!
 //! It counts the records it printed per tag in the guest metric `records_printed` (exported as
 //! `fluentbit_wasm_guest_records_printed_total`), as the other languages' `stdout` examples do.
@@ -17,7 +18,9 @@
 use std::io::Write;
 
 use out_wasm_guest::metrics::Counter;
-use out_wasm_guest::{Chunk, ConfigKey, EventFormat, FlushError, InitContext, JsonLines, Output, export_output};
+use out_wasm_guest::{
+    Chunk, Config, ConfigKey, EventFormat, FlushError, InitContext, JsonLines, Output, export_output,
+};
 
 struct Stdout {
     /// `None` when the host delivers ready-made JSON lines.
@@ -31,16 +34,16 @@ impl Output for Stdout {
         JsonLines::config_keys()
     }
 
+    fn preferred_event_format(config: &Config) -> Result<EventFormat, String> {
+        Ok(EventFormat::json_lines(&JsonLines::from_config(config)?))
+    }
+
     fn init(ctx: InitContext) -> Result<Self, String> {
-        let format = JsonLines::from_config(&ctx.config)?;
         let format = match ctx.event_format {
-            EventFormat::Msgpack => Some(format),
-            EventFormat::JsonLines if format.is_default() => None,
-            EventFormat::JsonLines => {
-                return Err("json_date_key, json_date_format and escape_unicode other than their defaults need \
-                            wasm_event_format msgpack: the host renders json_lines with the defaults"
-                    .into());
-            }
+            EventFormat::Msgpack => Some(JsonLines::from_config(&ctx.config)?),
+            // Rendered by the host with this guest's keys (or, when the operator chose
+            // json_lines for a guest of theirs, the same).
+            EventFormat::JsonLines(_) => None,
             EventFormat::OtlpJson => {
                 return Err(
                     "this guest prints the agent's JSON lines: use wasm_event_format msgpack or json_lines".into()
