@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use out_wasm_loader::{Call, Instance, Plugin, Properties};
 
 pub mod corpus;
+pub mod http_server;
 pub mod sync;
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
