@@ -38,7 +38,14 @@ pub struct HostConfig {
     /// `wasm_metrics_max`, `wasm_metrics_max_series`, `wasm_metrics_max_label_len`: how much
     /// the guests may publish.
     pub metric_limits: MetricLimits,
+    /// `wasm_http_keepalive` (default 15s; `off`): how long the output keeps an idle HTTP
+    /// connection of its guests open for their next request. `None`: a connection per request.
+    pub http_keepalive: Option<Duration>,
 }
+
+/// Default of `wasm_http_keepalive`: below the idle timeouts of common servers and load
+/// balancers (nginx 75 s, AWS ALB 60 s), far above the agent's flush interval.
+pub const DEFAULT_HTTP_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// The operator's `wasm_event_format`: a format without its options, which come from the
 /// guest's preference (see [`FormatKey::resolve`]).
@@ -202,6 +209,13 @@ impl HostConfig {
             max_series: count("wasm_metrics_max_series", metric_defaults.max_series)?,
             max_label_len: count("wasm_metrics_max_label_len", metric_defaults.max_label_len)?,
         };
+        let http_keepalive = match lookup("wasm_http_keepalive") {
+            None => Some(DEFAULT_HTTP_KEEPALIVE),
+            Some(value) if parse_switch(&value) == Some(false) => None,
+            Some(value) => Some(parse_duration(&value).filter(|d| !d.is_zero()).with_context(|| {
+                format!("invalid value {value:?} for key 'wasm_http_keepalive' (e.g. 15s, or off)")
+            })?),
+        };
         Ok(Self {
             wasm_path: PathBuf::from(path.trim()),
             watch,
@@ -213,6 +227,7 @@ impl HostConfig {
             event_format,
             capabilities,
             metric_limits,
+            http_keepalive,
         })
     }
 }

@@ -26,6 +26,7 @@ use crate::runtime::linker::linker;
 use crate::runtime::store::HostState;
 use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
+use crate::sandbox::connections::Connections;
 use crate::sandbox::metrics::{GuestMetrics, MetricLimits};
 
 /// One import of the component and whether the host's linker satisfies it.
@@ -212,6 +213,7 @@ impl Session {
                 capabilities: &capabilities,
                 metrics,
                 config: ConfigLookup::new(lookup),
+                connections: Connections::new(None),
             };
             GuestInstance::instantiate(image, sandbox).await.context("failed to instantiate the guest")
         }))?;

@@ -7,7 +7,8 @@
 //! - [`env`]: `wasm_allow_env`, the variables of the agent's environment it sees.
 //! - [`network`]: `wasm_allow_net`, the one network policy that judges every lookup,
 //!   connection, datagram and HTTP request; [`http`] sends the requests it allows, trusting
-//!   the roots of [`tls`] (`wasm_tls_ca_file`, `wasm_tls_system_roots`).
+//!   the roots of [`tls`] (`wasm_tls_ca_file`, `wasm_tls_system_roots`), on the output's
+//!   kept-alive [`connections`] (`wasm_http_keepalive`).
 //! - [`stdio`]: `wasm_stdout`, `wasm_stderr`.
 //! - [`memory`]: `wasm_memory_limit`, the cap on its linear memory.
 //! - [`logging`], [`metrics`] and [`config`]: the interfaces of the WIT a guest imports
@@ -18,6 +19,7 @@
 //! socket or explicit bind.
 
 pub mod config;
+pub mod connections;
 pub mod env;
 pub mod filesystem;
 pub mod http;

@@ -301,6 +301,7 @@ impl OutputInstance {
         let held = started.elapsed();
         let metrics = &self.shared.host_metrics;
         metrics.flushed(result, held);
+        metrics.http_connections(self.shared.connections.counts());
         metrics.sync(on_engine);
         if on_engine && held > STALL_THRESHOLD {
             metrics.stalled();
@@ -445,6 +446,7 @@ impl OutputInstance {
         for worker in self.shared.current().retire() {
             self.shared.exit_worker(worker, &logger);
         }
+        self.shared.connections.close_all();
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
         }

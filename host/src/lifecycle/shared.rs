@@ -17,6 +17,7 @@ use crate::lifecycle::worker::{Call, Phase, Recipe, Worker};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::image::GuestImage;
 use crate::sandbox::config::ConfigLookup;
+use crate::sandbox::connections::Connections;
 use crate::sandbox::metrics::GuestMetrics;
 use crate::telemetry::host::{HostMetrics, Meters};
 
@@ -34,6 +35,8 @@ pub struct Shared {
     metrics: Arc<GuestMetrics>,
     /// The host's metrics of this output instance (`fluentbit_wasm_*`).
     pub host_metrics: Arc<HostMetrics>,
+    /// The kept-alive HTTP connections of all its guest instances.
+    pub connections: Arc<Connections>,
 }
 
 impl Shared {
@@ -52,13 +55,14 @@ impl Shared {
             name: name.to_owned(),
             agent,
             logger,
-            host,
             cache,
             next_worker: AtomicU64::new(0),
             runtime,
             current: Mutex::new(None),
             metrics,
             host_metrics,
+            connections: Connections::new(host.http_keepalive),
+            host,
         }
     }
 
@@ -81,6 +85,7 @@ impl Shared {
             capabilities: self.host.capabilities.clone(),
             meters: Meters { guest: self.metrics.clone(), host: self.host_metrics.clone() },
             config: ConfigLookup::new(move |key| agent.property(key)),
+            connections: self.connections.clone(),
         };
         Worker::spawn(id, recipe, self.runtime.clone(), logger)
     }

@@ -27,6 +27,7 @@ use crate::runtime::image::GuestImage;
 use crate::runtime::instance::{GuestInstance, Sandbox};
 use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
+use crate::sandbox::connections::Connections;
 use crate::sandbox::metrics::GuestMetrics;
 use crate::telemetry::host::{HostMetrics, Meters};
 
@@ -156,6 +157,7 @@ pub struct Recipe {
     pub capabilities: Arc<Capabilities>,
     pub meters: Meters,
     pub config: ConfigLookup,
+    pub connections: Arc<Connections>,
 }
 
 impl Worker {
@@ -315,7 +317,7 @@ fn serve(
     lines: &Arc<WorkerLines>,
     probe: &Probe,
 ) {
-    let Recipe { image, limits, capabilities, config, .. } = recipe;
+    let Recipe { image, limits, capabilities, config, connections, .. } = recipe;
     let done = |outcome: Result<(), Fault>| lines.events.send(Event::Done(outcome)).is_ok();
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
@@ -328,6 +330,7 @@ fn serve(
         capabilities,
         metrics,
         config: config.clone(),
+        connections: connections.clone(),
     };
     let instantiate = GuestInstance::instantiate(image, sandbox);
     let instance = catch_unwind(AssertUnwindSafe(|| {

@@ -19,6 +19,7 @@ use crate::runtime::image::{GuestImage, Pre};
 use crate::runtime::store::HostState;
 use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
+use crate::sandbox::connections::Connections;
 use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
 use crate::sandbox::memory::MemoryCap;
@@ -47,6 +48,8 @@ pub struct Sandbox<'a> {
     pub metrics: Arc<GuestMetrics>,
     /// What `config.get` answers.
     pub config: ConfigLookup,
+    /// The output's kept-alive HTTP connections.
+    pub connections: Arc<Connections>,
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -57,14 +60,14 @@ impl GuestInstance {
     /// Instantiates `image` with a WASI context that opens only what the sandbox's capabilities
     /// grant, and its memory limit of linear memory at most; growing past it traps.
     pub async fn instantiate(image: &GuestImage, sandbox: Sandbox<'_>) -> anyhow::Result<Self> {
-        let Sandbox { max_level, log, memory_limit, deadlines, capabilities, metrics, config } = sandbox;
+        let Sandbox { max_level, log, memory_limit, deadlines, capabilities, metrics, config, connections } = sandbox;
         let mut wasi = WasiCtxBuilder::new();
         let net = capabilities.apply(&mut wasi, &log)?;
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            http_policy: HttpPolicy::new(net, capabilities.tls.client()),
+            http_policy: HttpPolicy::new(net, capabilities.tls.client(), connections),
             logging: Logging::new(max_level, log.clone()),
             metrics: Metrics::new(metrics, log.clone()),
             config,

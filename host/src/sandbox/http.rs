@@ -1,11 +1,12 @@
 //! Outbound HTTP for guests (`wasi:http/outgoing-handler`): each request is judged by the
 //! instance's network policy before any connection (a denied one fails with
 //! `HTTP-request-denied`), then sent over HTTP/1.1, with TLS for `https` trusting the roots
-//! of [`crate::sandbox::tls`].
+//! of [`crate::sandbox::tls`], on a kept-alive connection of the output's when one is idle
+//! ([`crate::sandbox::connections`]).
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -24,17 +25,19 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
 
+use crate::sandbox::connections::{Connections, Endpoint, Sender};
 use crate::sandbox::network::{NetPolicy, NetUse};
 
 /// The per-instance HTTP policy.
 pub struct HttpPolicy {
     net: Arc<NetPolicy>,
     tls: Arc<ClientConfig>,
+    connections: Arc<Connections>,
 }
 
 impl HttpPolicy {
-    pub fn new(net: Arc<NetPolicy>, tls: Arc<ClientConfig>) -> Self {
-        Self { net, tls }
+    pub fn new(net: Arc<NetPolicy>, tls: Arc<ClientConfig>, connections: Arc<Connections>) -> Self {
+        Self { net, tls, connections }
     }
 
     /// The instance's network policy, shared with its sockets and lookups.
@@ -70,8 +73,8 @@ impl WasiHttpHooks for HttpPolicy {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let tls = https.then(|| self.tls.clone());
-        let net = self.net.clone();
-        Box::new(async move { send(request, port, options.unwrap_or_default(), tls, &net).await })
+        let (net, connections) = (self.net.clone(), self.connections.clone());
+        Box::new(async move { send(request, port, options.unwrap_or_default(), tls, &net, connections).await })
     }
 }
 
@@ -93,13 +96,52 @@ async fn send(
     options: RequestOptions,
     tls: Option<Arc<ClientConfig>>,
     net: &NetPolicy,
+    connections: Arc<Connections>,
 ) -> Response {
     let host = request.uri().host().ok_or(Error::HttpRequestUriInvalid)?;
     let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    let tcp = within(options.connect_timeout, TcpStream::connect((host.as_str(), port)))
+    let endpoint = Endpoint { https: tls.is_some(), host, port };
+    let mut sender = match connections.take(&endpoint) {
+        Some(sender) => sender,
+        None => {
+            let sender = connect(&endpoint, &options, tls, net).await?;
+            connections.opened();
+            sender
+        }
+    };
+    // Sent to the server itself, not a proxy: the request line carries the path only.
+    let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *request.uri_mut() = http::Uri::from(path);
+    let response = within(options.first_byte_timeout, sender.send_request(request))
+        .await
+        .map_err(|()| Error::ConnectionReadTimeout)??;
+    let between_bytes = options.between_bytes_timeout;
+    // The connection can carry another request once this response has been read to the end.
+    let kept = Some(Kept { connections, endpoint, sender });
+    let response = response.map(|body| Timed::new(body, between_bytes, kept).boxed_unsync());
+    // The connection runs as a task of its own (spawned by `connect`): nothing is left for the
+    // caller to drive.
+    let io: IoFuture = Box::new(async { Ok(()) });
+    Ok((response, io))
+}
+
+/// A new connection to `endpoint`, TCP then TLS for `https`, its HTTP/1.1 side driven by a task
+/// of the instance's I/O runtime for as long as it lives.
+async fn connect(
+    endpoint: &Endpoint,
+    options: &RequestOptions,
+    tls: Option<Arc<ClientConfig>>,
+    net: &NetPolicy,
+) -> Result<Sender, Error> {
+    let Endpoint { host, port, .. } = endpoint;
+    let tcp = within(options.connect_timeout, TcpStream::connect((host.as_str(), *port)))
         .await
         .map_err(|()| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
+    // hyper writes a request's head and body separately: without this, Nagle's algorithm holds
+    // the body back until the server's delayed ACK of the head, some 40 ms a request on a kept
+    // connection.
+    tcp.set_nodelay(true).map_err(Error::Connect)?;
     let stream: Box<dyn Stream> = match tls {
         None => Box::new(tcp),
         Some(config) => {
@@ -109,34 +151,26 @@ async fn send(
             };
             let handshake = TlsConnector::from(config).connect(name, tcp);
             let connected = within(options.connect_timeout, handshake).await.map_err(|()| Error::ConnectionTimeout)?;
-            Box::new(connected.map_err(|err| tls_failure(&host, port, err, net))?)
+            Box::new(connected.map_err(|err| tls_failure(host, *port, err, net))?)
         }
     };
-    let (mut sender, connection) =
+    let (sender, connection) =
         within(options.connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(stream)))
             .await
             .map_err(|()| Error::ConnectionTimeout)??;
-    // Sent to the server itself, not a proxy: the request line carries the path only.
-    let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *request.uri_mut() = http::Uri::from(path);
+    // Ends when the server closes the connection, when it fails (the request it carries then
+    // fails with the reason), or when the last sender is dropped.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
 
-    // The connection must be driven while the answer is awaited; if it ends first, the
-    // request failed and the connection's error says why.
-    let mut connection = Box::pin(connection);
-    let mut answer = pin!(within(options.first_byte_timeout, sender.send_request(request)));
-    let answered = tokio::select! {
-        biased;
-        answered = &mut answer => answered,
-        ended = &mut connection => {
-            ended?;
-            answer.await
-        }
-    };
-    let response = answered.map_err(|()| Error::ConnectionReadTimeout)??;
-    let between_bytes = options.between_bytes_timeout;
-    let response = response.map(|body| Timed::new(body, between_bytes).boxed_unsync());
-    let io: IoFuture = Box::new(async move { connection.await.map_err(Error::from) });
-    Ok((response, io))
+/// A connection waiting for its response body to be read to the end before it goes back.
+struct Kept {
+    connections: Arc<Connections>,
+    endpoint: Endpoint,
+    sender: Sender,
 }
 
 /// A failed TLS handshake: logged with the reason and the fix, answered to the guest as a
@@ -158,16 +192,31 @@ fn tls_failure(host: &str, port: u16, err: std::io::Error, net: &NetPolicy) -> E
     }
 }
 
-/// A response body whose frames must come at most `limit` apart (`between-bytes-timeout`).
+/// A response body whose frames must come at most `limit` apart (`between-bytes-timeout`), and
+/// which hands its connection back when it has been read to the end.
 struct Timed {
     body: hyper::body::Incoming,
     limit: Option<Duration>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    kept: Option<Kept>,
 }
 
 impl Timed {
-    fn new(body: hyper::body::Incoming, limit: Option<Duration>) -> Self {
-        Self { body, limit, timer: None }
+    fn new(body: hyper::body::Incoming, limit: Option<Duration>, kept: Option<Kept>) -> Self {
+        let mut timed = Self { body, limit, timer: None, kept };
+        // A body that is empty from the start (a 204, `content-length: 0`) is done already: a
+        // guest that reads no body frees the connection too.
+        if timed.body.is_end_stream() {
+            timed.done();
+        }
+        timed
+    }
+
+    /// Hands the connection back.
+    fn done(&mut self) {
+        if let Some(Kept { connections, endpoint, sender }) = self.kept.take() {
+            connections.give_back(endpoint, sender);
+        }
     }
 }
 
@@ -180,6 +229,13 @@ impl Body for Timed {
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.timer = None;
+                match &frame {
+                    // A failed body leaves the connection in no state to be reused.
+                    Some(Err(_)) => this.kept = None,
+                    // Read to the end: the connection can take the next request.
+                    None => this.done(),
+                    Some(Ok(_)) => {}
+                }
                 Poll::Ready(frame.map(|frame| frame.map_err(Error::from)))
             }
             Poll::Pending => {

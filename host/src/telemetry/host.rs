@@ -88,6 +88,8 @@ struct Inner {
     flush_path_starts: Series,
     recycles: Series,
     idle_calls: Series,
+    /// `new`, `reused`.
+    http_connections: Vec<Series>,
     stalls: Series,
     swaps_done: Series,
     swaps_failed: Series,
@@ -250,6 +252,14 @@ impl HostMetrics {
         }
     }
 
+    /// The output's HTTP connections so far: made, and requests sent on a kept-alive one.
+    pub fn http_connections(&self, (opened, reused): (u64, u64)) {
+        if let Some(inner) = &self.inner {
+            inner.http_connections[0].set(opened as f64);
+            inner.http_connections[1].set(reused as f64);
+        }
+    }
+
     /// Publishes what plugin threads left for an agent thread. Call on an agent thread;
     /// `on_engine`: the agent's engine thread, the only one where new metrics may be created.
     pub fn sync(&self, on_engine: bool) {
@@ -316,6 +326,13 @@ impl Inner {
             &["done", "failed"],
         )?;
         let [swaps_done, swaps_failed] = <[Series; 2]>::try_from(swaps).ok().expect("two results");
+        let http_connections = by(
+            "http_requests_total",
+            "HTTP requests of the guests by connection: new (a connection made for it, TCP and TLS) or reused (on a \
+             kept-alive one, wasm_http_keepalive).",
+            "connection",
+            &["new", "reused"],
+        )?;
         let limit = gauge("memory_limit_bytes", "Linear memory one guest instance may use (wasm_memory_limit).")?;
         limit.set(memory_limit as f64);
         let component = ctx.create(
@@ -339,6 +356,7 @@ impl Inner {
                 "engine_stalls_total",
                 "Flushes that held the agent's engine thread for more than 100 ms (workers 0).",
             )?,
+            http_connections,
             idle_calls: counter(
                 "idle_calls_total",
                 "Calls of the guest's idle export: time for its background work while no flush runs.",

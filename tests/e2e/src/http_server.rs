@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A request as the server saw it.
@@ -23,13 +24,38 @@ pub struct Server {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// The statuses the next requests get, in order (200 when empty).
     pub script: Arc<Mutex<VecDeque<u16>>>,
+    /// Connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
 }
 
-/// Reads one request from `stream` and answers it with the next scripted status.
-fn answer(stream: impl Read + Write, seen: &Mutex<Vec<Seen>>, script: &Mutex<VecDeque<u16>>) -> std::io::Result<()> {
+/// Reads requests from `stream` and answers each with the next scripted status: one, then the
+/// connection is closed, or (`keep_alive`) as many as the client sends on it.
+fn answer(
+    stream: impl Read + Write,
+    seen: &Mutex<Vec<Seen>>,
+    script: &Mutex<VecDeque<u16>>,
+    keep_alive: bool,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        answer_one(&mut reader, request_line, seen, script, keep_alive)?;
+        if !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+fn answer_one(
+    reader: &mut BufReader<impl Read + Write>,
+    request_line: String,
+    seen: &Mutex<Vec<Seen>>,
+    script: &Mutex<VecDeque<u16>>,
+    keep_alive: bool,
+) -> std::io::Result<()> {
     let (mut length, mut content_type, mut idempotency_key) = (0, None, None);
     loop {
         let mut header = String::new();
@@ -56,7 +82,8 @@ fn answer(stream: impl Read + Write, seen: &Mutex<Vec<Seen>>, script: &Mutex<Vec
         body: String::from_utf8(body).unwrap(),
     });
     let stream = reader.get_mut();
-    write!(stream, "HTTP/1.1 {status} Scripted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")?;
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    write!(stream, "HTTP/1.1 {status} Scripted\r\ncontent-length: 0\r\nconnection: {connection}\r\n\r\n")?;
     stream.flush()
 }
 
@@ -66,25 +93,48 @@ impl Server {
     }
 
     pub fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        Self::serve(tls, false)
+    }
+
+    /// A server that keeps each connection open for the client's next request (HTTP/1.1
+    /// keep-alive), serving its connections one after another.
+    pub fn keep_alive(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        Self::serve(tls, true)
+    }
+
+    fn serve(tls: Option<Arc<rustls::ServerConfig>>, keep_alive: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::new()));
-        let (seen_by_server, script_for_server) = (seen.clone(), script.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (seen_by_server, script_for_server, accepted) = (seen.clone(), script.clone(), connections.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                // A client that gives up (a refused certificate) only ends its connection.
-                let _ = match &tls {
-                    None => answer(stream, &seen_by_server, &script_for_server),
-                    Some(config) => {
-                        let connection = rustls::ServerConnection::new(config.clone()).unwrap();
-                        answer(rustls::StreamOwned::new(connection, stream), &seen_by_server, &script_for_server)
-                    }
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let (tls, seen, script) = (tls.clone(), seen_by_server.clone(), script_for_server.clone());
+                let serve = move || {
+                    // A client that gives up (a refused certificate) only ends its connection.
+                    let _ = match &tls {
+                        None => answer(stream, &seen, &script, keep_alive),
+                        Some(config) => {
+                            let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+                            answer(rustls::StreamOwned::new(connection, stream), &seen, &script, keep_alive)
+                        }
+                    };
                 };
+                // One connection at a time (so a request answered means every earlier one was
+                // seen), but a kept-alive connection would hold the others back: each gets a
+                // thread.
+                if keep_alive {
+                    std::thread::spawn(serve);
+                } else {
+                    serve();
+                }
             }
         });
-        Self { port, seen, script }
+        Self { port, seen, script, connections }
     }
 }
 
@@ -92,6 +142,8 @@ impl Server {
 pub struct PrivateCa {
     pub ca_pem: String,
     pub server: Arc<rustls::ServerConfig>,
+    /// The server's key, its certificate and the CA's, as PEM: a server in another process.
+    server_pem: String,
 }
 
 impl PrivateCa {
@@ -107,17 +159,30 @@ impl PrivateCa {
             .unwrap()
             .signed_by(&key, &*ca)
             .unwrap();
+        let server_pem = format!("{}{}{}", key.serialize_pem(), leaf.pem(), ca.pem());
+        Self { ca_pem: ca.pem(), server: Self::server_config_from_pem(&server_pem), server_pem }
+    }
+
+    /// The server's key and certificate chain as one PEM text.
+    pub fn server_pem(&self) -> &str {
+        &self.server_pem
+    }
+
+    /// A TLS server configuration from [`PrivateCa::server_pem`]'s text.
+    pub fn server_config_from_pem(pem: &str) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes()).expect("a private key");
+        let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("certificates");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone(), ca.der().clone()],
-                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-            )
+            .with_single_cert(chain, key)
             .unwrap();
-        Self { ca_pem: ca.pem(), server: Arc::new(server) }
+        Arc::new(server)
     }
 
     /// Writes the CA certificate as a PEM file for `wasm_tls_ca_file`.

@@ -256,3 +256,40 @@ macro_rules! http_cases {
 }
 
 http_cases!(rust);
+
+/// An HTTPS output that flushes again and again reuses its connection: one TLS handshake, not
+/// one per flush, for every guest instance of the output; `wasm_http_keepalive off` makes a
+/// connection per request.
+#[test]
+fn connections_are_kept_alive_across_flushes_and_instances() {
+    let ca = PrivateCa::new("out_wasm keep-alive CA");
+    let ca_file = ca.write("keep-alive");
+    for (keepalive, expected_connections) in [("15s", 1), ("off", 4)] {
+        let server = Server::keep_alive(Some(ca.server.clone()));
+        let url = format!("https://127.0.0.1:{}/ingest", server.port);
+        let grant = format!("127.0.0.1:{}", server.port);
+        let path = guest_path("http");
+        let mut plugin = open_plugin();
+        let instance = init_ok(
+            &mut plugin,
+            &[
+                ("wasm_path", path.to_str().unwrap()),
+                ("wasm_watch", "off"),
+                ("url", &url),
+                ("wasm_allow_net", &grant),
+                ("wasm_tls_ca_file", ca_file.to_str().unwrap()),
+                ("wasm_http_keepalive", keepalive),
+            ],
+        );
+        for n in 0..4 {
+            let call = instance.flush(&chunk(&[&format!(r#"{{"n":{n}}}"#)], 1_700_000_000, 0), "app");
+            assert_eq!(call.value, FLB_OK, "keep-alive {keepalive}, flush {n}: {}", call.log_text());
+        }
+        instance.exit();
+        plugin.close();
+        assert_eq!(server.seen.lock().unwrap().len(), 4, "keep-alive {keepalive}: every request arrived");
+        let connections = server.connections.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(connections, expected_connections, "keep-alive {keepalive}: TLS connections accepted");
+    }
+    let _ = std::fs::remove_file(ca_file);
+}
