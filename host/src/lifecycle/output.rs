@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
 use crate::agent::profile::AgentProfile;
-use crate::bindings::{EventType, EventTypes, FlushContext, FlushError, WitVersion};
+use crate::bindings::{Delivery, EventFormat, EventType, EventTypes, FlushContext, FlushError, WitVersion};
 use crate::config::{HostConfig, OnFault};
 use crate::lifecycle::delivery::Deliveries;
 use crate::lifecycle::shared::{Shared, short};
@@ -357,37 +357,31 @@ impl OutputInstance {
         // 0.3.0 guests are told which delivery of which chunk this is; the bytes are hashed as
         // the agent delivered them.
         let delivery = (version.image.version() >= WitVersion::V0_3_0).then(|| self.deliveries.next(tag, chunk));
-        // SAFETY: `chunk` is valid for this whole function, and `call` only returns once the
-        // worker is done with the call that carries it.
-        let chunk = unsafe { ChunkRef::new(chunk) };
-        let format = version.init_ctx.event_format.clone();
-        let tag_owned = tag.to_owned();
-        let call = Call::new("flush", Phase::Serve, move |instance, deadline| {
-            Box::pin(async move {
-                let rendered;
-                let bytes = match crate::chunk::events::render(&format, event_type, chunk.as_slice()) {
-                    Ok(Some(lines)) => {
-                        rendered = lines;
-                        &rendered[..]
-                    }
-                    Ok(None) => chunk.as_slice(),
-                    // The guest never sees a chunk the host cannot read; the agent drops it, as a
-                    // msgpack guest's decoder would have it do.
-                    Err(err) => return Ok(Err(FlushError::Error(format!("malformed chunk: {err:#}")))),
-                };
-                let time_left = deadline.map(|at| {
-                    let left = at.saturating_duration_since(Instant::now());
-                    u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)
-                });
-                let delivery = delivery.unwrap_or_else(|| crate::bindings::Delivery { id: String::new(), attempt: 0 });
-                let ctx = FlushContext { tag: tag_owned, event_type, time_left, delivery };
-                instance.flush(&ctx, bytes).await
-            })
-        });
+        let format = &version.init_ctx.event_format;
         // Counting the records for the metrics costs a pass over the chunk: the agent thread
         // makes it while the guest runs, instead of before.
         let metrics = &self.shared.host_metrics;
-        let outcome = worker.call_meanwhile(call, logger, || metrics.handed(event_type, bytes));
+        // SAFETY: the agent's chunk is valid for this whole function, and `call_meanwhile`
+        // returns only once the worker is done with the call.
+        let call = unsafe { flush_call(tag, event_type, bytes, format, &delivery) };
+        let mut outcome = worker.call_meanwhile(call, logger, || metrics.handed(event_type, bytes));
+        // An idle instance whose background work faulted just before this call took it never
+        // ran it: the chunk goes to another instance, once, instead of being retried by the agent.
+        if outcome.is_err() && !worker.is_alive() {
+            worker.join();
+            worker = match self.checkout(&version) {
+                Ok(worker) => worker,
+                Err(err) => {
+                    logger.error(&format!(
+                        "failed to start an instance of guest '{path}', the chunk will be retried: {err:#}"
+                    ));
+                    return (FlushStatus::Retry, FlushResult::Fault);
+                }
+            };
+            // SAFETY: as above.
+            let call = unsafe { flush_call(tag, event_type, bytes, format, &delivery) };
+            outcome = worker.call(call, logger);
+        }
         let status = match outcome {
             Ok(Ok(())) => (FlushStatus::Ok, FlushResult::Ok),
             Ok(Err(FlushError::Retry(message))) => {
@@ -453,6 +447,47 @@ impl OutputInstance {
         logger.debug("exited");
         logger.drain();
     }
+}
+
+/// The flush call of one chunk: rendered for the instance's format on the worker, with the time
+/// left when the guest is called.
+///
+/// # Safety
+/// `chunk` must stay valid until `Worker::call` with the returned call has returned (the
+/// worker reads it in place, see `ChunkRef`).
+unsafe fn flush_call(
+    tag: &str,
+    event_type: EventType,
+    chunk: &[u8],
+    format: &EventFormat,
+    delivery: &Option<Delivery>,
+) -> Call<Result<(), FlushError>> {
+    // SAFETY: the caller's contract is `ChunkRef::new`'s.
+    let chunk = unsafe { ChunkRef::new(chunk) };
+    let (tag, format, delivery) = (tag.to_owned(), format.clone(), delivery.clone());
+    Call::new("flush", Phase::Serve, move |instance, deadline| {
+        Box::pin(async move {
+            let rendered;
+            let bytes = match crate::chunk::events::render(&format, event_type, chunk.as_slice()) {
+                Ok(Some(lines)) => {
+                    rendered = lines;
+                    &rendered[..]
+                }
+                Ok(None) => chunk.as_slice(),
+                // The guest never sees a chunk the host cannot read; the agent drops it, as a
+                // msgpack guest's decoder would have it do.
+                Err(err) => return Ok(Err(FlushError::Error(format!("malformed chunk: {err:#}")))),
+            };
+            let time_left = deadline.map(|at| {
+                let left = at.saturating_duration_since(Instant::now());
+                u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)
+            });
+            // Guests before 0.3.0 get no delivery (their flush context has none).
+            let delivery = delivery.unwrap_or_else(|| Delivery { id: String::new(), attempt: 0 });
+            let ctx = FlushContext { tag, event_type, time_left, delivery };
+            instance.flush(&ctx, bytes).await
+        })
+    })
 }
 
 /// Threads of an instance's blocking pool (see `OutputInstance::init`).

@@ -247,7 +247,10 @@ impl Worker {
                 Err(_) => break Err(Fault::host("the worker thread ended without answering")),
             }
         };
-        if let Err(fault) = &outcome {
+        // An instance that died in `idle` was counted then; the call it never took is no fault.
+        if let Err(fault) = &outcome
+            && self.is_alive()
+        {
             self.probe.host.faulted(fault.kind());
         }
         outcome

@@ -139,3 +139,169 @@ fn guest_metrics_are_capped_per_output_instance() {
     instance.exit();
     plugin.close();
 }
+
+#[test]
+fn a_0_2_0_guest_serves_unchanged_beside_the_newest() {
+    let mut plugin = open_plugin();
+    let old = guest_path("wit-0-2-0");
+    let new = guest_path("probe");
+    let data = chunk(&[r#"{"n":1}"#, r#"{"n":2}"#], 1, 0);
+    let call = plugin.init(out_wasm_e2e::props(&[("wasm_path", old.to_str().unwrap()), ("label", "old")]));
+    let text = call.log_text();
+    assert_eq!(lines_with(&call, "v0.2.0 init instance=wasm.").len(), 2, "the instance and its spare:\n{text}");
+    let old = call.value.unwrap_or_else(|code| panic!("the 0.2.0 guest loads, got {code}:\n{text}"));
+    let new = init_ok(&mut plugin, &[("wasm_path", new.to_str().unwrap()), ("label", "new")]);
+    for (tag, expected) in [("t", FLB_OK), ("retry", FLB_RETRY), ("error", FLB_ERROR)] {
+        let call = old.flush(&data, tag);
+        assert_eq!(call.value, expected, "0.2.0 guest, tag {tag}:\n{}", call.log_text());
+        let line = format!("v0.2.0 flush tag={tag} type=logs time_left=some bytes={}", data.len());
+        assert_eq!(lines_with(&call, &line).len(), 1, "expected {line:?} in:\n{}", call.log_text());
+    }
+    // It accepts metrics as 0.2.0 guests could; its numbered metric interface is served.
+    let call = old.flush(METRICS_CHUNK, "m");
+    assert_eq!(call.value, FLB_OK, "{}", call.log_text());
+    assert_eq!(lines_with(&call, "v0.2.0 flush tag=m type=metrics").len(), 1, "{}", call.log_text());
+    let call = new.flush(&data, "t");
+    assert_eq!(lines_with(&call, "probe delivery #1 id=").len(), 1, "the newest gets a delivery:\n{}", call.log_text());
+    let exit = old.exit();
+    assert_eq!(lines_with(&exit, "v0.2.0 exit flushes=4").len(), 1, "{}", exit.log_text());
+    new.exit();
+
+    // JSON lines with other options than the agent's defaults need 0.3.0.
+    let pairs =
+        [("wasm_path", guest_path("wit-0-2-0")), ("label", "j".into()), ("wasm_event_format", "json_lines".into())];
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+    let call = plugin.init(out_wasm_e2e::props(&pairs));
+    assert_eq!(
+        lines_with(&call, "format=json-lines").len(),
+        2,
+        "the agent's defaults are a 0.2.0 format:\n{}",
+        call.log_text()
+    );
+    call.value.expect("json_lines with defaults").exit();
+    plugin.close();
+}
+
+#[test]
+fn the_config_lookup_reads_any_key_of_the_section_but_the_hosts() {
+    let mut plugin = open_plugin();
+    let probe = guest_path("probe");
+    let pairs = [
+        ("wasm_path", probe.to_str().unwrap()),
+        ("label", "lookup"),
+        ("lookup", "key_str0, Key_Str1, wasm_path, match, absent"),
+        ("key_str0", "first"),
+        ("key_str1", " second "),
+        ("match", "*"),
+    ];
+    let call = plugin.init(out_wasm_e2e::props(&pairs));
+    let text = call.log_text();
+    for line in [
+        "probe lookup key_str0=first",
+        "probe lookup Key_Str1=second",
+        "probe lookup wasm_path unset",
+        "probe lookup match unset",
+        "probe lookup absent unset",
+    ] {
+        assert_eq!(lines_with(&call, line).len(), 2, "expected {line:?} from the instance and its spare:\n{text}");
+    }
+    call.value.expect("the probe starts").exit();
+    plugin.close();
+}
+
+#[test]
+fn a_delivery_has_the_same_id_on_every_attempt_and_counts_them() {
+    let mut plugin = open_plugin();
+    let probe = guest_path("probe");
+    let instance = init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "d"), ("mode", "retry")]);
+    let data = chunk(&[r#"{"n":1}"#], 1, 0);
+    let delivery = |call: &out_wasm_loader::Call<i32>| -> (String, String) {
+        let line = lines_with(call, "probe delivery #").pop().unwrap_or_else(|| panic!("{}", call.log_text()));
+        let id = line.split(" id=").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+        let attempt = line.split(" attempt=").nth(1).unwrap().to_owned();
+        (id, attempt)
+    };
+    let first = delivery(&instance.flush(&data, "app"));
+    assert_eq!(first.1, "1");
+    assert_eq!(first.0.len(), 32, "128 bits in hex: {first:?}");
+    assert_eq!(
+        delivery(&instance.flush(&data, "app")),
+        (first.0.clone(), "2".into()),
+        "a retry: the same id, attempt 2"
+    );
+    let other = delivery(&instance.flush(&data, "other"));
+    assert_ne!(other.0, first.0, "another tag is another chunk");
+    assert_eq!(other.1, "1");
+    // A fault discards the instance; the next attempt, on a fresh one, still counts.
+    let trap = chunk(&[r#"{"probe":"trap"}"#], 1, 0);
+    let call = instance.flush(&trap, "app");
+    assert_eq!(call.value, FLB_RETRY, "{}", call.log_text());
+    assert_eq!(delivery(&call).1, "1");
+    let call = instance.flush(&data, "app");
+    assert_eq!(lines_with(&call, "probe context #1 ").len(), 1, "a fresh instance (the spare):\n{}", call.log_text());
+    assert_eq!(delivery(&call), (first.0, "3".into()), "counted across guest instances");
+    instance.exit();
+    plugin.close();
+}
+
+#[test]
+fn idle_calls_give_background_work_time_between_flushes() {
+    let sync = out_wasm_e2e::sync::SyncDir::new("idle");
+    let mut plugin = open_plugin();
+    let probe = guest_path("probe");
+    let grant = sync.grant();
+    let pairs = [
+        ("wasm_path", probe.to_str().unwrap()),
+        ("label", "idle"),
+        ("idle", "on"),
+        ("gate_dir", out_wasm_e2e::sync::SyncDir::GUEST),
+        ("wasm_allow_dirs", grant.as_str()),
+        ("wasm_idle_interval", "20ms"),
+        ("wasm_idle_budget", "5ms"),
+        ("wasm_warm_spare", "off"),
+    ];
+    let instance = init_ok(&mut plugin, &pairs);
+    // The probe's flushes wait at the gate of its directory: open from the start.
+    sync.open_gate();
+    // With no flush at all, the instance keeps getting its idle calls.
+    sync.wait_for_marks("idle", 3, "idle calls after init");
+    // Their lines, written while no agent call waited, come with the next call the agent makes.
+    let call = instance.flush(&chunk(&[r#"{"n":1}"#], 1, 0), "app");
+    assert_eq!(call.value, FLB_OK, "{}", call.log_text());
+    let idles = lines_with(&call, "probe idle #");
+    assert!(idles.len() >= 3, "the idle calls' lines:\n{}", call.log_text());
+    assert!(idles[0].ends_with("budget_ms=5"), "the budget is wasm_idle_budget: {}", idles[0]);
+    let marks = sync.marks("idle");
+    sync.wait_for_marks("idle", marks + 2, "idle calls after a flush");
+    instance.exit();
+    plugin.close();
+}
+
+#[test]
+fn an_idle_call_that_traps_discards_the_instance_and_the_next_flush_gets_a_fresh_one() {
+    let sync = out_wasm_e2e::sync::SyncDir::new("idle-trap");
+    let mut plugin = open_plugin();
+    let probe = guest_path("probe");
+    let grant = sync.grant();
+    let pairs = [
+        ("wasm_path", probe.to_str().unwrap()),
+        ("label", "idle-trap"),
+        ("idle", "trap"),
+        ("gate_dir", out_wasm_e2e::sync::SyncDir::GUEST),
+        ("wasm_allow_dirs", grant.as_str()),
+        ("wasm_idle_interval", "20ms"),
+        ("wasm_warm_spare", "off"),
+    ];
+    let instance = init_ok(&mut plugin, &pairs);
+    sync.open_gate();
+    sync.wait_for_marks("idle", 1, "the idle call");
+    let call = instance.flush(&chunk(&[r#"{"n":1}"#], 1, 0), "app");
+    let text = call.log_text();
+    assert_eq!(call.value, FLB_OK, "a fresh instance takes the flush:\n{text}");
+    let fault = lines_with(&call, "faulted in idle and is discarded");
+    assert_eq!(fault.len(), 1, "the idle fault is logged:\n{text}");
+    assert!(fault[0].contains("probe.wasm") && fault[0].contains("guest trapped"), "{}", fault[0]);
+    assert_eq!(lines_with(&call, "probe init instance=").len(), 1, "a new instance started:\n{text}");
+    instance.exit();
+    plugin.close();
+}

@@ -25,18 +25,29 @@
 //!   With `metrics on`, init declares the counter `probe_records` (label `tag`) and flush adds
 //!   the number of records per tag; `metric_tag` (optional) replaces the tag as the label
 //!   value, and a refused update fails the flush with FLB_ERROR and the host's reason.
+//! - 0.3.0: each flush also logs `probe delivery #<n> id=<delivery id> attempt=<attempt>`.
+//!   `lookup` (optional) names keys, comma-separated, that init reads with the config lookup
+//!   (declared or not), logging `probe lookup <key>=<value>` (`<key> unset` when unset).
+//!   `idle` (optional): `on` makes every idle call log `probe idle #<k> budget_ms=<budget>`,
+//!   leave the mark `idle.<n>` in `gate_dir` when set, and ask to be called again; `trap`
+//!   makes the first idle call panic after its mark. Without `idle`, the SDK's default: no
+//!   idle calls after the first.
 
 #[path = "../../sync.rs"]
 mod sync;
 
 use out_wasm_guest::metrics::Counter;
+use std::time::Duration;
+
 use out_wasm_guest::{
-    Chunk, ConfigKey, EventType, EventTypes, FlushError, InitContext, Output, Value, export_output, info,
+    Chunk, ConfigKey, EventType, EventTypes, FlushError, InitContext, Output, Value, export_output, info, lookup,
 };
 
 struct Probe {
     mode: String,
     gate_dir: Option<String>,
+    idle: Option<String>,
+    idles: u64,
     flushes: u64,
     records: Option<Counter>,
     metric_tag: Option<String>,
@@ -62,6 +73,8 @@ impl Output for Probe {
             ConfigKey::optional("fail_init", "init fails with this text"),
             ConfigKey::optional("metrics", "on: count records in a guest metric").default("off"),
             ConfigKey::optional("metric_tag", "label value to count under instead of the tag"),
+            ConfigKey::optional("lookup", "keys init reads with the config lookup, comma-separated"),
+            ConfigKey::optional("idle", "on: log idle calls and ask for more; trap: panic in the first"),
         ]
     }
 
@@ -78,6 +91,12 @@ impl Output for Probe {
             &ctx.guest_digest[..12],
             config.join(";")
         );
+        for key in ctx.config.get("lookup").unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            match lookup(key) {
+                Some(value) => info!("probe lookup {key}={value}"),
+                None => info!("probe lookup {key} unset"),
+            }
+        }
         if let Some(reason) = ctx.config.get("fail_init") {
             return Err(reason.to_owned());
         }
@@ -88,6 +107,8 @@ impl Output for Probe {
         Ok(Probe {
             mode: ctx.config.get("mode").unwrap_or("ok").to_owned(),
             gate_dir: ctx.config.get("gate_dir").map(str::to_owned),
+            idle: ctx.config.get("idle").map(str::to_owned),
+            idles: 0,
             flushes: 0,
             records,
             metric_tag: ctx.config.get("metric_tag").map(str::to_owned),
@@ -104,6 +125,9 @@ impl Output for Probe {
         };
         let time_left = if chunk.time_left().is_some() { "some" } else { "none" };
         info!("probe context #{n} type={event_type} time_left={time_left} bytes={}", chunk.bytes().len());
+        if let Some(delivery) = chunk.delivery() {
+            info!("probe delivery #{n} id={} attempt={}", delivery.id, delivery.attempt);
+        }
         if chunk.event_type() != EventType::Logs {
             return Ok(());
         }
@@ -136,6 +160,21 @@ impl Output for Probe {
             "error" => Err(FlushError::Error("probe was asked to fail".into())),
             _ => Ok(()),
         }
+    }
+
+    fn idle(&mut self, budget: Duration) -> Option<Duration> {
+        let mode = self.idle.as_deref()?;
+        self.idles += 1;
+        info!("probe idle #{} budget_ms={}", self.idles, budget.as_millis());
+        if let Some(dir) = &self.gate_dir {
+            // A failed mark is the test's to notice: it waits for marks.
+            let _ = sync::mark(dir, "idle");
+        }
+        if mode == "trap" {
+            panic!("probe was asked to trap in idle");
+        }
+        // As soon as the host allows (it keeps wasm_idle_interval between calls).
+        Some(Duration::ZERO)
     }
 
     fn exit(&mut self) {
