@@ -305,3 +305,36 @@ fn an_idle_call_that_traps_discards_the_instance_and_the_next_flush_gets_a_fresh
     instance.exit();
     plugin.close();
 }
+
+/// A published version is a contract: its WIT never changes, byte for byte (a change is a new
+/// version in `wit/`, with `@since`). These are the files as they were published.
+#[test]
+fn the_frozen_wit_versions_never_change() {
+    use sha2::Digest;
+    let frozen = [
+        ("v0.1.0/logging.wit", "1191b162d8aefe09b80122626b4c2e8e88d2b24573e06add719511ad0d302076"),
+        ("v0.1.0/output.wit", "7eac918d9c986a442a07049de68fb58b4a8d6fb045a6b7b960946b3c566ed2e6"),
+        ("v0.1.0/types.wit", "0be1ac58a00fae4927ae67f850b630755b532daeede4ce56366aa796c1d9065a"),
+        ("v0.1.0/world.wit", "4dcfe8e874c875b9cc063e4abf8c4282de96f9ee1144de74b64cf5141b3bd41b"),
+        ("v0.2.0/logging.wit", "1191b162d8aefe09b80122626b4c2e8e88d2b24573e06add719511ad0d302076"),
+        ("v0.2.0/metrics.wit", "aa3c8197b1ad6c6120460970cd89ba27f5e260f80b3a33fb279c97cf1db68582"),
+        ("v0.2.0/output.wit", "1c2ad0992b075b144c2eb887ad30099a53a2358f440d235dc664b3d361c63f64"),
+        ("v0.2.0/types.wit", "17b3903148977c6053ba96e8251f411ee706c1206bea21954ccb020b04e1760e"),
+        ("v0.2.0/world.wit", "dbe41036c0fb24ea6b1af3a386abee0dbae8a580e6a3f75113d74d683bd8b2fa"),
+    ];
+    let wit = out_wasm_e2e::workspace_root().join("wit");
+    for version in ["v0.1.0", "v0.2.0"] {
+        let mut files: Vec<String> = std::fs::read_dir(wit.join(version))
+            .unwrap()
+            .map(|entry| format!("{version}/{}", entry.unwrap().file_name().to_string_lossy()))
+            .collect();
+        files.sort();
+        let published: Vec<&str> = frozen.iter().filter(|(f, _)| f.starts_with(version)).map(|(f, _)| *f).collect();
+        assert_eq!(files, published, "the files of {version}: none added or removed");
+    }
+    for (file, digest) in frozen {
+        let bytes = std::fs::read(wit.join(file)).unwrap();
+        let actual: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(actual, digest, "wit/{file} changed: a published version is frozen; add to the newest instead");
+    }
+}
