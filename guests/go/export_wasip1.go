@@ -14,6 +14,7 @@ import (
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 
+	"outwasm/internal/calls"
 	"outwasm/internal/exports/export_out_wasm_output_output"
 	"outwasm/internal/wit/out_wasm_output_types"
 	_ "outwasm/internal/wit/wit_exports" // the wasmexport functions
@@ -142,18 +143,18 @@ func deadlineOf(timeLeft witTypes.Option[uint64]) (time.Time, bool) {
 	return time.Now().Add(durationOf(timeLeft.Some())), true
 }
 
-// current is the flush being served, whose deadline bounds the SDK's network waits.
-var current *FlushContext
-
 func (guest) Flush(ctx out_wasm_output_types.FlushContext, chunk []uint8) witTypes.Result[witTypes.Unit, out_wasm_output_types.FlushError] {
 	fc := FlushContext{
 		Tag: strings.Clone(ctx.Tag), EventType: EventType(ctx.EventType),
 		Delivery: Delivery{ID: strings.Clone(ctx.Delivery.Id), Attempt: ctx.Delivery.Attempt},
 	}
 	fc.deadline, fc.hasDeadline = deadlineOf(ctx.TimeLeft)
-	current = &fc
+	if fc.hasDeadline {
+		fc.bound = withMargin(fc.deadline)
+	}
+	calls.SetBound(fc.bound, fc.hasDeadline)
 	err := exported.Flush(&fc, chunk)
-	current = nil
+	calls.SetBound(time.Time{}, false)
 	fc.done()
 	collect()
 	if err == nil {
@@ -168,6 +169,9 @@ func (guest) Flush(ctx out_wasm_output_types.FlushContext, chunk []uint8) witTyp
 
 func (guest) Idle(budget uint64) witTypes.Option[uint64] {
 	defer collect()
+	// The budget bounds the SDK's network waits: a flush that arrives meanwhile waits for Idle.
+	calls.SetBound(time.Now().Add(durationOf(budget)), true)
+	defer calls.SetBound(time.Time{}, false)
 	next, again := exported.Idle(durationOf(budget))
 	if !again {
 		return witTypes.None[uint64]()
@@ -178,5 +182,9 @@ func (guest) Idle(budget uint64) witTypes.Option[uint64] {
 func (guest) Exit(timeLeft witTypes.Option[uint64]) {
 	var ec ExitContext
 	ec.deadline, ec.hasDeadline = deadlineOf(timeLeft)
+	if ec.hasDeadline {
+		calls.SetBound(withMargin(ec.deadline), true)
+	}
 	exported.Exit(&ec)
+	calls.SetBound(time.Time{}, false)
 }

@@ -221,13 +221,16 @@ type FlushContext struct {
 
 	deadline    time.Time
 	hasDeadline bool
-	ctx         context.Context
-	cancel      context.CancelFunc
+	// bound is the deadline less the margin: when network waits give up.
+	bound  time.Time
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // TimeLeft is how long this call may still run, now (false when the operator turned deadlines
 // off). Past it the instance is stopped and the chunk delivered again; a guest waiting on the
-// network should answer Retry a little earlier (the SDK's HTTP transport and dialer do).
+// network should answer Retry a little earlier (the SDK's HTTP transport and dialer, package
+// outwasm/wasinet, give up at the deadline less a tenth of the time left, at least 50 ms).
 func (c *FlushContext) TimeLeft() (time.Duration, bool) {
 	if !c.hasDeadline {
 		return 0, false
@@ -245,7 +248,7 @@ func (c *FlushContext) Context() context.Context {
 		c.ctx = context.Background()
 		if c.hasDeadline {
 			// Cancelled when Flush returns: the context does not outlive the call.
-			c.ctx, c.cancel = context.WithDeadline(c.ctx, withMargin(c.deadline))
+			c.ctx, c.cancel = context.WithDeadline(c.ctx, c.bound)
 		}
 	}
 	return c.ctx
