@@ -141,13 +141,31 @@ fn files(language: Language, name: &str, root: &Path) -> Result<Vec<(PathBuf, St
             let sdk = root.join("guests/go");
             let sdk_mod = std::fs::read_to_string(sdk.join("go.mod"))
                 .with_context(|| format!("no Go SDK at {} (guests/go/go.mod)", sdk.display()))?;
-            // The SDK's own requirements, listed as the main module must list them.
-            let requires: String = sdk_mod
-                .lines()
-                .filter_map(|line| line.trim().strip_prefix("require "))
-                .filter(|req| !req.starts_with('('))
-                .map(|req| format!("require {req} // indirect\n"))
-                .collect();
+            // The SDK's own requirements (single `require` lines and `require (...)` blocks),
+            // listed as the main module must list them.
+            let mut requires = String::new();
+            let mut in_block = false;
+            for line in sdk_mod.lines().map(str::trim) {
+                let req = match (in_block, line) {
+                    (false, "require (") => {
+                        in_block = true;
+                        continue;
+                    }
+                    (true, ")") => {
+                        in_block = false;
+                        continue;
+                    }
+                    (true, req) => req,
+                    (false, line) => match line.strip_prefix("require ") {
+                        Some(req) => req,
+                        None => continue,
+                    },
+                };
+                let req = req.trim_end_matches("// indirect").trim();
+                if !req.is_empty() {
+                    requires.push_str(&format!("require {req} // indirect\n"));
+                }
+            }
             let go_mod = format!(
                 "module {name}\n\ngo 1.25\n\nrequire outwasm v0.0.0\n\n{requires}\nreplace outwasm => {}\n",
                 sdk.display()

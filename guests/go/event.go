@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
 // Timestamp is when a record happened: seconds and nanoseconds since the Unix epoch.
@@ -121,18 +123,17 @@ func Events(chunk []byte) iter.Seq2[Event, error] {
 
 func isArrayMarker(b byte) bool { return b >= 0x90 && b <= 0x9f || b == 0xdc || b == 0xdd }
 
-func (d *Decoder) arrayLen() (uint64, bool, *DecodeError) {
+func (d *Decoder) arrayLen() (uint32, bool, *DecodeError) {
 	r := &d.r
-	b := r.buf[r.pos]
-	if !isArrayMarker(b) {
+	if !isArrayMarker(r.buf[r.pos]) {
 		return 0, false, nil
 	}
-	r.pos++
-	if b <= 0x9f {
-		return uint64(b & 0x0f), true, nil
+	n, rest, err := msgp.ReadArrayHeaderBytes(r.buf[r.pos:])
+	if err != nil {
+		return 0, true, r.failed(r.pos, err)
 	}
-	n, err := r.fixed(2<<(b-0xdc), "an array length")
-	return n, true, err
+	r.pos = len(r.buf) - len(rest)
+	return n, true, nil
 }
 
 func (d *Decoder) record(e *Event) (stamp, error) {
@@ -145,7 +146,7 @@ func (d *Decoder) record(e *Event) (stamp, error) {
 	case !isArray:
 		return 0, r.fail(start, "record is not an array")
 	case n != 2:
-		return 0, r.fail(start, "record is an array of "+strconv.FormatUint(n, 10)+", not 2")
+		return 0, r.fail(start, "record is an array of "+strconv.FormatUint(uint64(n), 10)+", not 2")
 	}
 	headerAt := r.pos
 	var s stamp
@@ -155,7 +156,7 @@ func (d *Decoder) record(e *Event) (stamp, error) {
 			return 0, err
 		}
 		if n != 2 {
-			return 0, r.fail(headerAt, "record header is an array of "+strconv.FormatUint(n, 10)+", not 2")
+			return 0, r.fail(headerAt, "record header is an array of "+strconv.FormatUint(uint64(n), 10)+", not 2")
 		}
 		if s, err = d.timestamp(&e.Timestamp); err != nil {
 			return 0, err

@@ -9,10 +9,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"time"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 
+	"outwasm/internal/calls"
 	"outwasm/internal/exports/export_out_wasm_output_output"
 	"outwasm/internal/wit/out_wasm_output_types"
 	_ "outwasm/internal/wit/wit_exports" // the wasmexport functions
@@ -65,29 +67,64 @@ func (guest) ConfigSchema() []out_wasm_output_types.ConfigKey {
 	return out
 }
 
-func (guest) PreferredEventFormat() out_wasm_output_types.EventFormat {
-	if p, ok := exported.(PreferredEventFormat); ok {
-		return uint8(p.PreferredEventFormat())
+func configOf(entries []out_wasm_output_types.ConfigEntry) Config {
+	config := make(Config, len(entries))
+	for i, e := range entries {
+		// The bindings' strings view the host's argument buffer: copied, since a Config may be
+		// kept for the life of the instance.
+		config[i] = ConfigEntry{Key: strings.Clone(e.Key), Value: strings.Clone(e.Value)}
 	}
-	return out_wasm_output_types.EventFormatMsgpack
+	return config
+}
+
+func (guest) PreferredEventFormat(entries []out_wasm_output_types.ConfigEntry) witTypes.Result[out_wasm_output_types.EventFormat, string] {
+	defer collect()
+	format, err := exported.PreferredEventFormat(configOf(entries))
+	if err != nil {
+		return witTypes.Err[out_wasm_output_types.EventFormat](err.Error())
+	}
+	var wire out_wasm_output_types.EventFormat
+	switch format.Kind {
+	case JSONLines:
+		key := witTypes.None[string]()
+		if format.JSON.DateKey != "" {
+			key = witTypes.Some(format.JSON.DateKey)
+		}
+		wire = out_wasm_output_types.MakeEventFormatJsonLines(out_wasm_output_types.JsonOptions{
+			DateKey: key, DateFormat: uint8(format.JSON.DateFormat), EscapeUnicode: format.JSON.EscapeUnicode,
+		})
+	case OTLPJSON:
+		wire = out_wasm_output_types.MakeEventFormatOtlpJson()
+	default:
+		wire = out_wasm_output_types.MakeEventFormatMsgpack()
+	}
+	return witTypes.Ok[out_wasm_output_types.EventFormat, string](wire)
 }
 
 func (guest) AcceptedEventTypes() out_wasm_output_types.EventTypes {
-	if a, ok := exported.(AcceptedEventTypes); ok {
-		return uint8(a.AcceptedEventTypes())
+	return uint8(exported.AcceptedEventTypes())
+}
+
+func eventFormatOf(wire out_wasm_output_types.EventFormat) EventFormat {
+	switch wire.Tag() {
+	case out_wasm_output_types.EventFormatJsonLines:
+		options := wire.JsonLines()
+		return JSONLinesFormat(JSONOptions{
+			DateKey: strings.Clone(options.DateKey.SomeOr("")), DateFormat: DateFormat(options.DateFormat),
+			EscapeUnicode: options.EscapeUnicode,
+		})
+	case out_wasm_output_types.EventFormatOtlpJson:
+		return EventFormat{Kind: OTLPJSON}
 	}
-	return out_wasm_output_types.EventTypesLogs
+	return EventFormat{Kind: Msgpack}
 }
 
 func (guest) Init(ctx out_wasm_output_types.InitContext) witTypes.Result[witTypes.Unit, string] {
 	defer collect()
-	config := make(Config, len(ctx.Config))
-	for i, e := range ctx.Config {
-		config[i] = ConfigEntry{Key: e.Key, Value: e.Value}
-	}
 	err := exported.Init(&InitContext{
-		Instance: ctx.Instance, GuestPath: ctx.GuestPath, GuestDigest: ctx.GuestDigest, Config: config,
-		EventFormat: EventFormat(ctx.EventFormat), EventTypes: EventTypes(ctx.EventTypes),
+		Instance: strings.Clone(ctx.Instance), GuestPath: strings.Clone(ctx.GuestPath),
+		GuestDigest: strings.Clone(ctx.GuestDigest), Config: configOf(ctx.Config),
+		EventFormat: eventFormatOf(ctx.EventFormat), EventTypes: EventTypes(ctx.EventTypes),
 	})
 	if err != nil {
 		return witTypes.Err[witTypes.Unit](err.Error())
@@ -95,12 +132,30 @@ func (guest) Init(ctx out_wasm_output_types.InitContext) witTypes.Result[witType
 	return witTypes.Ok[witTypes.Unit, string](witTypes.Unit{})
 }
 
-func (guest) Flush(ctx out_wasm_output_types.FlushContext, chunk []uint8) witTypes.Result[witTypes.Unit, out_wasm_output_types.FlushError] {
-	fc := FlushContext{Tag: ctx.Tag, EventType: EventType(ctx.EventType)}
-	if ctx.TimeLeft.IsSome() {
-		fc.TimeLeft, fc.HasTimeLeft = time.Duration(min(ctx.TimeLeft.Some(), 1<<63-1)), true
+// durationOf is a WIT duration (nanoseconds, u64) as a time.Duration, capped at its maximum.
+func durationOf(nanos uint64) time.Duration { return time.Duration(min(nanos, 1<<63-1)) }
+
+// deadlineOf is now plus the host's time left, if any.
+func deadlineOf(timeLeft witTypes.Option[uint64]) (time.Time, bool) {
+	if timeLeft.IsNone() {
+		return time.Time{}, false
 	}
+	return time.Now().Add(durationOf(timeLeft.Some())), true
+}
+
+func (guest) Flush(ctx out_wasm_output_types.FlushContext, chunk []uint8) witTypes.Result[witTypes.Unit, out_wasm_output_types.FlushError] {
+	fc := FlushContext{
+		Tag: strings.Clone(ctx.Tag), EventType: EventType(ctx.EventType),
+		Delivery: Delivery{ID: strings.Clone(ctx.Delivery.Id), Attempt: ctx.Delivery.Attempt},
+	}
+	fc.deadline, fc.hasDeadline = deadlineOf(ctx.TimeLeft)
+	if fc.hasDeadline {
+		fc.bound = withMargin(fc.deadline)
+	}
+	calls.SetBound(fc.bound, fc.hasDeadline)
 	err := exported.Flush(&fc, chunk)
+	calls.SetBound(time.Time{}, false)
+	fc.done()
 	collect()
 	if err == nil {
 		return witTypes.Ok[witTypes.Unit, out_wasm_output_types.FlushError](witTypes.Unit{})
@@ -112,4 +167,24 @@ func (guest) Flush(ctx out_wasm_output_types.FlushContext, chunk []uint8) witTyp
 	return witTypes.Err[witTypes.Unit](out_wasm_output_types.MakeFlushErrorError(message))
 }
 
-func (guest) Exit() { exported.Exit() }
+func (guest) Idle(budget uint64) witTypes.Option[uint64] {
+	defer collect()
+	// The budget bounds the SDK's network waits: a flush that arrives meanwhile waits for Idle.
+	calls.SetBound(time.Now().Add(durationOf(budget)), true)
+	defer calls.SetBound(time.Time{}, false)
+	next, again := exported.Idle(durationOf(budget))
+	if !again {
+		return witTypes.None[uint64]()
+	}
+	return witTypes.Some(uint64(max(next, 0)))
+}
+
+func (guest) Exit(timeLeft witTypes.Option[uint64]) {
+	var ec ExitContext
+	ec.deadline, ec.hasDeadline = deadlineOf(timeLeft)
+	if ec.hasDeadline {
+		calls.SetBound(withMargin(ec.deadline), true)
+	}
+	exported.Exit(&ec)
+	calls.SetBound(time.Time{}, false)
+}

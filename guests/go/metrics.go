@@ -3,70 +3,56 @@ package outwasm
 import "errors"
 
 // Metrics a guest publishes on the agent's own metrics endpoint, as
-// fluentbit_wasm_guest_<name> with the output instance's name label first. Declare them from
-// Init on; every instance of the same output shares them. The host refuses (with an error
-// naming the limit) bad names, too many labels or series; where the agent has no metrics,
-// everything succeeds and nothing is exported.
-
-type metricKind uint8
-
-const (
-	kindCounter metricKind = iota
-	kindGauge
-	kindHistogram
-)
-
-type metricUpdate uint8
-
-const (
-	updateAdd metricUpdate = iota
-	updateSet
-	updateObserve
-)
+// fluentbit_wasm_guest_<name> with the output instance's name label first. Declare them in
+// Init; every instance of the same output shares them (declaring the same spec again finds
+// the same metric, with its values). The host refuses (with an error naming the limit) bad
+// names, too many labels or series; where the agent has no metrics, everything succeeds and
+// nothing is exported. The types wrap the host's metric resources (the WIT's counter, gauge
+// and histogram).
 
 func metricError(message string) error { return errors.New(message) }
 
 // Counter is a value that only goes up. The host appends _total to its name unless it has it.
-type Counter struct{ id uint32 }
+type Counter struct{ h counterHandle }
 
 // Gauge is a value that goes up and down.
-type Gauge struct{ id uint32 }
+type Gauge struct{ h gaugeHandle }
 
 // Histogram is a distribution of observations in buckets.
-type Histogram struct{ id uint32 }
+type Histogram struct{ h histogramHandle }
 
 // NewCounter declares a counter (or finds the one declared with the same spec) whose updates
 // give values for labels, in order.
 func NewCounter(name, help string, labels ...string) (*Counter, error) {
-	id, err := hostDeclare(name, help, kindCounter, labels, nil)
+	h, err := declareCounter(name, help, labels)
 	if err != nil {
 		return nil, err
 	}
-	return &Counter{id}, nil
+	return &Counter{h}, nil
 }
 
 // NewGauge declares a gauge.
 func NewGauge(name, help string, labels ...string) (*Gauge, error) {
-	id, err := hostDeclare(name, help, kindGauge, labels, nil)
+	h, err := declareGauge(name, help, labels)
 	if err != nil {
 		return nil, err
 	}
-	return &Gauge{id}, nil
+	return &Gauge{h}, nil
 }
 
 // NewHistogram declares a histogram with bucket upper bounds (strictly increasing; nil for
 // the agent's default buckets).
 func NewHistogram(name, help string, buckets []float64, labels ...string) (*Histogram, error) {
-	id, err := hostDeclare(name, help, kindHistogram, labels, buckets)
+	h, err := declareHistogram(name, help, buckets, labels)
 	if err != nil {
 		return nil, err
 	}
-	return &Histogram{id}, nil
+	return &Histogram{h}, nil
 }
 
 // Add adds value (>= 0) to the series with these label values.
 func (c *Counter) Add(value float64, labelValues ...string) error {
-	return hostUpdate(updateAdd, c.id, labelValues, value)
+	return counterAdd(c.h, labelValues, value)
 }
 
 // Inc adds 1.
@@ -74,15 +60,15 @@ func (c *Counter) Inc(labelValues ...string) error { return c.Add(1, labelValues
 
 // Set sets the series with these label values to value.
 func (g *Gauge) Set(value float64, labelValues ...string) error {
-	return hostUpdate(updateSet, g.id, labelValues, value)
+	return gaugeSet(g.h, labelValues, value)
 }
 
 // Add adds value (of any sign) to the series with these label values.
 func (g *Gauge) Add(value float64, labelValues ...string) error {
-	return hostUpdate(updateAdd, g.id, labelValues, value)
+	return gaugeAdd(g.h, labelValues, value)
 }
 
 // Observe records one observation for the series with these label values.
 func (h *Histogram) Observe(value float64, labelValues ...string) error {
-	return hostUpdate(updateObserve, h.id, labelValues, value)
+	return histogramObserve(h.h, labelValues, value)
 }

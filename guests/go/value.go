@@ -1,10 +1,12 @@
 package outwasm
 
 import (
-	"encoding/binary"
+	"errors"
 	"iter"
 	"math"
 	"strconv"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
 // Kind is the msgpack type of a Value.
@@ -170,53 +172,59 @@ func (r *reader) fail(at int, reason string) *DecodeError {
 	return &DecodeError{Offset: r.base + at, Reason: reason}
 }
 
-func (r *reader) need(n uint64, what string) *DecodeError {
-	if left := uint64(len(r.buf) - r.pos); left < n {
-		return r.fail(r.pos, "truncated: "+what+" needs "+strconv.FormatUint(n, 10)+" bytes, "+
-			strconv.FormatUint(left, 10)+" left")
+// failed is the DecodeError for what tinylib/msgp refused at offset at: a value cut short by
+// the end of the chunk, in words naming the value, or the library's own words.
+func (r *reader) failed(at int, err error) *DecodeError {
+	if errors.Is(err, msgp.ErrShortBytes) {
+		return r.fail(at, "truncated: "+describeMarker(r.buf[at])+" runs past the end of the chunk ("+
+			strconv.Itoa(len(r.buf)-at)+" bytes left)")
 	}
-	return nil
+	return r.fail(at, err.Error())
 }
 
-func (r *reader) fixed(n int, what string) (uint64, *DecodeError) {
-	if err := r.need(uint64(n), what); err != nil {
-		return 0, err
+// describeMarker names the value a marker starts, for messages.
+func describeMarker(b byte) string {
+	switch msgp.NextType([]byte{b}) {
+	case msgp.StrType:
+		return "a string"
+	case msgp.BinType:
+		return "a binary"
+	case msgp.ArrayType:
+		return "an array"
+	case msgp.MapType:
+		return "a map"
+	case msgp.ExtensionType, msgp.TimeType, msgp.Complex64Type, msgp.Complex128Type:
+		return "an extension"
+	case msgp.Float32Type, msgp.Float64Type:
+		return "a float"
 	}
-	b := r.buf[r.pos : r.pos+n]
-	r.pos += n
-	switch n {
-	case 1:
-		return uint64(b[0]), nil
-	case 2:
-		return uint64(binary.BigEndian.Uint16(b)), nil
-	case 4:
-		return uint64(binary.BigEndian.Uint32(b)), nil
-	default:
-		return binary.BigEndian.Uint64(b), nil
-	}
+	return "an integer"
 }
 
-func (r *reader) bytes(kind Kind, n uint64, what string) (Value, *DecodeError) {
-	if err := r.need(n, what); err != nil {
-		return Value{}, err
-	}
-	v := Value{kind: kind, raw: r.buf[r.pos : r.pos+int(n) : r.pos+int(n)]}
-	r.pos += int(n)
-	return v, nil
+// borrowed is an extension value whose payload stays a view of the chunk (tinylib/msgp hands
+// an Extension the payload to unmarshal; keeping the slice copies nothing).
+type borrowed struct {
+	typ  int8
+	data []byte
 }
 
-func (r *reader) ext(n uint64) (Value, *DecodeError) {
-	t, err := r.fixed(1, "an extension type")
-	if err != nil {
-		return Value{}, err
+func (e *borrowed) ExtensionType() int8            { return e.typ }
+func (e *borrowed) Len() int                       { return len(e.data) }
+func (e *borrowed) MarshalBinaryTo([]byte) error   { return nil }
+func (e *borrowed) UnmarshalBinary(b []byte) error { e.data = b; return nil }
+
+// extType is the type byte of the extension at the start of b (0 when b is too short: the
+// library then reports the truncation).
+func extType(b []byte) int8 {
+	at := map[byte]int{0xd4: 1, 0xd5: 1, 0xd6: 1, 0xd7: 1, 0xd8: 1, 0xc7: 2, 0xc8: 3, 0xc9: 5}[b[0]]
+	if at == 0 || len(b) <= at {
+		return 0
 	}
-	v, err := r.bytes(Ext, n, "an extension payload")
-	v.ext = int8(t)
-	return v, err
+	return int8(b[at])
 }
 
-func (r *reader) container(kind Kind, count uint64, depth int, at int) (Value, *DecodeError) {
-	values := count
+func (r *reader) container(kind Kind, count uint32, depth int, at int) (Value, *DecodeError) {
+	values := uint64(count)
 	name := "array"
 	if kind == Map {
 		values *= 2
@@ -224,8 +232,8 @@ func (r *reader) container(kind Kind, count uint64, depth int, at int) (Value, *
 	}
 	// Every value takes at least one byte: a count beyond the rest of the chunk is a lie.
 	if left := uint64(len(r.buf) - r.pos); values > left {
-		return Value{}, r.fail(at, "truncated: "+name+" of "+strconv.FormatUint(count, 10)+" entries, only "+
-			strconv.FormatUint(left, 10)+" bytes left")
+		return Value{}, r.fail(at, "truncated: "+name+" of "+strconv.FormatUint(uint64(count), 10)+
+			" entries, only "+strconv.FormatUint(left, 10)+" bytes left")
 	}
 	start := r.pos
 	for range values {
@@ -233,7 +241,7 @@ func (r *reader) container(kind Kind, count uint64, depth int, at int) (Value, *
 			return Value{}, err
 		}
 	}
-	return Value{kind: kind, count: uint32(count), raw: r.buf[start:r.pos:r.pos]}, nil
+	return Value{kind: kind, count: count, raw: r.buf[start:r.pos:r.pos]}, nil
 }
 
 func (r *reader) value(depth int) (Value, *DecodeError) {
@@ -245,191 +253,108 @@ func (r *reader) value(depth int) (Value, *DecodeError) {
 	return v, err
 }
 
+// decode reads one value with tinylib/msgp's zero-copy readers: strings, binaries and
+// extension payloads are views of the chunk, strings are not checked as UTF-8, and maps are
+// walked entry by entry by the caller, so repeated keys stay as they are on the wire.
 func (r *reader) decode(depth int) (Value, *DecodeError) {
 	at := r.pos
 	if depth > maxDepth {
 		return Value{}, r.fail(at, "nesting deeper than "+strconv.Itoa(maxDepth)+" levels")
 	}
-	if err := r.need(1, "a marker"); err != nil {
-		return Value{}, err
+	b := r.buf[at:]
+	if len(b) == 0 {
+		return Value{}, r.fail(at, "truncated: a value expected, the chunk ends")
 	}
-	b := r.buf[r.pos]
-	r.pos++
-	switch {
-	case b <= 0x7f:
-		return Value{kind: Uint, num: uint64(b)}, nil
-	case b >= 0xe0:
-		return Value{kind: Int, num: uint64(int64(int8(b)))}, nil
-	case b >= 0xa0 && b <= 0xbf:
-		return r.bytes(Str, uint64(b&0x1f), "a string")
-	case b >= 0x80 && b <= 0x8f:
-		return r.container(Map, uint64(b&0x0f), depth, at)
-	case b >= 0x90 && b <= 0x9f:
-		return r.container(Array, uint64(b&0x0f), depth, at)
+	var (
+		v    Value
+		rest []byte
+		err  error
+	)
+	switch t := msgp.NextType(b); t {
+	case msgp.NilType:
+		rest, err = msgp.ReadNilBytes(b)
+	case msgp.BoolType:
+		var on bool
+		on, rest, err = msgp.ReadBoolBytes(b)
+		v.kind = Bool
+		if on {
+			v.num = 1
+		}
+	case msgp.IntType, msgp.UintType:
+		// The library calls a positive fixint an int; the agent (and Value) an unsigned one.
+		if b[0] <= 0x7f || b[0] >= 0xcc && b[0] <= 0xcf {
+			v.kind = Uint
+			v.num, rest, err = msgp.ReadUint64Bytes(b)
+		} else {
+			var n int64
+			n, rest, err = msgp.ReadInt64Bytes(b)
+			v.kind, v.num = Int, uint64(n)
+		}
+	case msgp.Float32Type:
+		var f float32
+		f, rest, err = msgp.ReadFloat32Bytes(b)
+		v.kind, v.num = Float, math.Float64bits(float64(f))
+	case msgp.Float64Type:
+		var f float64
+		f, rest, err = msgp.ReadFloat64Bytes(b)
+		v.kind, v.num = Float, math.Float64bits(f)
+	case msgp.StrType:
+		v.kind = Str
+		v.raw, rest, err = msgp.ReadStringZC(b)
+	case msgp.BinType:
+		v.kind = Bin
+		v.raw, rest, err = msgp.ReadBytesZC(b)
+	case msgp.ArrayType, msgp.MapType:
+		kind, read := Array, msgp.ReadArrayHeaderBytes
+		if t == msgp.MapType {
+			kind, read = Map, msgp.ReadMapHeaderBytes
+		}
+		var count uint32
+		if count, rest, err = read(b); err != nil {
+			return Value{}, r.failed(at, err)
+		}
+		r.pos = len(r.buf) - len(rest)
+		return r.container(kind, count, depth, at)
+	case msgp.ExtensionType, msgp.TimeType, msgp.Complex64Type, msgp.Complex128Type:
+		// Every extension type is kept as it is (EventTime is type 0); the library's own
+		// meanings of -1, 3 and 4 do not apply.
+		e := borrowed{typ: extType(b)}
+		rest, err = msgp.ReadExtensionBytes(b, &e)
+		v.kind, v.ext, v.raw = Ext, e.typ, e.data[:len(e.data):len(e.data)]
+	default:
+		return Value{}, r.fail(at, "reserved msgpack marker 0x"+strconv.FormatUint(uint64(b[0]), 16))
 	}
-	var n uint64
-	var err *DecodeError
-	switch b {
-	case 0xc0:
-		return Value{kind: Nil}, nil
-	case 0xc2:
-		return Value{kind: Bool}, nil
-	case 0xc3:
-		return Value{kind: Bool, num: 1}, nil
-	case 0xcc, 0xcd, 0xce, 0xcf:
-		n, err = r.fixed(1<<(b-0xcc), "an unsigned integer")
-		return Value{kind: Uint, num: n}, err
-	case 0xd0:
-		n, err = r.fixed(1, "an i8")
-		return Value{kind: Int, num: uint64(int64(int8(n)))}, err
-	case 0xd1:
-		n, err = r.fixed(2, "an i16")
-		return Value{kind: Int, num: uint64(int64(int16(n)))}, err
-	case 0xd2:
-		n, err = r.fixed(4, "an i32")
-		return Value{kind: Int, num: uint64(int64(int32(n)))}, err
-	case 0xd3:
-		n, err = r.fixed(8, "an i64")
-		return Value{kind: Int, num: n}, err
-	case 0xca:
-		n, err = r.fixed(4, "a f32")
-		return Value{kind: Float, num: math.Float64bits(float64(math.Float32frombits(uint32(n))))}, err
-	case 0xcb:
-		n, err = r.fixed(8, "a f64")
-		return Value{kind: Float, num: n}, err
-	case 0xd9, 0xda, 0xdb:
-		if n, err = r.fixed(1<<(b-0xd9), "a string length"); err != nil {
-			return Value{}, err
-		}
-		return r.bytes(Str, n, "a string")
-	case 0xc4, 0xc5, 0xc6:
-		if n, err = r.fixed(1<<(b-0xc4), "a binary length"); err != nil {
-			return Value{}, err
-		}
-		return r.bytes(Bin, n, "a binary")
-	case 0xdc, 0xdd:
-		if n, err = r.fixed(2<<(b-0xdc), "an array length"); err != nil {
-			return Value{}, err
-		}
-		return r.container(Array, n, depth, at)
-	case 0xde, 0xdf:
-		if n, err = r.fixed(2<<(b-0xde), "a map length"); err != nil {
-			return Value{}, err
-		}
-		return r.container(Map, n, depth, at)
-	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
-		return r.ext(1 << (b - 0xd4))
-	case 0xc7, 0xc8, 0xc9:
-		if n, err = r.fixed(1<<(b-0xc7), "an extension length"); err != nil {
-			return Value{}, err
-		}
-		return r.ext(n)
+	if err != nil {
+		return Value{}, r.failed(at, err)
 	}
-	return Value{}, r.fail(at, "reserved msgpack marker 0xc1")
+	r.pos = len(r.buf) - len(rest)
+	return v, nil
+}
+
+// skip steps over a value already validated by the decoder.
+func (r *reader) skip() {
+	rest, _ := msgp.Skip(r.buf[r.pos:])
+	r.pos = len(r.buf) - len(rest)
 }
 
 // reread decodes a value already validated by the decoder: it cannot fail. A container's items
 // are skipped without being decoded again.
 func (r *reader) reread() Value {
 	at := r.pos
-	b := r.buf[at]
-	var count uint64
-	kind := Array
-	switch {
-	case b >= 0x80 && b <= 0x8f:
-		kind, count = Map, uint64(b&0x0f)
-		r.pos++
-	case b >= 0x90 && b <= 0x9f:
-		count = uint64(b & 0x0f)
-		r.pos++
-	case b == 0xdc || b == 0xde:
-		count = uint64(binary.BigEndian.Uint16(r.buf[at+1:]))
-		r.pos += 3
-	case b == 0xdd || b == 0xdf:
-		count = uint64(binary.BigEndian.Uint32(r.buf[at+1:]))
-		r.pos += 5
-	default:
+	b := r.buf[at:]
+	t := msgp.NextType(b)
+	if t != msgp.ArrayType && t != msgp.MapType {
 		v, _ := r.value(0)
 		return v
 	}
-	if b >= 0xde || b <= 0x8f {
-		kind = Map
+	kind, read := Array, msgp.ReadArrayHeaderBytes
+	if t == msgp.MapType {
+		kind, read = Map, msgp.ReadMapHeaderBytes
 	}
-	start := r.pos
-	values := count
-	if kind == Map {
-		values *= 2
-	}
-	for range values {
-		r.skip()
-	}
-	return Value{kind: kind, marker: b, count: uint32(count), raw: r.buf[start:r.pos:r.pos]}
-}
-
-// skip steps over a value already validated by the decoder.
-func (r *reader) skip() {
-	b := r.buf[r.pos]
-	r.pos++
-	var n uint64
-	switch {
-	case b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3:
-		return
-	case b >= 0xa0 && b <= 0xbf:
-		r.pos += int(b & 0x1f)
-		return
-	case b >= 0x80 && b <= 0x8f:
-		n = uint64(b&0x0f) * 2
-	case b >= 0x90 && b <= 0x9f:
-		n = uint64(b & 0x0f)
-	case b >= 0xcc && b <= 0xcf:
-		r.pos += 1 << (b - 0xcc)
-		return
-	case b >= 0xd0 && b <= 0xd3:
-		r.pos += 1 << (b - 0xd0)
-		return
-	case b == 0xca:
-		r.pos += 4
-		return
-	case b == 0xcb:
-		r.pos += 8
-		return
-	case b >= 0xd4 && b <= 0xd8:
-		r.pos += 1 + 1<<(b-0xd4)
-		return
-	case b == 0xd9 || b == 0xc4:
-		r.pos += 1 + int(r.buf[r.pos])
-		return
-	case b == 0xda || b == 0xc5:
-		r.pos += 2 + int(binary.BigEndian.Uint16(r.buf[r.pos:]))
-		return
-	case b == 0xdb || b == 0xc6:
-		r.pos += 4 + int(binary.BigEndian.Uint32(r.buf[r.pos:]))
-		return
-	case b == 0xc7:
-		r.pos += 2 + int(r.buf[r.pos])
-		return
-	case b == 0xc8:
-		r.pos += 3 + int(binary.BigEndian.Uint16(r.buf[r.pos:]))
-		return
-	case b == 0xc9:
-		r.pos += 5 + int(binary.BigEndian.Uint32(r.buf[r.pos:]))
-		return
-	case b == 0xdc:
-		n = uint64(binary.BigEndian.Uint16(r.buf[r.pos:]))
-		r.pos += 2
-	case b == 0xdd:
-		n = uint64(binary.BigEndian.Uint32(r.buf[r.pos:]))
-		r.pos += 4
-	case b == 0xde:
-		n = uint64(binary.BigEndian.Uint16(r.buf[r.pos:])) * 2
-		r.pos += 2
-	case b == 0xdf:
-		n = uint64(binary.BigEndian.Uint32(r.buf[r.pos:])) * 2
-		r.pos += 4
-	}
-	for range n {
-		r.skip()
-	}
+	count, rest, _ := read(b)
+	start := len(r.buf) - len(rest)
+	r.skip()
+	return Value{kind: kind, marker: b[0], count: count, raw: r.buf[start:r.pos:r.pos]}
 }
 
 // DecodeValue decodes the one msgpack value at the start of b: the value (borrowing from b) and

@@ -76,7 +76,7 @@ func (f *faults) Flush(_ *outwasm.FlushContext, chunk outwasm.Chunk) error {
 	return outwasm.Failf("go-faults: unknown mode %q", f.mode)
 }
 
-func (*faults) Exit() { outwasm.Info("go-faults exit") }
+func (*faults) Exit(*outwasm.ExitContext) { outwasm.Info("go-faults exit") }
 
 func init() { outwasm.Export(&faults{}) }
 

@@ -13,8 +13,8 @@
 // The plugin's entry points (FLBPluginRegister, FLBPluginInit, FLBPluginFlushCtx or
 // FLBPluginFlush, FLBPluginExit or FLBPluginExitCtx) keep their bodies; instead of being
 // exported to the agent with //export and cgo (which GOOS=wasip1 does not have), they are
-// handed to Register, which also names the configuration keys the plugin reads: the agent
-// offers no way to list a section's keys, so out_wasm asks for the declared ones.
+// handed to Register, which may also declare configuration keys (with descriptions and
+// defaults, checked by the host); FLBPluginConfigKey reads any other key of the section too.
 package output
 
 import (
@@ -47,7 +47,8 @@ type Plugin struct {
 	Flush   func(data unsafe.Pointer, length int, tag string) int
 	Exit    func() int
 	ExitCtx func(ctx unsafe.Pointer) int
-	// Keys are the configuration keys the plugin reads with FLBPluginConfigKey.
+	// Keys are configuration keys the plugin declares (documented, defaulted and checked by
+	// the host); FLBPluginConfigKey reads undeclared keys as well.
 	Keys []outwasm.ConfigKey
 	// EventTypes are the event types the plugin takes (zero: logs only). A plugin that takes
 	// metrics reads each cmetrics context of a metrics chunk with GetRecord.
@@ -78,14 +79,16 @@ func FLBPluginRegister(def unsafe.Pointer, name, desc string) int {
 func FLBPluginUnregister(def unsafe.Pointer) {}
 
 // FLBPluginConfigKey is the value of key in the plugin's [OUTPUT] section (the agent matches
-// keys case-insensitively), or "" when it is not set. key must be one of Plugin.Keys.
+// keys case-insensitively), or "" when it is not set: a key of Plugin.Keys with its default,
+// any other key as the operator wrote it.
 func FLBPluginConfigKey(plugin unsafe.Pointer, key string) string {
 	for _, e := range (*instance)(plugin).config {
 		if strings.EqualFold(e.Key, key) {
 			return e.Value
 		}
 	}
-	return ""
+	value, _ := outwasm.LookupConfig(key)
+	return value
 }
 
 // FLBPluginSetContext sets the context of the plugin instance to ctx.
@@ -99,6 +102,7 @@ func FLBPluginGetContext(proxyCtx unsafe.Pointer) interface{} {
 }
 
 type guest struct {
+	outwasm.Defaults
 	plugin Plugin
 	def    proxyDef
 	inst   instance
@@ -148,7 +152,7 @@ func (g *guest) Flush(ctx *outwasm.FlushContext, chunk outwasm.Chunk) error {
 	return outwasm.Fail(&codeError{"FLBPluginFlush of " + g.def.name, code})
 }
 
-func (g *guest) Exit() {
+func (g *guest) Exit(*outwasm.ExitContext) {
 	if g.plugin.ExitCtx != nil {
 		g.plugin.ExitCtx(unsafe.Pointer(&g.inst))
 	}

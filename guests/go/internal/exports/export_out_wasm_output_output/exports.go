@@ -13,11 +13,12 @@ import (
 // Guest is the output plugin as the generated bindings call it.
 type Guest interface {
 	ConfigSchema() []out_wasm_output_types.ConfigKey
-	PreferredEventFormat() out_wasm_output_types.EventFormat
+	PreferredEventFormat(config []out_wasm_output_types.ConfigEntry) witTypes.Result[out_wasm_output_types.EventFormat, string]
 	AcceptedEventTypes() out_wasm_output_types.EventTypes
 	Init(ctx out_wasm_output_types.InitContext) witTypes.Result[witTypes.Unit, string]
 	Flush(ctx out_wasm_output_types.FlushContext, chunk []uint8) witTypes.Result[witTypes.Unit, out_wasm_output_types.FlushError]
-	Exit()
+	Idle(budget uint64) witTypes.Option[uint64]
+	Exit(timeLeft witTypes.Option[uint64])
 }
 
 // Impl is set by outwasm.Export, from the guest's init function, before the host calls any
@@ -33,7 +34,9 @@ func guest() Guest {
 
 func ConfigSchema() []out_wasm_output_types.ConfigKey { return guest().ConfigSchema() }
 
-func PreferredEventFormat() out_wasm_output_types.EventFormat { return guest().PreferredEventFormat() }
+func PreferredEventFormat(config []out_wasm_output_types.ConfigEntry) witTypes.Result[out_wasm_output_types.EventFormat, string] {
+	return guest().PreferredEventFormat(config)
+}
 
 func AcceptedEventTypes() out_wasm_output_types.EventTypes { return guest().AcceptedEventTypes() }
 
@@ -45,4 +48,6 @@ func Flush(ctx out_wasm_output_types.FlushContext, chunk []uint8) witTypes.Resul
 	return guest().Flush(ctx, chunk)
 }
 
-func Exit() { guest().Exit() }
+func Idle(budget uint64) witTypes.Option[uint64] { return guest().Idle(budget) }
+
+func Exit(timeLeft witTypes.Option[uint64]) { guest().Exit(timeLeft) }
