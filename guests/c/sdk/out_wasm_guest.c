@@ -98,13 +98,7 @@ static void config_free(owg_config *config) {
     free((void *)config->values);
 }
 
-/* The descriptions are the Rust SDK's (JsonLines::config_keys), so `out-wasm check` shows the
- * same keys for every language's example. */
-const owg_config_key OWG_JSON_LINES_KEYS[OWG_JSON_LINES_KEY_COUNT] = {
-    { "json_date_key", "key of the record time; off to leave it out", "date", false },
-    { "json_date_format", "double, epoch, epoch_ms, iso8601 or java_sql_timestamp", "double", false },
-    { "escape_unicode", "on: write non-ASCII as \\uXXXX like the agent; off: keep UTF-8", "on", false },
-};
+const owg_config_key OWG_JSON_LINES_KEYS[OWG_JSON_LINES_KEY_COUNT] = { OWG_JSON_LINES_KEY_ENTRIES };
 
 /* 1 for on/true/yes, 0 for off/false/no (any case), -1 otherwise: the agent's booleans. */
 static int switch_value(const char *value) {

@@ -96,7 +96,13 @@ typedef struct owg_event_format {
 } owg_event_format;
 
 /* The agent's stdout keys json_date_key ("date"; false/off/no leaves the date out),
- * json_date_format ("double") and escape_unicode ("on"), for a guest's keys. */
+ * json_date_format ("double") and escape_unicode ("on"), for a guest's keys: OWG_JSON_LINES_KEYS
+ * alone, or OWG_JSON_LINES_KEY_ENTRIES among others in a guest's own array. The descriptions
+ * are the Rust SDK's (JsonLines::config_keys), so every language's guests read the same. */
+#define OWG_JSON_LINES_KEY_ENTRIES                                                                     \
+    { "json_date_key", "key of the record time; off to leave it out", "date", false },                  \
+    { "json_date_format", "double, epoch, epoch_ms, iso8601 or java_sql_timestamp", "double", false },   \
+    { "escape_unicode", "on: write non-ASCII as \\uXXXX like the agent; off: keep UTF-8", "on", false }
 #define OWG_JSON_LINES_KEY_COUNT 3
 extern const owg_config_key OWG_JSON_LINES_KEYS[OWG_JSON_LINES_KEY_COUNT];
 
@@ -316,6 +322,79 @@ int owg_histogram_declare(owg_histogram *histogram, const char *name, const char
 int owg_histogram_observe(owg_histogram histogram, const char *const *values, size_t value_count, double value,
                           char **error);
 void owg_histogram_drop(owg_histogram histogram);
+
+/* ---- HTTP requests ---------------------------------------------------------------------- */
+
+/*
+ * One HTTP exchange over the host's outbound HTTP (wasi:http: HTTP/1.1, kept-alive connections,
+ * TLS with the host's roots and wasm_tls_ca_file). The endpoint's host:port must be granted
+ * with wasm_allow_net. A guest that never calls owg_http_send imports no wasi:http.
+ *
+ *     owg_http_header headers[] = { { "content-type", "application/json" }, { "idempotency-key", chunk->delivery.id } };
+ *     owg_http_request request = { .method = "POST", .url = url, .headers = headers, .header_count = 2,
+ *                                  .body = body, .body_len = body_len };
+ *     owg_http_response response;
+ *     switch (owg_http_send(&request, &response, message)) {
+ *     case OWG_HTTP_OK: ... response.status ...; owg_http_response_free(&response); break;
+ *     case OWG_HTTP_TIMEOUT: case OWG_HTTP_FAILED: return OWG_RETRY;
+ *     default: return OWG_ERROR;
+ *     }
+ *
+ * The whole exchange (sending, the answer, its body) ends by its deadline: the request's timeout,
+ * and within a flush, idle or exit call at most the call's time left less a margin (a tenth of
+ * it, at least 50 ms) kept for answering the host, so a slow endpoint is a retry the guest
+ * answers, not a call the host stops. Outside those calls (init) only the request's timeout.
+ */
+
+/* A header: NUL-terminated name and value. */
+typedef struct owg_http_header {
+    const char *name;
+    const char *value;
+} owg_http_header;
+
+typedef struct owg_http_request {
+    const char *method; /* "GET", "POST", ... (NULL: "GET") */
+    const char *url;    /* http://host[:port][/path][?query] or https://... */
+    /* Sent as given, and a content-length for the body (for POST, PUT and PATCH even without
+     * one) unless they name one. */
+    const owg_http_header *headers;
+    size_t header_count;
+    const void *body;
+    size_t body_len;
+    uint64_t timeout;         /* nanoseconds for the whole exchange; 0: none of its own */
+    size_t max_response_body; /* bytes of the answer's body kept; 0: 1 MiB */
+} owg_http_request;
+
+/* An answer. Owned by the caller: owg_http_response_free releases it. */
+typedef struct owg_http_response {
+    uint16_t status;
+    owg_http_header *headers; /* as the endpoint sent them (names lowercase), malloc'd */
+    size_t header_count;
+    uint8_t *body; /* NUL-terminated for convenience; NULL when empty */
+    size_t body_len;
+    bool truncated; /* the body was longer than max_response_body: the rest was not read */
+} owg_http_response;
+
+/* How an exchange ended; every outcome but OWG_HTTP_OK leaves no response and sets *message
+ * (malloc'd; message may be NULL). */
+typedef enum owg_http_result {
+    OWG_HTTP_OK,      /* an answer, whatever its status */
+    OWG_HTTP_TIMEOUT, /* no whole answer by the deadline ("request failed: no answer within ...",
+                         or the host's own timeout by its WIT error code, e.g. connection-timeout) */
+    OWG_HTTP_DENIED,  /* the host refused to send it: the endpoint is not granted by wasm_allow_net
+                         (the message names the endpoint and wasm_allow_net) */
+    OWG_HTTP_FAILED,  /* the exchange failed: "request failed: <the WIT error code>", e.g.
+                         connection-refused, TLS-certificate-error, DNS-error */
+    OWG_HTTP_INVALID, /* the request itself: its url, method or headers */
+} owg_http_result;
+
+owg_http_result owg_http_send(const owg_http_request *request, owg_http_response *response, char **message);
+/* The first header called name (any case), or NULL. */
+const owg_http_header *owg_http_response_header(const owg_http_response *response, const char *name);
+void owg_http_response_free(owg_http_response *response);
+/* OWG_OK for a url owg_http_send takes (http:// or https:// and a host), else OWG_ERROR with
+ * *message saying why: for checking a configured url in init. */
+owg_status owg_http_check_url(const char *url, char **message);
 
 #ifdef __cplusplus
 }
