@@ -5,8 +5,8 @@
 //! With `wasm_metrics_max_series 1`, the first tag's series is accepted and the second tag's
 //! update is refused by the host. The refusal must reach the host's log (at warn, naming the
 //! metric and the cap) and must not change the flush's answer: the guest prints its records and
-//! answers FLB_OK. Each language runs with both event formats, since its example counts the
-//! records of rendered and of host-rendered lines differently.
+//! answers FLB_OK. The examples print the lines the host renders (the agent-exact renderer lives
+//! in the host alone): forced to `msgpack`, they refuse to start, naming `wasm_event_format`.
 
 use out_wasm_e2e::{chunk, init_ok, language_guest, open_plugin};
 use out_wasm_loader::{FLB_OK, status_name};
@@ -19,7 +19,16 @@ fn refusals(call: &out_wasm_loader::Call<i32>) -> Vec<&out_wasm_loader::LogLine>
 
 fn refused_update_keeps_the_flush_ok(lang: &str) {
     let guest = language_guest(lang, "stdout");
-    for format in ["msgpack", "json_lines"] {
+    let mut plugin = open_plugin();
+    let pairs = [("wasm_path", guest.to_str().unwrap()), ("wasm_event_format", "msgpack")];
+    let refused = out_wasm_e2e::init_err(&mut plugin, &pairs);
+    assert!(
+        refused.log_text().contains("wasm_event_format"),
+        "{lang}: msgpack is refused, naming the key:\n{}",
+        refused.log_text()
+    );
+    plugin.close();
+    for format in ["json_lines"] {
         let mut plugin = open_plugin();
         let instance = init_ok(
             &mut plugin,
