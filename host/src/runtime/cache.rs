@@ -5,9 +5,14 @@
 //! version, compiler settings, CPU features), so an engine that could not run it never finds
 //! it. Loading an entry maps native code, so the cache is trusted only as far as it can be:
 //! the directory must belong to the agent's user and be writable by nobody else, every entry
-//! carries the SHA-256 of its payload and is checked before use, and entries appear by atomic
-//! rename. Anything off (a foreign or open directory, a torn, truncated or stale entry) means
-//! compiling from source, never failing.
+//! has the SHA-256 of its artifact beside it (`.sha256`), checked before use, and entries appear
+//! by atomic rename. Anything off (a foreign or open directory, a torn, truncated or stale entry)
+//! means compiling from source, never failing.
+//!
+//! An entry is wasmtime's serialized artifact as it is, so loading maps the file
+//! (`Component::deserialize_file`) instead of copying it onto the heap: its code is file-backed,
+//! paged in as it runs, and shared through the page cache by every process on the node that
+//! maps the same entry (the agents of a DaemonSet's pods sharing a cache volume).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
@@ -19,7 +24,6 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-const MAGIC: &[u8; 8] = b"OWCACHE1";
 
 /// Where compiled components are kept.
 #[derive(Clone, Debug)]
@@ -32,6 +36,8 @@ pub struct CompileCache {
 pub enum Origin {
     Cache,
     Compiled,
+    /// Already loaded by another output of this process (`runtime::compiled`).
+    Shared,
 }
 
 impl CompileCache {
@@ -83,42 +89,56 @@ impl CompileCache {
     }
 
     fn load(&self, engine: &Engine, entry: &Path) -> Option<Component> {
-        let data = std::fs::read(entry).ok()?;
-        let payload = verified_payload(&data);
-        if payload.is_none() {
+        let expected = std::fs::read_to_string(sidecar(entry)).ok()?;
+        if file_digest(entry).ok()? != expected.trim() {
             // Torn or tampered: drop it so the next store replaces it.
             let _ = std::fs::remove_file(entry);
+            return None;
         }
-        // SAFETY: the payload was written by `store` from `Component::serialize` of an engine
-        // with the same compatibility hash (part of the entry's name), is byte-for-byte intact
-        // (its SHA-256 matches), and sits in a directory only the agent's user can write.
-        // Wasmtime checks the version and settings again and refuses a mismatch.
-        unsafe { Component::deserialize(engine, payload?) }.ok()
+        // SAFETY: the file was written by `store` from `Component::serialize` of an engine with
+        // the same compatibility hash (part of the entry's name), is byte-for-byte what was
+        // written (its SHA-256 matches the one stored beside it), sits in a directory only the
+        // agent's user can write, and is only ever replaced by a rename, never modified in
+        // place, so the mapping cannot change under the code. Wasmtime checks the version and
+        // settings again and refuses a mismatch.
+        unsafe { Component::deserialize_file(engine, entry) }.ok()
     }
 
     fn store(&self, entry: &Path, component: &Component) -> Result<()> {
-        let payload = component.serialize().map_err(anyhow::Error::from)?;
-        let tmp = entry.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()));
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(MAGIC)?;
-        file.write_all(&Sha256::digest(&payload))?;
-        file.write_all(&payload)?;
-        file.sync_all()?;
-        // Concurrent writers each rename a complete file; the last one wins, all are valid.
-        std::fs::rename(&tmp, entry).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })?;
-        Ok(())
+        let artifact = component.serialize().map_err(anyhow::Error::from)?;
+        let digest: String = Sha256::digest(&artifact).iter().map(|b| format!("{b:02x}")).collect();
+        // The digest first: an entry is only used with a digest that matches it, so a crash
+        // between the two renames leaves a stale digest, which refuses the old entry.
+        write_atomically(&sidecar(entry), digest.as_bytes())?;
+        write_atomically(entry, &artifact)
     }
 }
 
-fn verified_payload(data: &[u8]) -> Option<&[u8]> {
-    let rest = data.strip_prefix(MAGIC.as_slice())?;
-    if rest.len() < 32 {
-        return None;
-    }
-    let (hash, payload) = rest.split_at(32);
-    (Sha256::digest(payload).as_slice() == hash).then_some(payload)
+/// The file holding the SHA-256 of `entry`.
+fn sidecar(entry: &Path) -> PathBuf {
+    entry.with_extension("cwasm.sha256")
+}
+
+/// Lowercase hex SHA-256 of a file, read in pieces.
+fn file_digest(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename: readers see the old file or
+/// the new one, whole.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    // Concurrent writers each rename a complete file; the last one wins, all are valid.
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(())
 }
 
 /// Compiles without any cache.
@@ -131,17 +151,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payload_is_checked_before_use() {
-        let payload = b"compiled code";
-        let mut entry = MAGIC.to_vec();
-        entry.extend_from_slice(&Sha256::digest(payload));
-        entry.extend_from_slice(payload);
-        assert_eq!(verified_payload(&entry), Some(payload.as_slice()));
-        let last = entry.len() - 1;
-        entry[last] ^= 1;
-        assert_eq!(verified_payload(&entry), None, "a flipped bit is refused");
-        assert_eq!(verified_payload(&entry[..20]), None, "a truncated entry is refused");
-        assert_eq!(verified_payload(b"garbage"), None);
+    fn an_entry_is_used_only_whole_and_as_stored() {
+        let dir = std::env::temp_dir().join(format!("out-wasm-cache-entry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let cache = CompileCache::open(&dir).unwrap();
+        let engine = Engine::default();
+        // The smallest component: `(component)`.
+        let bytes = b"\0asm\x0d\0\x01\0";
+        let (_, origin) = cache.load_or_compile(&engine, bytes, "d1").unwrap();
+        assert_eq!(origin, Origin::Compiled);
+        let (_, origin) = cache.load_or_compile(&engine, bytes, "d1").unwrap();
+        assert_eq!(origin, Origin::Cache, "the stored entry is mapped");
+        let entry = cache.entry(&engine, "d1");
+        let mut artifact = std::fs::read(&entry).unwrap();
+        let last = artifact.len() - 1;
+        artifact[last] ^= 1;
+        std::fs::write(&entry, &artifact).unwrap();
+        let (_, origin) = cache.load_or_compile(&engine, bytes, "d1").unwrap();
+        assert_eq!(origin, Origin::Compiled, "a flipped bit is refused and the component compiled again");
+        std::fs::remove_file(sidecar(&entry)).unwrap();
+        let (_, origin) = cache.load_or_compile(&engine, bytes, "d1").unwrap();
+        assert_eq!(origin, Origin::Compiled, "an entry without its digest is not used");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A guest component file, compiled and linked once, from which guest instances are made.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -10,6 +11,7 @@ use wasmtime::component::Component;
 
 use crate::bindings::{OutputPluginPre, WitVersion, v0_1_0, v0_2_0};
 use crate::runtime::cache::{self, CompileCache, Origin};
+use crate::runtime::compiled::Registry;
 use crate::runtime::engine::engine_for;
 use crate::runtime::linker::linker;
 use crate::runtime::store::HostState;
@@ -18,15 +20,23 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
 const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 
-/// A compiled, linked guest component.
+/// A compiled, linked guest component, as one output loaded it.
 pub struct GuestImage {
     path: PathBuf,
     digest: String,
     origin: Origin,
     load_time: Duration,
+    compiled: Arc<Compiled>,
+}
+
+/// The part every output serving the same digest shares (see [`crate::runtime::compiled`]).
+pub struct Compiled {
     version: WitVersion,
     pre: Pre,
 }
+
+/// Every component compiled in this process, by digest.
+static COMPILED: Registry<Compiled> = Registry::new();
 
 /// A component linked and checked against the world of its WIT version.
 pub(crate) enum Pre {
@@ -47,16 +57,30 @@ impl GuestImage {
         let started = Instant::now();
         check_header(bytes)?;
         let digest = digest(bytes);
-        let engine = engine_for(deadlines)?;
-        let (component, origin) = match cache {
-            Some(cache) => cache.load_or_compile(engine, bytes, &digest)?,
-            None => (cache::compile(engine, bytes)?, Origin::Compiled),
-        };
+        let mut origin = Origin::Shared;
+        let (compiled, shared) = COMPILED.get_or_load(&digest, deadlines, || {
+            let engine = engine_for(deadlines)?;
+            let (component, loaded) = match cache {
+                Some(cache) => cache.load_or_compile(engine, bytes, &digest)?,
+                None => (cache::compile(engine, bytes)?, Origin::Compiled),
+            };
+            origin = loaded;
+            Compiled::link(engine, &component)
+        })?;
+        if shared {
+            origin = Origin::Shared;
+        }
+        Ok(Self { path: path.to_owned(), digest, origin, load_time: started.elapsed(), compiled })
+    }
+}
 
-        let version = wit_version(engine, &component)?;
+impl Compiled {
+    /// Links `component` against the world of the newest WIT version it exports.
+    fn link(engine: &Engine, component: &Component) -> Result<Self> {
+        let version = wit_version(engine, component)?;
         let world = version.world();
         let linker = linker(engine)?;
-        let instance_pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
+        let instance_pre = linker.instantiate_pre(component).map_err(anyhow::Error::from).with_context(|| {
             format!("the component does not fit world {world}: it imports something the host does not provide")
         })?;
         let pre = match version {
@@ -66,9 +90,11 @@ impl GuestImage {
         }
         .map_err(anyhow::Error::from)
         .with_context(|| format!("the component does not implement world {world}"))?;
-        Ok(Self { path: path.to_owned(), digest, origin, load_time: started.elapsed(), version, pre })
+        Ok(Self { version, pre })
     }
+}
 
+impl GuestImage {
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -78,26 +104,34 @@ impl GuestImage {
         &self.digest
     }
 
-    /// Whether the code came from the cache or was compiled, and how long loading took.
+    /// Whether the code came from the cache, was compiled, or was already loaded by another
+    /// output in this process, and how long loading took.
     pub fn provenance(&self) -> String {
         let how = match self.origin {
             Origin::Cache => "loaded from the compile cache",
             Origin::Compiled => "compiled",
+            Origin::Shared => "shared with another output",
         };
         format!("{how} in {} ms", self.load_time.as_millis())
     }
 
     /// The WIT version the guest was built against.
     pub fn version(&self) -> WitVersion {
-        self.version
+        self.compiled.version
     }
 
     pub(crate) fn pre(&self) -> &Pre {
-        &self.pre
+        &self.compiled.pre
+    }
+
+    /// Whether two images share their compiled component.
+    #[cfg(test)]
+    pub fn shares_code_with(&self, other: &GuestImage) -> bool {
+        Arc::ptr_eq(&self.compiled, &other.compiled)
     }
 
     pub(crate) fn engine(&self) -> &Engine {
-        match &self.pre {
+        match &self.compiled.pre {
             Pre::V0_3_0(pre) => pre.engine(),
             Pre::V0_2_0(pre) => pre.engine(),
             Pre::V0_1_0(pre) => pre.engine(),
