@@ -15,6 +15,8 @@
 //   export const output = exportOutput(Hello);
 
 export { DecodeError, Event, Timestamp, events } from './decode.js';
+// Also installs its fetch as globalThis.fetch.
+export { RequestDenied, RequestFailed, RequestTimeout, fetch, requestBudget } from './http.js';
 export { JsonLines } from './json_lines.js';
 export { debug, enabled, error, info, trace, warn } from './log.js';
 export * as metrics from './metrics.js';

@@ -8,6 +8,7 @@
 // settles (that is how a flush awaits fetch).
 
 import { get as configGet } from 'out-wasm:output/config@0.3.0';
+import { setCallDeadline } from './call.js';
 import { DecodeError, events } from './decode.js';
 import { warn } from './log.js';
 
@@ -186,16 +187,27 @@ const err = (payload) => Object.assign(new Error('guest error'), { payload });
 
 const isThenable = (value) => value !== null && typeof value === 'object' && typeof value.then === 'function';
 
-/** `then(result)` now, or once `result` resolves if it is a promise; errors go to `fail`. */
-function settle(run, then, fail) {
+/**
+ * `then(result)` now, or once `result` resolves if it is a promise; errors go to `fail`. While
+ * `run` (and its promise) runs, `deadline` (performance.now() ms, or null) is the call's end,
+ * which bounds the SDK's fetch.
+ */
+function settle(run, then, fail, deadline = null) {
+  setCallDeadline(deadline);
+  const done = (next) => (value) => {
+    setCallDeadline(null);
+    return next(value);
+  };
   let result;
   try {
     result = run();
   } catch (e) {
-    return fail(e);
+    return done(fail)(e);
   }
-  return isThenable(result) ? result.then(then, fail) : then(result);
+  return isThenable(result) ? result.then(done(then), done(fail)) : done(then)(result);
 }
+
+const after = (millis) => (millis == null ? null : performance.now() + millis);
 
 /** A flush's exception as the WIT's flush-error; anything else stays a trap. */
 function flushError(e) {
@@ -264,17 +276,20 @@ export function exportOutput(OutputClass) {
         (e) => {
           throw flushError(e);
         },
+        chunk.deadline,
       );
     },
 
     idle(budget) {
       if (instance === null) return undefined;
+      const millis = toMillis(budget);
       return settle(
-        () => instance.idle(toMillis(budget)),
+        () => instance.idle(millis),
         (next) => (next == null ? undefined : toNanos(next)),
         (e) => {
           throw e;
         },
+        after(millis),
       );
     },
 
@@ -282,10 +297,12 @@ export function exportOutput(OutputClass) {
       const current = instance;
       instance = null;
       if (current === null) return undefined;
+      const millis = toMillis(timeLeft);
       return settle(
-        () => current.exit(toMillis(timeLeft)),
+        () => current.exit(millis),
         () => undefined,
         (e) => warn(`exit failed: ${message(e)}`),
+        after(millis),
       );
     },
   };
