@@ -1,10 +1,14 @@
 // Records of a chunk: timestamp, metadata and body, decoded one at a time.
 //
-// Follows the Rust SDK (guests/rust/sdk/src/event.rs and msgpack.rs): both record layouts,
-// EventTime / integer / float timestamps, group markers skipped with their attributes attached
-// to the records inside, nesting capped, every error naming the byte offset.
+// Follows the Rust SDK (format/src/event.rs and msgpack.rs): both record layouts, EventTime /
+// integer / float timestamps, group markers skipped with their attributes attached to the
+// records inside, nesting capped, every error naming the byte offset.
+//
+// Hand-written rather than on an npm msgpack library: @msgpack/msgpack (3.1.3) and msgpackr
+// (2.1) decode maps into objects or Maps, which keep one entry per key (the agent keeps
+// every one), and lose invalid UTF-8 (docs/guests-js.md, "Why the decoder is hand-written").
 
-import { BadStr, Ext, Float, MsgMap } from './values.js';
+import { BadStr, Ext, MsgMap } from './values.js';
 
 /** Nesting deeper than this is refused: a hostile chunk must not exhaust the guest's stack. */
 export const MAX_DEPTH = 256;
@@ -173,9 +177,8 @@ class Reader {
   float(n, what) {
     this.need(n, what);
     const v = n === 4 ? this.view.getFloat32(this.pos) : this.view.getFloat64(this.pos);
-    const negative = this.bytes[this.pos] >= 0x80;
     this.pos += n;
-    return new Float(v, Number.isNaN(v) && negative);
+    return v;
   }
 
   array(n, depth, at) {
@@ -206,8 +209,7 @@ class Reader {
 const kind = (v) => {
   if (v === null) return 'nil';
   if (typeof v === 'boolean') return 'a boolean';
-  if (typeof v === 'number' || typeof v === 'bigint') return 'an integer';
-  if (v instanceof Float) return 'a float';
+  if (typeof v === 'number' || typeof v === 'bigint') return 'a number';
   if (typeof v === 'string' || v instanceof BadStr) return 'a string';
   if (Object.prototype.toString.call(v) === '[object Uint8Array]') return 'a binary';
   if (v instanceof MsgMap) return 'a map';
@@ -222,6 +224,9 @@ const isMarker = (data, last) =>
 /** A Timestamp, or 'start' / 'end' for a group marker. */
 function timestamp(reader) {
   const at = reader.pos;
+  // A float is told by its marker: decoded, 1.0 and 1 are the same number, and only the
+  // integers -1 / -2 mark groups.
+  const isFloat = reader.bytes[at] === 0xca || reader.bytes[at] === 0xcb;
   const v = reader.value();
   if (v instanceof Ext) {
     if (v.type === 0 && v.data.length === 8) {
@@ -234,20 +239,21 @@ function timestamp(reader) {
     }
     throw new DecodeError(at, `timestamp is extension type ${v.type} of ${v.data.length} bytes, not EventTime`);
   }
-  if (typeof v === 'number' || typeof v === 'bigint') {
-    if (v === -1) return 'start';
-    if (v === -2) return 'end';
-    return new Timestamp(v, 0);
-  }
-  if (v instanceof Float && Number.isFinite(v.value)) {
-    const whole = Math.trunc(v.value);
-    let nanos = Math.trunc((v.value - whole) * 1e9);
+  if (isFloat) {
+    if (!Number.isFinite(v)) throw new DecodeError(at, `timestamp is the float ${v}, not a time`);
+    const whole = Math.trunc(v);
+    let nanos = Math.trunc((v - whole) * 1e9);
     let seconds = whole;
     if (nanos < 0) {
       seconds -= 1;
       nanos += 1000000000;
     }
     return new Timestamp(seconds, Math.min(Math.max(nanos, 0), 999999999));
+  }
+  if (typeof v === 'number' || typeof v === 'bigint') {
+    if (v === -1) return 'start';
+    if (v === -2) return 'end';
+    return new Timestamp(v, 0);
   }
   throw new DecodeError(at, `timestamp is ${kind(v)}, not a time`);
 }

@@ -15,8 +15,10 @@
 //   export const output = exportOutput(Hello);
 
 export { DecodeError, Event, Timestamp, events } from './decode.js';
+// Also installs its fetch as globalThis.fetch.
+export { RequestDenied, RequestFailed, RequestTimeout, fetch, requestBudget } from './http.js';
+export { JsonLines } from './json_lines.js';
 export { debug, enabled, error, info, trace, warn } from './log.js';
 export * as metrics from './metrics.js';
-export { Chunk, EventFormat, EventType, Failure, Output, Retry, exportOutput } from './output.js';
-export { JsonLines, toJson, writeJson } from './render.js';
-export { BadStr, Ext, Float, MsgMap } from './values.js';
+export { Chunk, DateFormat, EventFormat, EventType, Failure, Output, Retry, exportOutput, lookup } from './output.js';
+export { BadStr, Ext, MsgMap } from './values.js';

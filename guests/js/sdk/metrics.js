@@ -9,53 +9,45 @@
 // metric belongs to the output instance: every guest instance that declares the same name and
 // shape shares it, and its values survive faults, recycles and hot swaps.
 //
-// What the host refuses (a bad name, a cap reached, a label value too long) throws a
-// MetricError with its reason. The host already counts and logs refused updates, so most
-// guests catch and ignore the error of an update; a refused declaration is a reason to fail
-// init.
+// Each class wraps the WIT resource of the same name (the generated bindings' Counter, Gauge and
+// Histogram), taking label lists of any values and numbers of any kind. What the host refuses
+// (a bad name, a cap reached, a label value too long) throws a MetricError with its reason. The
+// host already counts and logs refused updates, so most guests catch and ignore the error of an
+// update; a refused declaration is a reason to fail init.
 
-import * as wit from 'out-wasm:output/metrics@0.2.0';
+import * as wit from 'out-wasm:output/metrics@0.3.0';
 
 /** The host refused a declaration or an update; the message says what and why. */
 export class MetricError extends Error {}
 
 // componentize-js throws a result's error as an Error whose `payload` is the string.
-function call(fn, ...args) {
+function call(fn) {
   try {
-    return fn(...args);
+    return fn();
   } catch (e) {
     throw new MetricError(String(e?.payload ?? e?.message ?? e));
   }
 }
 
-function declare(name, help, kind, labels, buckets) {
-  return call(wit.declare, {
-    name,
-    help,
-    kind,
-    labelNames: Array.from(labels, String),
-    buckets: Float64Array.from(buckets, Number),
-  });
-}
-
-const values = (labels) => Array.from(labels, String);
+const strings = (list) => Array.from(list, String);
+const info = (name, help, labels) => ({ name: String(name), help: String(help), labelNames: strings(labels) });
 
 /** A value that only goes up; exported with `_total` appended. */
 export class Counter {
-  #id;
+  #metric;
 
-  constructor(id) {
-    this.#id = id;
+  constructor(metric) {
+    this.#metric = metric;
   }
 
   /** Declares the counter `name` with these label names (or finds it, if declared before). */
   static declare(name, help, labels = []) {
-    return new Counter(declare(name, help, 'counter', labels, []));
+    return new Counter(call(() => wit.Counter.declare(info(name, help, labels))));
   }
 
   /** Adds `value` (>= 0) to the series with these label values. */
   add(labels, value) {
-    call(wit.add, this.#id, values(labels), Number(value));
+    call(() => this.#metric.add(strings(labels), Number(value)));
   }
 
   /** Adds one. */
@@ -66,34 +58,34 @@ export class Counter {
 
 /** A value that goes up and down. */
 export class Gauge {
-  #id;
+  #metric;
 
-  constructor(id) {
-    this.#id = id;
+  constructor(metric) {
+    this.#metric = metric;
   }
 
   /** Declares the gauge `name` with these label names (or finds it, if declared before). */
   static declare(name, help, labels = []) {
-    return new Gauge(declare(name, help, 'gauge', labels, []));
+    return new Gauge(call(() => wit.Gauge.declare(info(name, help, labels))));
   }
 
   /** Sets the series with these label values to `value`. */
   set(labels, value) {
-    call(wit.set, this.#id, values(labels), Number(value));
+    call(() => this.#metric.set(strings(labels), Number(value)));
   }
 
   /** Adds `value` (of either sign) to the series with these label values. */
   add(labels, value) {
-    call(wit.add, this.#id, values(labels), Number(value));
+    call(() => this.#metric.add(strings(labels), Number(value)));
   }
 }
 
 /** A distribution of observations in buckets. */
 export class Histogram {
-  #id;
+  #metric;
 
-  constructor(id) {
-    this.#id = id;
+  constructor(metric) {
+    this.#metric = metric;
   }
 
   /**
@@ -101,11 +93,12 @@ export class Histogram {
    * increasing; empty for the agent's defaults).
    */
   static declare(name, help, labels = [], buckets = []) {
-    return new Histogram(declare(name, help, 'histogram', labels, buckets));
+    const bounds = Float64Array.from(buckets, Number);
+    return new Histogram(call(() => wit.Histogram.declare(info(name, help, labels), bounds)));
   }
 
   /** Records one observation in the series with these label values. */
   observe(labels, value) {
-    call(wit.observe, this.#id, values(labels), Number(value));
+    call(() => this.#metric.observe(strings(labels), Number(value)));
   }
 }

@@ -1,19 +1,23 @@
 // stdout: every record as one JSON line on the agent's stdout, byte for byte like the agent's
 // built-in stdout output with format json_lines (the JavaScript twin of guests/rust/stdout).
 //
-// Keys (the built-in output's, with its defaults): json_date_key ("date"; "off" leaves it
-// out), json_date_format (double, epoch, epoch_ms, iso8601, java_sql_timestamp) and
-// escape_unicode ("on").
+// Keys (the built-in output's, with its defaults):
+// - json_date_key ("date"): key of the record time; false/off/no leaves it out.
+// - json_date_format ("double"): double, epoch, epoch_ms, iso8601 or java_sql_timestamp.
+// - escape_unicode ("on"): the agent's [SERVICE] json.escape_unicode; on writes non-ASCII as
+//   \uXXXX like the agent does by default, off keeps UTF-8 as is.
 //
-// With wasm_event_format json_lines the host renders the lines (with the keys' defaults) and
-// this guest writes them through; other key values then need msgpack, and init says so.
-// otlp_json is refused.
+// The host renders the lines with these keys (the guest asks for JSON lines with them) and this
+// guest writes them as they are. It has no renderer of its own, so it refuses wasm_event_format
+// msgpack and otlp_json.
 //
-// It also counts the records it prints per tag, as the guest metric
-// fluentbit_wasm_guest_records_printed_total{name="<output>",tag="<tag>"}.
+// It counts the records it prints per tag in the guest metric records_printed (exported as
+// fluentbit_wasm_guest_records_printed_total{name="<output>",tag="<tag>"}), as the other
+// languages' stdout examples do.
 
 import { EventFormat, JsonLines, Output, exportOutput, metrics } from '../sdk/index.js';
 
+// ignoreBOM: a leading U+FEFF in a value is part of it, and must reach stdout.
 const text = new TextDecoder('utf-8', { ignoreBOM: true });
 
 // JSON escapes newlines inside values: each one ends a record.
@@ -24,10 +28,8 @@ function countLines(lines) {
 }
 
 class Stdout extends Output {
-  constructor(format) {
+  constructor() {
     super();
-    // null when the host delivers ready-made JSON lines.
-    this.format = format;
     this.printed = metrics.Counter.declare('records_printed', 'records written to stdout', ['tag']);
   }
 
@@ -35,21 +37,24 @@ class Stdout extends Output {
     return JsonLines.configKeys();
   }
 
+  // An invalid key value throws here, naming the key: the agent does not start.
+  static preferredEventFormat(config) {
+    return EventFormat.jsonLines(JsonLines.fromConfig(config));
+  }
+
   static init(ctx) {
-    const format = JsonLines.fromConfig(ctx.config);
-    if (ctx.eventFormat === EventFormat.MSGPACK) return new Stdout(format);
-    if (ctx.eventFormat === EventFormat.OTLP_JSON) {
-      throw new Error("this guest prints the agent's JSON lines: use wasm_event_format msgpack or json_lines");
+    if (ctx.eventFormat.tag !== 'json-lines') {
+      throw new Error(
+        `this guest prints the JSON lines the host renders, not ${ctx.eventFormat.tag}: ` +
+          'leave wasm_event_format unset or set it to json_lines',
+      );
     }
-    if (format.isDefault()) return new Stdout(null);
-    throw new Error(
-      'json_date_key, json_date_format and escape_unicode other than their defaults need ' +
-        'wasm_event_format msgpack: the host renders json_lines with the defaults',
-    );
+    return new Stdout();
   }
 
   flush(chunk) {
-    const lines = this.format === null ? text.decode(chunk.data) : this.format.render(chunk.events());
+    const lines = text.decode(chunk.data);
+    // One write per chunk, as the agent does, so lines of concurrent flushes never interleave.
     // console.log adds the last newline itself; an empty chunk prints nothing.
     if (lines.length > 0) console.log(lines.endsWith('\n') ? lines.slice(0, -1) : lines);
     const records = countLines(lines);
