@@ -255,4 +255,4 @@ macro_rules! http_cases {
     )*};
 }
 
-http_cases!(rust);
+http_cases!(rust, python);

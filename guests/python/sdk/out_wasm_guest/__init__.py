@@ -15,10 +15,10 @@ with componentize-py (``guests/python/build``), and point an ``[OUTPUT] Name was
 
 Modules: ``output`` (the base class and what it is handed), ``json_lines`` (the agent's JSON
 keys, for host-rendered lines), ``decode`` and ``values`` (records as Python values),
-``metrics``, ``log``.
+``metrics``, ``log``, ``http`` (requests over the host's ``wasi:http``).
 """
 
-from . import json_lines, metrics
+from . import http, json_lines, metrics
 from .decode import DecodeError, Event, Timestamp, events
 from .log import debug, error, info, trace, warn
 from .output import (
@@ -43,6 +43,6 @@ from .values import Ext, Map, has_invalid_utf8
 __all__ = [
     "Chunk", "ConfigKey", "DateFormat", "DecodeError", "Delivery", "Error", "Event", "EventFormat", "EventType",
     "EventTypes", "Ext", "InitContext", "JsonOptions", "Map", "Output", "Retry", "Timestamp", "current_deadline",
-    "debug", "error", "events", "export", "has_invalid_utf8", "info", "json_lines", "lookup", "metrics",
+    "debug", "error", "events", "export", "has_invalid_utf8", "http", "info", "json_lines", "lookup", "metrics",
     "trace", "warn",
 ]

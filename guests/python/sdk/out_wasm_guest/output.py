@@ -108,9 +108,11 @@ class Error(Exception):
     """Raise from ``flush``: the agent drops the chunk (FLB_ERROR); the text goes to its log."""
 
 
-# When the host stops the call running now (time.monotonic()), or None: what the HTTP client
-# bounds its requests by. Set for flush, idle and exit; calls never overlap.
+# When the host stops the call running now (time.monotonic()), or None, and which call it is:
+# what the HTTP client bounds its requests by. Set for flush, idle and exit; calls never
+# overlap.
 _deadline = None
+_call = None
 
 
 def _deadline_after(nanoseconds):
@@ -243,13 +245,13 @@ def export(output_class):
                 raise refusal(err) from None
 
         def flush(self, ctx, chunk):
-            global _deadline
+            global _deadline, _call
             output = state["output"]
             if output is None:
                 raise Err(types.FlushError_Retry("flush before init"))
             # The host measured the time left when it made the call; from here on it shrinks
             # with the guest's own clock.
-            _deadline = _deadline_after(ctx.time_left)
+            _deadline, _call = _deadline_after(ctx.time_left), "flush"
             try:
                 output.flush(Chunk(ctx.tag, chunk, ctx.event_type, ctx.delivery, _deadline))
             except Retry as err:
@@ -257,32 +259,32 @@ def export(output_class):
             except (Error, decode.DecodeError) as err:
                 raise Err(types.FlushError_Error(str(err))) from None
             finally:
-                _deadline = None
+                _deadline = _call = None
 
         def idle(self, budget):
-            global _deadline
+            global _deadline, _call
             output = state["output"]
             if output is None:
                 return None
-            _deadline = _deadline_after(budget)
+            _deadline, _call = _deadline_after(budget), "idle"
             try:
                 after = output.idle(budget / 1e9)
             finally:
-                _deadline = None
+                _deadline = _call = None
             return None if after is None else _nanoseconds(after)
 
         def exit(self, time_left):
-            global _deadline
+            global _deadline, _call
             output, state["output"] = state["output"], None
             if output is None:
                 return
-            _deadline = _deadline_after(time_left)
+            _deadline, _call = _deadline_after(time_left), "exit"
             try:
                 output.exit(None if time_left is None else time_left / 1e9)
             except Exception as err:  # noqa: BLE001 - exit cannot fail; say why it did
                 warn(f"exit failed: {err}")
             finally:
-                _deadline = None
+                _deadline = _call = None
 
     Adapter.__name__ = Adapter.__qualname__ = "Output"
     return Adapter
