@@ -2,61 +2,64 @@
 agent's built-in ``stdout`` output with ``format json_lines`` (the Python twin of
 ``guests/rust/stdout``).
 
-Keys (the built-in output's, with its defaults): ``json_date_key`` (``date``; ``off`` leaves it
-out), ``json_date_format`` (``double``, ``epoch``, ``epoch_ms``, ``iso8601``,
-``java_sql_timestamp``) and ``escape_unicode`` (``on``).
+Keys (the built-in output's, with its defaults):
+- ``json_date_key`` (``date``): key of the record time; ``false``/``off``/``no`` leaves it out.
+- ``json_date_format`` (``double``): ``double``, ``epoch``, ``epoch_ms``, ``iso8601`` or
+  ``java_sql_timestamp``.
+- ``escape_unicode`` (``on``): the agent's ``[SERVICE] json.escape_unicode``; ``on`` writes
+  non-ASCII as ``\\uXXXX`` like the agent does by default, ``off`` keeps UTF-8 as is.
 
-With ``wasm_event_format json_lines`` the host renders the lines (with the keys' defaults) and
-this guest writes them through; other key values then need ``msgpack``, and init says so.
-``otlp_json`` is refused.
+The host renders the lines with these keys (the guest asks for JSON lines with them) and this
+guest writes them through. ``wasm_event_format msgpack`` and ``otlp_json`` are refused: this
+guest has no renderer of its own.
 
-It also counts the records it prints per tag, as the guest metric
-``fluentbit_wasm_guest_records_printed_total{name="<output>",tag="<tag>"}``.
+It counts the records it printed per tag in the guest metric ``records_printed`` (exported as
+``fluentbit_wasm_guest_records_printed_total{name="<output>",tag="<tag>"}``), as the other
+languages' ``stdout`` examples do.
 """
 
 import os
 
-from out_wasm_guest import EventFormat, JsonLines, Retry, export, metrics
-from out_wasm_guest import Output as Base
+from out_wasm_guest import EventFormat, Output, Retry, export, json_lines, metrics
 
 
-class Stdout(Base):
-    def __init__(self, format_):
-        # None when the host delivers ready-made JSON lines.
-        self.format = format_
-        self.printed = metrics.Counter.declare("records_printed", "records written to stdout", ["tag"])
+class Stdout(Output):
+    def __init__(self, printed):
+        self.printed = printed
 
     @classmethod
     def config_schema(cls):
-        return JsonLines.config_keys()
+        return json_lines.config_keys()
+
+    @classmethod
+    def preferred_event_format(cls, config):
+        # An invalid value raises ValueError naming the key: the config is refused.
+        return json_lines.from_config(config)
 
     @classmethod
     def init(cls, ctx):
-        format_ = JsonLines.from_config(ctx.config)
-        if ctx.event_format == EventFormat.MSGPACK:
-            return cls(format_)
-        if ctx.event_format == EventFormat.OTLP_JSON:
-            raise ValueError("this guest prints the agent's JSON lines: use wasm_event_format msgpack or json_lines")
-        if format_.is_default():
-            return cls(None)
-        raise ValueError(
-            "json_date_key, json_date_format and escape_unicode other than their defaults need "
-            "wasm_event_format msgpack: the host renders json_lines with the defaults"
-        )
+        # Rendered by the host with this guest's keys (or, when the operator chose json_lines,
+        # the same).
+        if not isinstance(ctx.event_format, EventFormat.JsonLines):
+            raise ValueError(
+                "this guest prints the JSON lines the host renders with its keys and has no "
+                "renderer of its own: leave wasm_event_format unset (or set it to json_lines)"
+            )
+        return cls(metrics.Counter.declare("records_printed", "records printed on stdout", ["tag"]))
 
     def flush(self, chunk):
-        lines = chunk.data if self.format is None else self.format.render(chunk.events())
-        # JSON escapes newlines inside values: each one ends a record.
-        records = lines.count(b"\n")
-        # One write per chunk, as the agent does, so lines of concurrent flushes never interleave.
-        # os.write, not sys.stdout: a write may be partial (WASI streams take 64 KiB at a time)
-        # and nothing must be left in a Python buffer when flush returns.
+        lines = chunk.data
+        # One write per chunk, as the agent does, so lines of concurrent flushes never
+        # interleave. os.write, not sys.stdout: a write may be partial (WASI streams take 64 KiB
+        # at a time) and nothing must be left in a Python buffer when flush returns.
         view = memoryview(lines)
         try:
             while view:
                 view = view[os.write(1, view) :]
         except OSError as err:
             raise Retry(f"failed to write to stdout: {err}") from err
+        # JSON escapes newlines inside values: each one ends a record.
+        records = lines.count(b"\n")
         if records:
             try:
                 self.printed.add([chunk.tag], records)

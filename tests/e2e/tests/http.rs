@@ -255,7 +255,7 @@ macro_rules! http_cases {
     )*};
 }
 
-http_cases!(rust, c, go, js);
+http_cases!(rust, c, go, js, python);
 
 /// An HTTPS output that flushes again and again reuses its connection: one TLS handshake, not
 /// one per flush, for every guest instance of the output; `wasm_http_keepalive off` makes a

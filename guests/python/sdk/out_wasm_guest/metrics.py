@@ -9,16 +9,16 @@ The host exports each as ``fluentbit_wasm_guest_<name>`` with the output's ``nam
 A metric belongs to the output instance: every guest instance that declares the same name and
 shape shares it, and its values survive faults, recycles and hot swaps.
 
-What the host refuses (a bad name, a cap reached, a label value too long) raises
-``MetricError`` with its reason. The host already counts and logs refused updates, so most
-guests catch and ignore the error of an update; a refused declaration is a reason to fail
-``init``.
+Each class wraps the WIT resource of its kind (``wit_world.imports.metrics``), turning
+sequences into the lists and numbers into the floats the bindings want, and the bindings'
+``Err`` into ``MetricError``. What the host refuses (a bad name, a cap reached, a label value
+too long) raises ``MetricError`` with its reason. The host already counts and logs refused
+updates, so most guests catch and ignore the error of an update; a refused declaration is a
+reason to fail ``init``.
 """
 
 from componentize_py_types import Err
 from wit_world.imports import metrics as _wit
-
-MetricKind = _wit.MetricKind
 
 
 class MetricError(Exception):
@@ -32,28 +32,27 @@ def _call(function, *args):
         raise MetricError(err.value) from None
 
 
-def _declare(name, help, kind, labels, buckets):
-    spec = _wit.MetricSpec(name, help, kind, list(labels), [float(b) for b in buckets])
-    return _call(_wit.declare, spec)
+def _info(name, help, labels):
+    return _wit.MetricInfo(name, help, list(labels))
 
 
 class Counter:
     """A value that only goes up; exported with ``_total`` appended."""
 
-    __slots__ = ("_id",)
+    __slots__ = ("_metric",)
 
-    def __init__(self, id_):
-        self._id = id_
+    def __init__(self, metric):
+        self._metric = metric
 
     @classmethod
     def declare(cls, name, help, labels=()):
         """Declares the counter ``name`` with these label names (or finds it, if declared
         before)."""
-        return cls(_declare(name, help, MetricKind.COUNTER, labels, ()))
+        return cls(_call(_wit.Counter.declare, _info(name, help, labels)))
 
     def add(self, values, value):
         """Adds ``value`` (>= 0) to the series with these label values."""
-        _call(_wit.add, self._id, list(values), float(value))
+        _call(self._metric.add, list(values), float(value))
 
     def inc(self, values=()):
         """Adds one."""
@@ -63,39 +62,40 @@ class Counter:
 class Gauge:
     """A value that goes up and down."""
 
-    __slots__ = ("_id",)
+    __slots__ = ("_metric",)
 
-    def __init__(self, id_):
-        self._id = id_
+    def __init__(self, metric):
+        self._metric = metric
 
     @classmethod
     def declare(cls, name, help, labels=()):
         """Declares the gauge ``name`` with these label names (or finds it, if declared before)."""
-        return cls(_declare(name, help, MetricKind.GAUGE, labels, ()))
+        return cls(_call(_wit.Gauge.declare, _info(name, help, labels)))
 
     def set(self, values, value):
         """Sets the series with these label values to ``value``."""
-        _call(_wit.set, self._id, list(values), float(value))
+        _call(self._metric.set, list(values), float(value))
 
     def add(self, values, value):
         """Adds ``value`` (of either sign) to the series with these label values."""
-        _call(_wit.add, self._id, list(values), float(value))
+        _call(self._metric.add, list(values), float(value))
 
 
 class Histogram:
     """A distribution of observations in buckets."""
 
-    __slots__ = ("_id",)
+    __slots__ = ("_metric",)
 
-    def __init__(self, id_):
-        self._id = id_
+    def __init__(self, metric):
+        self._metric = metric
 
     @classmethod
     def declare(cls, name, help, labels=(), buckets=()):
         """Declares the histogram ``name`` with these label names and bucket upper bounds
-        (strictly increasing; empty for the agent's defaults)."""
-        return cls(_declare(name, help, MetricKind.HISTOGRAM, labels, buckets))
+        (strictly increasing; empty for the agent's defaults), or finds the one declared
+        before with the same shape."""
+        return cls(_call(_wit.Histogram.declare, _info(name, help, labels), [float(b) for b in buckets]))
 
     def observe(self, values, value):
         """Records one observation in the series with these label values."""
-        _call(_wit.observe, self._id, list(values), float(value))
+        _call(self._metric.observe, list(values), float(value))

@@ -1,11 +1,17 @@
 """The Python shapes of msgpack values that have no exact built-in counterpart.
 
 A chunk decodes to plain Python values where that loses nothing: ``None``, ``bool``, ``int``
-(of any size), ``float``, ``str`` (valid UTF-8), ``bytes`` (msgpack bin) and ``list``. Three
-shapes keep what the agent keeps and Python would lose: ``Map`` (entries in wire order,
-duplicate and unhashable keys included), ``BadStr`` (a msgpack str that is not UTF-8) and
-``Ext`` (an extension value).
+(of any size), ``float``, ``str``, ``bytes`` (msgpack bin) and ``list``. A msgpack str whose
+bytes are not UTF-8 is a ``str`` too, its invalid bytes kept as lone surrogates (Python's
+``surrogateescape``, as ``os.fsdecode`` does): ``s.encode("utf-8", "surrogateescape")`` gives
+back the exact bytes, and ``has_invalid_utf8(s)`` tells such a string. Two shapes keep what
+the agent keeps and Python would lose: ``Map`` (entries in wire order, repeated and
+unhashable keys included) and ``Ext`` (an extension value). An EventTime (extension type 0)
+comes out as a ``Timestamp``, and a msgpack timestamp (extension type -1) as the msgpack
+library's ``msgpack.Timestamp``.
 """
+
+from typing import NamedTuple
 
 
 class Map(list):
@@ -25,23 +31,19 @@ class Map(list):
         return dict(self)
 
 
-class BadStr(bytes):
-    """A msgpack ``str`` whose bytes are not valid UTF-8; rendered as the agent renders it."""
+class Ext(NamedTuple):
+    """A msgpack extension value: its ``type`` (-128..127) and its ``data``."""
 
-    __slots__ = ()
+    type: int
+    data: bytes
 
 
-class Ext:
-    """A msgpack extension value other than a record timestamp."""
-
-    __slots__ = ("type", "data")
-
-    def __init__(self, type_, data):
-        self.type = type_
-        self.data = data
-
-    def __eq__(self, other):
-        return isinstance(other, Ext) and (self.type, self.data) == (other.type, other.data)
-
-    def __repr__(self):
-        return f"Ext({self.type}, {self.data!r})"
+def has_invalid_utf8(text):
+    """Whether ``text`` came from a msgpack str whose bytes are not UTF-8 (it holds the lone
+    surrogates ``surrogateescape`` keeps them as)."""
+    try:
+        # Strict UTF-8 refuses exactly the surrogates: a decoded valid string has none.
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
