@@ -22,9 +22,9 @@ pub struct HostConfig {
     pub watch: bool,
     /// `wasm_watch_interval` (default 2s): how often the file is checked.
     pub watch_interval: Duration,
-    /// `wasm_warm_spare` (default on): keep one guest instance started and initialised ahead of
-    /// need, so no flush waits for an instance to start.
-    pub warm_spare: bool,
+    /// `wasm_warm_spare` (default `auto`): keep one guest instance started and initialised
+    /// ahead of need, so no flush waits for an instance to start.
+    pub warm_spare: WarmSpare,
     /// `wasm_cache_dir` (default `$XDG_CACHE_HOME/out_wasm` or `~/.cache/out_wasm`; `off`
     /// disables): where compiled components are kept.
     pub cache_dir: Option<PathBuf>,
@@ -46,6 +46,24 @@ pub struct HostConfig {
 /// Default of `wasm_http_keepalive`: below the idle timeouts of common servers and load
 /// balancers (nginx 75 s, AWS ALB 60 s), far above the agent's flush interval.
 pub const DEFAULT_HTTP_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// When an output keeps a warm spare (`wasm_warm_spare`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WarmSpare {
+    /// From init on.
+    On,
+    /// Never: an instance needed beyond the first starts on the flush path.
+    Off,
+    /// From init on for a small guest (its first instance has at most
+    /// [`SMALL_GUEST`] of linear memory after init); for a larger one, from the first flush
+    /// that needs a second instance (a fault, a recycle, concurrency) on. A spare costs a whole
+    /// instance: an interpreter's tens of MiB are kept only for outputs that show they need it.
+    Auto,
+}
+
+/// The linear memory below which `wasm_warm_spare auto` keeps a spare from init: what a Rust or
+/// C guest has (1 to 2 MiB), not what an interpreter has (tens of MiB).
+pub const SMALL_GUEST: usize = 4 << 20;
 
 /// The operator's `wasm_event_format`: a format without its options, which come from the
 /// guest's preference (see [`FormatKey::resolve`]).
@@ -134,9 +152,13 @@ impl HostConfig {
                 .with_context(|| format!("invalid value {value:?} for key 'wasm_watch_interval' (e.g. 2s, 500ms)"))?,
         };
         let warm_spare = match lookup("wasm_warm_spare") {
-            None => true,
-            Some(value) => parse_switch(&value)
-                .with_context(|| format!("invalid value {value:?} for key 'wasm_warm_spare' (on, off)"))?,
+            None => WarmSpare::Auto,
+            Some(value) if value.trim().eq_ignore_ascii_case("auto") => WarmSpare::Auto,
+            Some(value) => match parse_switch(&value) {
+                Some(true) => WarmSpare::On,
+                Some(false) => WarmSpare::Off,
+                None => bail!("invalid value {value:?} for key 'wasm_warm_spare' (auto, on, off)"),
+            },
         };
         let cache_dir = match lookup("wasm_cache_dir") {
             Some(value) if value.trim().eq_ignore_ascii_case("off") => None,

@@ -56,7 +56,7 @@ impl Inspection {
         let engine = engine()?;
         let digest = image::digest(bytes);
         let component = match cache {
-            Some(cache) => cache.load_or_compile(engine, bytes, &digest)?.0,
+            Some(cache) => cache.load_or_compile(engine, &digest, || Ok(bytes.to_vec()))?.0,
             None => cache::compile(engine, bytes)?,
         };
         let version = image::wit_version(engine, &component).map_err(|err| format!("{err:#}"));

@@ -11,7 +11,7 @@ use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
 use crate::agent::profile::AgentProfile;
 use crate::bindings::{Delivery, EventFormat, EventType, EventTypes, FlushContext, FlushError, WitVersion};
-use crate::config::{HostConfig, OnFault};
+use crate::config::{HostConfig, OnFault, SMALL_GUEST, WarmSpare};
 use crate::lifecycle::delivery::Deliveries;
 use crate::lifecycle::shared::{Shared, short};
 use crate::lifecycle::spares::Spares;
@@ -185,7 +185,7 @@ impl OutputInstance {
             Arc::new(guest_metrics),
             host_metrics,
         ));
-        let version = shared.prepare(None, &shared.logger)?;
+        let version = shared.prepare(&shared.logger)?;
         shared.logger.info(&format!(
             "guest '{}' (sha256 {}) initialized, {}",
             shared.host.wasm_path.display(),
@@ -201,17 +201,33 @@ impl OutputInstance {
             ));
         }
         shared.install(version);
-        let spares = if shared.host.warm_spare {
-            // The first spare is made here, where the agent waits for init anyway, so that the
-            // output runs with one from its first flush; later ones are made on the spares thread.
-            let version = shared.current();
-            let spare = shared.start_instance(&version, &shared.logger).context("failed to start a warm spare")?;
-            if let Err(spare) = version.offer_spare(spare) {
-                shared.exit_worker(spare, &shared.logger);
+        let version = shared.current();
+        let spare_now = match shared.host.warm_spare {
+            WarmSpare::On => true,
+            WarmSpare::Off => false,
+            WarmSpare::Auto => version.first_memory().is_none_or(|bytes| bytes <= SMALL_GUEST),
+        };
+        let spares = if shared.host.warm_spare == WarmSpare::Off {
+            None
+        } else {
+            if spare_now {
+                // The first spare is made here, where the agent waits for init anyway, so that the
+                // output runs with one from its first flush; later ones are made on the spares
+                // thread.
+                let spare = shared.start_instance(&version, &shared.logger).context("failed to start a warm spare")?;
+                if let Err(spare) = version.offer_spare(spare) {
+                    shared.exit_worker(spare, &shared.logger);
+                }
+            } else {
+                shared.logger.debug(&format!(
+                    "no warm spare yet: the guest's instance has {} MiB of linear memory (wasm_warm_spare auto keeps \
+                     one from the start below {} MiB); the first flush that needs a second instance starts one, and \
+                     a spare is kept from then on",
+                    version.first_memory().unwrap_or_default() >> 20,
+                    SMALL_GUEST >> 20
+                ));
             }
             Some(Spares::start(shared.clone()).context("failed to start the warm-spare thread")?)
-        } else {
-            None
         };
         let watcher = if shared.host.watch {
             Some(Watcher::start(shared.clone(), stamp).context("failed to start the guest file watcher")?)

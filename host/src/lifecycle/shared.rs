@@ -109,17 +109,14 @@ impl Shared {
         }
     }
 
-    /// Loads a guest (from `bytes`, or from the file), plans the version (its keys resolved,
+    /// Loads the guest file, plans the version (its keys resolved,
     /// its format and event types, [`crate::lifecycle::plan`]) and initialises its first
     /// instance: a version ready to serve. Compiling, instantiating and init all happen here,
     /// never on the flush path of another version.
-    pub fn prepare(&self, bytes: Option<&[u8]>, logger: &Logger) -> Result<Arc<GuestVersion>> {
+    pub fn prepare(&self, logger: &Logger) -> Result<Arc<GuestVersion>> {
         let path = &self.host.wasm_path;
-        let image = match bytes {
-            Some(bytes) => GuestImage::from_bytes(path, bytes, self.cache.as_ref(), self.host.limits.deadlines),
-            None => GuestImage::load(path, self.cache.as_ref(), self.host.limits.deadlines),
-        }
-        .with_context(|| format!("failed to load guest '{}'", path.display()))?;
+        let image = GuestImage::load(path, self.cache.as_ref(), self.host.limits.deadlines)
+            .with_context(|| format!("failed to load guest '{}'", path.display()))?;
         let image = Arc::new(image);
         let setup = || -> Result<Arc<GuestVersion>> {
             let mut worker = self.spawn_worker(&image, logger)?;

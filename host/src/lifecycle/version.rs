@@ -46,6 +46,11 @@ impl GuestVersion {
         self.image.digest()
     }
 
+    /// The linear memory of the first idle instance (the one planning made), if any is idle.
+    pub fn first_memory(&self) -> Option<usize> {
+        self.pool().idle.first().map(Worker::memory)
+    }
+
     /// An idle guest instance of this version, if there is one.
     pub fn take_idle(&self) -> Option<Worker> {
         self.pool().idle.pop()

@@ -133,16 +133,19 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
     }
     state.seen = None;
     state.loaded = Some(stamp);
-    let Ok(bytes) = std::fs::read(path) else { return };
-    let digest = image::digest(&bytes);
+    // The digest alone tells whether the content changed; the file is read whole only to
+    // compile a new version (`Shared::prepare`).
+    let Ok(digest) = image::file_digest(path) else { return };
     let current = shared.current();
     if digest == current.digest() || state.failed.as_deref() == Some(digest.as_str()) {
         return;
     }
     let started = Instant::now();
-    match shared.prepare(Some(&bytes), logger) {
+    match shared.prepare(logger) {
         Ok(version) => {
             let provenance = version.image.provenance();
+            // What was loaded, should the file have changed again since it was hashed.
+            let digest = version.digest().to_owned();
             let old = shared.install(version);
             shared.host_metrics.swapped(&digest);
             logger.info(&format!(

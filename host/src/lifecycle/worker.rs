@@ -147,6 +147,8 @@ struct Probe {
     worn: AtomicUsize,
     /// Cleared when the instance faulted outside a call (in `idle`): it takes no more calls.
     alive: AtomicBool,
+    /// The instance's linear memory after its last call.
+    memory: AtomicUsize,
     host: Arc<HostMetrics>,
 }
 
@@ -167,7 +169,12 @@ impl Worker {
         let (jobs, job_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
         let Meters { guest: metrics, host } = recipe.meters.clone();
-        let probe = Arc::new(Probe { worn: AtomicUsize::new(0), alive: AtomicBool::new(true), host });
+        let probe = Arc::new(Probe {
+            worn: AtomicUsize::new(0),
+            alive: AtomicBool::new(true),
+            memory: AtomicUsize::new(0),
+            host,
+        });
         let lines =
             Arc::new(WorkerLines { events: event_tx, idle: AtomicBool::new(false), deferred: logger.deferred() });
         let max_level = logger.max_level();
@@ -197,6 +204,11 @@ impl Worker {
     /// cap; such an instance should not take another flush.
     pub fn worn(&self) -> Option<usize> {
         Some(self.probe.worn.load(Ordering::Acquire)).filter(|size| *size > 0)
+    }
+
+    /// The instance's linear memory, in bytes, after its last call.
+    pub fn memory(&self) -> usize {
+        self.probe.memory.load(Ordering::Acquire)
     }
 
     /// False once the instance faulted between calls (in `idle`): it must be discarded.
@@ -358,6 +370,7 @@ fn serve(
     // Linear memory this instance has reported to the metrics (it never shrinks).
     let mut reported = instance.memory().0;
     probe.host.memory_grew(reported);
+    probe.memory.store(reported, Ordering::Release);
     done(Ok(()));
 
     // When the next `idle` call is due; `None`: not until after the next call.
@@ -412,6 +425,7 @@ fn serve(
             probe.worn.store(size, Ordering::Release);
         }
         probe.host.memory_grew(size.saturating_sub(reported));
+        probe.memory.store(size, Ordering::Release);
         reported = size;
         initialised |= arms_idle && !poisoned;
         if !done(outcome) || poisoned || name == "exit" {

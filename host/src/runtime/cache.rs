@@ -24,7 +24,6 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-
 /// Where compiled components are kept.
 #[derive(Clone, Debug)]
 pub struct CompileCache {
@@ -75,14 +74,20 @@ impl CompileCache {
         self.dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
     }
 
-    /// The component for `bytes` (whose SHA-256 is `digest`): from the cache, or compiled and
-    /// then stored. Failing to read or write the cache is not an error; compiling is.
-    pub fn load_or_compile(&self, engine: &Engine, bytes: &[u8], digest: &str) -> Result<(Component, Origin)> {
+    /// The component whose file has the SHA-256 `digest`: from the cache, or compiled from the
+    /// bytes `read` gives and then stored. Failing to read or write the cache is not an error;
+    /// compiling (or reading the bytes) is.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        read: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<(Component, Origin)> {
         let entry = self.entry(engine, digest);
         if let Some(component) = self.load(engine, &entry) {
             return Ok((component, Origin::Cache));
         }
-        let component = compile(engine, bytes)?;
+        let component = compile(engine, &read()?)?;
         // A failed store only costs a compile next time.
         let _ = self.store(&entry, &component);
         Ok((component, Origin::Compiled))
@@ -159,19 +164,20 @@ mod tests {
         let engine = Engine::default();
         // The smallest component: `(component)`.
         let bytes = b"\0asm\x0d\0\x01\0";
-        let (_, origin) = cache.load_or_compile(&engine, bytes, "d1").unwrap();
+        let read = || Ok(bytes.to_vec());
+        let (_, origin) = cache.load_or_compile(&engine, "d1", read).unwrap();
         assert_eq!(origin, Origin::Compiled);
-        let (_, origin) = cache.load_or_compile(&engine, bytes, "d1").unwrap();
+        let (_, origin) = cache.load_or_compile(&engine, "d1", || panic!("read only to compile")).unwrap();
         assert_eq!(origin, Origin::Cache, "the stored entry is mapped");
         let entry = cache.entry(&engine, "d1");
         let mut artifact = std::fs::read(&entry).unwrap();
         let last = artifact.len() - 1;
         artifact[last] ^= 1;
         std::fs::write(&entry, &artifact).unwrap();
-        let (_, origin) = cache.load_or_compile(&engine, bytes, "d1").unwrap();
+        let (_, origin) = cache.load_or_compile(&engine, "d1", read).unwrap();
         assert_eq!(origin, Origin::Compiled, "a flipped bit is refused and the component compiled again");
         std::fs::remove_file(sidecar(&entry)).unwrap();
-        let (_, origin) = cache.load_or_compile(&engine, bytes, "d1").unwrap();
+        let (_, origin) = cache.load_or_compile(&engine, "d1", read).unwrap();
         assert_eq!(origin, Origin::Compiled, "an entry without its digest is not used");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -36,7 +36,12 @@ impl<T> Registry<T> {
 
     /// The value for `digest`, `deadlines`, loaded by `load` unless a live one exists; the
     /// flag says whether it was shared.
-    pub fn get_or_load(&self, digest: &str, deadlines: bool, load: impl FnOnce() -> Result<T>) -> Result<(Arc<T>, bool)> {
+    pub fn get_or_load(
+        &self,
+        digest: &str,
+        deadlines: bool,
+        load: impl FnOnce() -> Result<T>,
+    ) -> Result<(Arc<T>, bool)> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             // Forget the keys whose value is gone, so the map does not grow with every swap.

@@ -46,23 +46,46 @@ pub(crate) enum Pre {
 }
 
 impl GuestImage {
-    /// Reads, checks, compiles (or takes from `cache`) and links the component at `path`.
+    /// Checks, compiles (or takes from `cache`, or from another output of this process) and
+    /// links the component at `path`. The file is read into memory only to be compiled: its
+    /// digest is computed in pieces, so a component the process or the cache already has costs
+    /// no copy of it (an interpreter's component is tens of MiB, and memory freed by the C
+    /// allocator after a large read stays with the process).
     pub fn load(path: &Path, cache: Option<&CompileCache>, deadlines: bool) -> Result<Self> {
-        let bytes = std::fs::read(path).context("failed to read the file")?;
-        Self::from_bytes(path, &bytes, cache, deadlines)
+        let started = Instant::now();
+        let digest = file_digest(path)?;
+        let expected = digest.clone();
+        let read = move || -> Result<Vec<u8>> {
+            let bytes = std::fs::read(path).context("failed to read the file")?;
+            if self::digest(&bytes) != expected {
+                bail!("the file changed while it was loaded; the next check of the file loads it again");
+            }
+            Ok(bytes)
+        };
+        Self::loaded(path, digest, started, cache, deadlines, read)
     }
 
     /// As [`GuestImage::load`], for bytes already read from `path`.
     pub fn from_bytes(path: &Path, bytes: &[u8], cache: Option<&CompileCache>, deadlines: bool) -> Result<Self> {
         let started = Instant::now();
         check_header(bytes)?;
-        let digest = digest(bytes);
+        Self::loaded(path, digest(bytes), started, cache, deadlines, || Ok(bytes.to_vec()))
+    }
+
+    fn loaded(
+        path: &Path,
+        digest: String,
+        started: Instant,
+        cache: Option<&CompileCache>,
+        deadlines: bool,
+        read: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Self> {
         let mut origin = Origin::Shared;
         let (compiled, shared) = COMPILED.get_or_load(&digest, deadlines, || {
             let engine = engine_for(deadlines)?;
             let (component, loaded) = match cache {
-                Some(cache) => cache.load_or_compile(engine, bytes, &digest)?,
-                None => (cache::compile(engine, bytes)?, Origin::Compiled),
+                Some(cache) => cache.load_or_compile(engine, &digest, read)?,
+                None => (cache::compile(engine, &read()?)?, Origin::Compiled),
             };
             origin = loaded;
             Compiled::link(engine, &component)
@@ -72,6 +95,32 @@ impl GuestImage {
         }
         Ok(Self { path: path.to_owned(), digest, origin, load_time: started.elapsed(), compiled })
     }
+}
+
+/// The lowercase hex SHA-256 of the component file at `path`, read in pieces, after checking
+/// from its first bytes that it is a component.
+pub fn file_digest(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).context("failed to read the file")?;
+    let mut head = [0; 8];
+    let got = read_up_to(&mut file, &mut head).context("failed to read the file")?;
+    check_header(&head[..got])?;
+    let mut hasher = Sha256::new();
+    hasher.update(&head[..got]);
+    std::io::copy(&mut file, &mut hasher).context("failed to read the file")?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads until `buf` is full or the file ends; how much was read.
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
 }
 
 impl Compiled {
@@ -122,12 +171,6 @@ impl GuestImage {
 
     pub(crate) fn pre(&self) -> &Pre {
         &self.compiled.pre
-    }
-
-    /// Whether two images share their compiled component.
-    #[cfg(test)]
-    pub fn shares_code_with(&self, other: &GuestImage) -> bool {
-        Arc::ptr_eq(&self.compiled, &other.compiled)
     }
 
     pub(crate) fn engine(&self) -> &Engine {

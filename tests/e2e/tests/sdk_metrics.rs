@@ -28,55 +28,54 @@ fn refused_update_keeps_the_flush_ok(lang: &str) {
         refused.log_text()
     );
     plugin.close();
-    for format in ["json_lines"] {
-        let mut plugin = open_plugin();
-        let instance = init_ok(
-            &mut plugin,
-            &[
-                ("wasm_path", guest.to_str().unwrap()),
-                ("wasm_watch", "off"),
-                ("wasm_stdout", "off"),
-                ("wasm_event_format", format),
-                ("wasm_metrics_max_series", "1"),
-            ],
-        );
-        let data = chunk(&[r#"{"msg":"one"}"#, r#"{"msg":"two"}"#], 1_700_000_000, 0);
+    let format = "json_lines";
+    let mut plugin = open_plugin();
+    let instance = init_ok(
+        &mut plugin,
+        &[
+            ("wasm_path", guest.to_str().unwrap()),
+            ("wasm_watch", "off"),
+            ("wasm_stdout", "off"),
+            ("wasm_event_format", format),
+            ("wasm_metrics_max_series", "1"),
+        ],
+    );
+    let data = chunk(&[r#"{"msg":"one"}"#, r#"{"msg":"two"}"#], 1_700_000_000, 0);
 
-        let first = instance.flush(&data, "app.a");
-        assert_eq!(
-            first.value,
-            FLB_OK,
-            "{lang} ({format}): expected FLB_OK for the first tag, got {}; log:\n{}",
-            status_name(first.value),
-            first.log_text()
-        );
-        assert!(
-            refusals(&first).is_empty(),
-            "{lang} ({format}): the first tag's series fits the cap of 1, expected no refusal; log:\n{}",
-            first.log_text()
-        );
+    let first = instance.flush(&data, "app.a");
+    assert_eq!(
+        first.value,
+        FLB_OK,
+        "{lang} ({format}): expected FLB_OK for the first tag, got {}; log:\n{}",
+        status_name(first.value),
+        first.log_text()
+    );
+    assert!(
+        refusals(&first).is_empty(),
+        "{lang} ({format}): the first tag's series fits the cap of 1, expected no refusal; log:\n{}",
+        first.log_text()
+    );
 
-        let second = instance.flush(&data, "app.b");
-        assert_eq!(
-            second.value,
-            FLB_OK,
-            "{lang} ({format}): a refused metric update must not change the answer, got {}; log:\n{}",
-            status_name(second.value),
-            second.log_text()
-        );
-        let refused = refusals(&second);
-        assert!(
-            refused.len() == 1
-                && refused[0].level == 2
-                && refused[0].message.contains("'records_printed'")
-                && refused[0].message.contains("wasm_metrics_max_series"),
-            "{lang} ({format}): expected one warn line '{REFUSED}: ...' naming 'records_printed' and \
-             wasm_metrics_max_series for the second tag; log:\n{}",
-            second.log_text()
-        );
-        instance.exit();
-        plugin.close();
-    }
+    let second = instance.flush(&data, "app.b");
+    assert_eq!(
+        second.value,
+        FLB_OK,
+        "{lang} ({format}): a refused metric update must not change the answer, got {}; log:\n{}",
+        status_name(second.value),
+        second.log_text()
+    );
+    let refused = refusals(&second);
+    assert!(
+        refused.len() == 1
+            && refused[0].level == 2
+            && refused[0].message.contains("'records_printed'")
+            && refused[0].message.contains("wasm_metrics_max_series"),
+        "{lang} ({format}): expected one warn line '{REFUSED}: ...' naming 'records_printed' and \
+         wasm_metrics_max_series for the second tag; log:\n{}",
+        second.log_text()
+    );
+    instance.exit();
+    plugin.close();
 }
 
 #[test]
