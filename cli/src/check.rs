@@ -21,7 +21,9 @@ pub fn check(guest: &Path, config: Option<&[(String, String)]>, use_cache: bool)
     println!("sha256:     {}", inspection.digest);
     println!("component:  yes ({} bytes)", bytes.len());
     match &inspection.version {
-        Ok(version) => println!("world:      {} (WIT {version})", version.world()),
+        Ok(version) => {
+            println!("world:      {} (WIT {version})", inspection.world().unwrap_or_else(|| version.world()))
+        }
         Err(reason) => println!("world:      none supported: {reason}"),
     }
     let refused = inspection.imports.iter().filter(|i| i.refused.is_some()).count();

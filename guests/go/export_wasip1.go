@@ -125,6 +125,7 @@ func (guest) Init(ctx out_wasm_output_types.InitContext) witTypes.Result[witType
 		Instance: strings.Clone(ctx.Instance), GuestPath: strings.Clone(ctx.GuestPath),
 		GuestDigest: strings.Clone(ctx.GuestDigest), Config: configOf(ctx.Config),
 		EventFormat: eventFormatOf(ctx.EventFormat), EventTypes: EventTypes(ctx.EventTypes),
+		Hostname: strings.Clone(ctx.Hostname),
 	})
 	if err != nil {
 		return witTypes.Err[witTypes.Unit](err.Error())

@@ -199,6 +199,8 @@ type InitContext struct {
 	EventFormat EventFormat
 	// EventTypes are the types this instance's flushes can carry.
 	EventTypes EventTypes
+	// Hostname is the agent's machine name (os.Hostname answers "wasip1" in a guest).
+	Hostname string
 }
 
 // Delivery says which delivery of which chunk a flush is: what makes a send idempotent.

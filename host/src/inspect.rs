@@ -69,6 +69,25 @@ impl Inspection {
         Ok(Self { digest, version, imports, image })
     }
 
+    /// The smallest world of the component's WIT version that has all its imports: a 0.3.0
+    /// guest that sends HTTP fits `http-output-plugin`, one that opens sockets
+    /// `net-output-plugin` (the host serves the three alike).
+    pub fn world(&self) -> Option<String> {
+        let version = *self.version.as_ref().ok()?;
+        if version < WitVersion::V0_3_0 {
+            return Some(version.world());
+        }
+        let imports = |prefix: &str| self.imports.iter().any(|i| i.name.starts_with(prefix));
+        let world = if imports("wasi:sockets/tcp") || imports("wasi:sockets/udp") {
+            "net-output-plugin"
+        } else if imports("wasi:http/outgoing-handler") {
+            "http-output-plugin"
+        } else {
+            "output-plugin"
+        };
+        Some(format!("out-wasm:output/{world}@{version}"))
+    }
+
     /// Whether the plugin would accept the component: a supported world, every import provided.
     pub fn loadable(&self) -> bool {
         self.image.is_some()

@@ -238,7 +238,8 @@ bool exports_out_wasm_output_output_init(exports_out_wasm_output_output_init_con
     bool ok = true;
     if (owg_exported_output.init) {
         char *instance = owg_string_dup(&ctx->instance), *path = owg_string_dup(&ctx->guest_path),
-             *digest = owg_string_dup(&ctx->guest_digest), *date_key = NULL;
+             *digest = owg_string_dup(&ctx->guest_digest), *date_key = NULL,
+             *hostname = owg_string_dup(&ctx->hostname);
         owg_init_context c = {
             .instance = instance,
             .guest_path = path,
@@ -246,6 +247,7 @@ bool exports_out_wasm_output_output_init(exports_out_wasm_output_output_init_con
             .event_format = { .kind = (owg_event_format_kind)ctx->event_format.tag },
             .event_types = ctx->event_types,
             .config = config_of(ctx->config.ptr, ctx->config.len),
+            .hostname = hostname,
         };
         if (ctx->event_format.tag == OUT_WASM_OUTPUT_TYPES_EVENT_FORMAT_JSON_LINES) {
             const out_wasm_output_types_json_options_t *json = &ctx->event_format.val.json_lines;
@@ -266,6 +268,7 @@ bool exports_out_wasm_output_output_init(exports_out_wasm_output_output_init_con
         free(path);
         free(digest);
         free(date_key);
+        free(hostname);
     }
     exports_out_wasm_output_output_init_context_free(ctx);
     return ok;

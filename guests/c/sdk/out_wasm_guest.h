@@ -221,6 +221,7 @@ typedef struct owg_init_context {
     owg_event_format event_format; /* what every flush of this instance receives */
     owg_event_types event_types;   /* what flushes can carry: the guest's accepted types */
     owg_config config;
+    const char *hostname;          /* the agent's machine name, as gethostname gives it */
 } owg_init_context;
 
 /* Sets *message to a malloc'd printf-formatted text and returns status: for the guest's

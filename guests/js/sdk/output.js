@@ -153,7 +153,7 @@ export class Output {
   /**
    * Returns the instance that receives the chunks; declare metrics here. `ctx` has `instance`,
    * `guestPath`, `guestDigest`, `config` (a Map of the resolved keys), `eventFormat` (what every
-   * flush receives) and `eventTypes` (a Set of what its chunks can hold). Throw to refuse to
+   * flush receives) `eventTypes` (a Set of what its chunks can hold) and `hostname` (the agent's machine name). Throw to refuse to
    * start, with the error's message as the reason.
    */
   static init(_ctx) {
@@ -255,6 +255,7 @@ export function exportOutput(OutputClass) {
         config: configMap(ctx.config),
         eventFormat: ctx.eventFormat,
         eventTypes: fromFlags(ctx.eventTypes),
+        hostname: ctx.hostname,
       };
       return settle(
         () => OutputClass.init(context),

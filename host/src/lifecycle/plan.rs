@@ -71,7 +71,18 @@ fn decide(
         config,
         event_format,
         event_types,
+        hostname: hostname(),
     })
+}
+
+/// The machine's name, as `gethostname(2)` gives it (empty if it cannot).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer and its length are valid for the call, which writes at most that many
+    // bytes.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if ok { String::from_utf8_lossy(&buf[..len]).into_owned() } else { String::new() }
 }
 
 #[cfg(test)]

@@ -72,10 +72,16 @@ impl Fault {
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| bt.to_string().trim_end().to_owned())
             .filter(|bt| !bt.is_empty());
-        let message = match trap {
-            Some(trap) => format!("guest trapped: {trap}"),
+        let exit = err.downcast_ref::<wasmtime_wasi::I32Exit>().map(|exit| exit.0);
+        let message = match (trap, exit) {
+            (Some(trap), _) => format!("guest trapped: {trap}"),
+            // `exit` in the guest (Go's os.Exit and log.Fatal, C's exit): what it printed before
+            // is in the log already.
+            (None, Some(status)) => {
+                format!("guest exited with status {status} (an exit call, such as os.Exit or log.Fatal)")
+            }
             // A host-raised trap (the memory cap): its own message, the backtrace kept apart.
-            None => format!("guest trapped: {}", anyhow::Error::from(err).root_cause()),
+            (None, None) => format!("guest trapped: {}", anyhow::Error::from(err).root_cause()),
         };
         Self { trap, deadline: false, memory, message, backtrace, during: None }
     }

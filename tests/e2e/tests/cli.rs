@@ -27,15 +27,15 @@ fn assert_has(text: &str, needle: &str, what: &str) {
 #[test]
 fn check_describes_each_example_guest() {
     let json = "json_lines (json_date_key date, json_date_format double, escape_unicode on)";
-    for (guest, key, format) in [
-        ("stdout", "json_date_key (optional, default \"date\")", json),
-        ("counter", "label (required, no default)", "msgpack"),
-        ("file", "path (required, no default)", "msgpack"),
-        ("http", "url (required, no default)", "msgpack"),
+    for (guest, key, format, world) in [
+        ("stdout", "json_date_key (optional, default \"date\")", json, "output-plugin"),
+        ("counter", "label (required, no default)", "msgpack", "output-plugin"),
+        ("file", "path (required, no default)", "msgpack", "output-plugin"),
+        ("http", "url (required, no default)", json, "http-output-plugin"),
     ] {
         let (output, stdout, stderr) = check(&guest_path(guest), &[]);
         assert!(output.status.success(), "{guest}: check failed with {}:\n{stdout}{stderr}", output.status);
-        assert_has(&stdout, "world:      out-wasm:output/output-plugin@0.3.0 (WIT 0.3.0)", guest);
+        assert_has(&stdout, &format!("world:      out-wasm:output/{world}@0.3.0 (WIT 0.3.0)"), guest);
         assert_has(&stdout, "(all provided by the host)", guest);
         assert_has(&stdout, "  provided  out-wasm:output/types@0.3.0", guest);
         assert_has(&stdout, "  provided  wasi:io/streams@0.2.", guest);

@@ -104,6 +104,12 @@ fn guest_receives_its_keys_with_defaults_and_never_the_agents() {
     assert_eq!(init.len(), 2, "the first guest instance and its warm spare, log:\n{}", call.log_text());
     // The number depends on the instances other tests start meanwhile in this process.
     assert!(init[0].contains("instance=wasm."), "instance name reaches the guest: {}", init[0]);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("the kernel's hostname");
+    assert!(
+        init[0].contains(&format!(" hostname={} ", hostname.trim())),
+        "the machine's name reaches the guest (a guest's own runtime cannot ask for it): {}",
+        init[0]
+    );
     assert!(
         init[0].ends_with(" config=label=first;greeting=hello;mode=ok;metrics=off"),
         "declared keys in order, looked up case-insensitively, defaults applied, unset optional key absent: {}",

@@ -88,7 +88,7 @@ class InitContext:
     ``wasm.<n>``), ``guest_path``, ``guest_digest`` (sha256 of the component), ``config`` (a
     ``dict`` of the declared keys that have a value, defaults applied), ``event_format`` (what
     ``flush`` will receive: an ``EventFormat`` case) and ``event_types`` (what its chunks can
-    hold: the ``accepted_event_types``)."""
+    hold: the ``accepted_event_types``) and ``hostname`` (the agent's machine name)."""
 
     def __init__(self, ctx):
         self.instance = ctx.instance
@@ -97,6 +97,7 @@ class InitContext:
         self.config = {entry.key: entry.value for entry in ctx.config}
         self.event_format = ctx.event_format
         self.event_types = ctx.event_types
+        self.hostname = ctx.hostname
 
 
 class Retry(Exception):

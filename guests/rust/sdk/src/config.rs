@@ -27,6 +27,8 @@ pub struct InitContext {
     /// The event types this instance's flushes can carry (the guest's
     /// [`crate::Output::accepted_event_types`]).
     pub event_types: EventTypes,
+    /// The agent's machine name, as `gethostname` gives it to a native plugin.
+    pub hostname: String,
 }
 
 pub use wit::{EventFormat, EventType, EventTypes};
@@ -67,6 +69,7 @@ impl From<wit::InitContext> for InitContext {
             config: ctx.config.into_iter().map(|e| (e.key, e.value)).collect(),
             event_format: ctx.event_format,
             event_types: ctx.event_types,
+            hostname: ctx.hostname,
         }
     }
 }

@@ -6,8 +6,8 @@
 //!   `error` make every flush answer so), `gate_dir` (optional: the guest path of a directory
 //!   the test grants read-write, see `tests/guests/sync.rs`), `fail_init` (optional: init fails
 //!   with this text).
-//! - init logs `probe init instance=<name> label=<label> digest=<first 12 hex> config=<k=v;...>`
-//!   at info, then fails with `fail_init` if set.
+//! - init logs `probe init instance=<name> label=<label> digest=<first 12 hex>
+//!   hostname=<host> config=<k=v;...>` at info, then fails with `fail_init` if set.
 //! - flush logs, at info, one `probe event #<n> tag=<tag> ts=<secs>.<nanos 9 digits>
 //!   meta=<json> body=<json>` per record, where n counts this instance's flushes from 1, then
 //!   `probe flushed #<n> records=<count>`.
@@ -85,10 +85,11 @@ impl Output for Probe {
     fn init(ctx: InitContext) -> Result<Self, String> {
         let config: Vec<String> = ctx.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
         info!(
-            "probe init instance={} label={} digest={} config={}",
+            "probe init instance={} label={} digest={} hostname={} config={}",
             ctx.instance,
             ctx.config.get("label").unwrap_or_default(),
             &ctx.guest_digest[..12],
+            ctx.hostname,
             config.join(";")
         );
         for key in ctx.config.get("lookup").unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()) {

@@ -184,6 +184,10 @@ type InitContext struct {
 	// `accepted-event-types`. Chunks of other types never reach it.
 	// Since 0.2.0.
 	EventTypes EventTypes
+	// The name of the machine the agent runs on, as `gethostname` gives
+	// it to a native plugin: a guest's own runtime cannot ask for it (Go's
+	// `os.Hostname` answers `wasip1`). Since 0.3.0.
+	Hostname string
 }
 
 // A duration in nanoseconds.

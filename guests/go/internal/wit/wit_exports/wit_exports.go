@@ -171,15 +171,15 @@ func wasm_export_out_wasm_output_output_accepted_event_types() int32 {
 }
 
 //go:wasmexport out-wasm:output/output@0.3.0#init
-func wasm_export_out_wasm_output_output_init(arg0 uintptr, arg1 uint32, arg2 uintptr, arg3 uint32, arg4 uintptr, arg5 uint32, arg6 uintptr, arg7 uint32, arg8 int32, arg9 int32, arg10 uintptr, arg11 uint32, arg12 int32, arg13 int32, arg14 int32) uintptr {
+func wasm_export_out_wasm_output_output_init(arg0 uintptr) uintptr {
 
 	pinner := &syncExportPinner
-	value := unsafe.String((*uint8)(unsafe.Pointer(arg0)), arg1)
-	value0 := unsafe.String((*uint8)(unsafe.Pointer(arg2)), arg3)
-	value1 := unsafe.String((*uint8)(unsafe.Pointer(arg4)), arg5)
-	result := make([]out_wasm_output_types.ConfigEntry, 0, arg7)
-	for index := 0; index < int(arg7); index++ {
-		base := unsafe.Add(unsafe.Pointer(arg6), index*(4*4))
+	value := unsafe.String((*uint8)(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), 0))))), *(*uint32)(unsafe.Add(unsafe.Pointer(arg0), 4)))
+	value0 := unsafe.String((*uint8)(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (2 * 4)))))), *(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (3 * 4))))
+	value1 := unsafe.String((*uint8)(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (4 * 4)))))), *(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (5 * 4))))
+	result := make([]out_wasm_output_types.ConfigEntry, 0, *(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (7 * 4))))
+	for index := 0; index < int(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (7 * 4)))); index++ {
+		base := unsafe.Add(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (6 * 4))))), index*(4*4))
 		value2 := unsafe.String((*uint8)(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(base), 0))))), *(*uint32)(unsafe.Add(unsafe.Pointer(base), 4)))
 		value3 := unsafe.String((*uint8)(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(base), (2 * 4)))))), *(*uint32)(unsafe.Add(unsafe.Pointer(base), (3 * 4))))
 
@@ -187,26 +187,26 @@ func wasm_export_out_wasm_output_output_init(arg0 uintptr, arg1 uint32, arg2 uin
 	}
 
 	var variant out_wasm_output_types.EventFormat
-	switch arg8 {
+	switch uint8(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (8 * 4)))) {
 	case 0:
 
 		variant = out_wasm_output_types.MakeEventFormatMsgpack()
 
 	case 1:
 		var option witTypes.Option[string]
-		switch arg9 {
+		switch uint8(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (9 * 4)))) {
 		case 0:
 
 			option = witTypes.None[string]()
 		case 1:
-			value4 := unsafe.String((*uint8)(unsafe.Pointer(arg10)), arg11)
+			value4 := unsafe.String((*uint8)(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (10 * 4)))))), *(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (11 * 4))))
 
 			option = witTypes.Some[string](value4)
 		default:
 			panic("unreachable")
 		}
 
-		variant = out_wasm_output_types.MakeEventFormatJsonLines(out_wasm_output_types.JsonOptions{DateKey: option, DateFormat: uint8(arg12), EscapeUnicode: (arg13 != 0)})
+		variant = out_wasm_output_types.MakeEventFormatJsonLines(out_wasm_output_types.JsonOptions{DateKey: option, DateFormat: uint8(uint8(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (12 * 4))))), EscapeUnicode: (uint8(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (1 + 12*4)))) != 0)})
 
 	case 2:
 
@@ -215,16 +215,17 @@ func wasm_export_out_wasm_output_output_init(arg0 uintptr, arg1 uint32, arg2 uin
 	default:
 		panic("unreachable")
 	}
+	value5 := unsafe.String((*uint8)(unsafe.Pointer(uintptr(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (14 * 4)))))), *(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (15 * 4))))
 	witRuntime.Unpin()
-	result5 := export_out_wasm_output_output.Init(out_wasm_output_types.InitContext{Instance: value, GuestPath: value0, GuestDigest: value1, Config: result, EventFormat: variant, EventTypes: uint8(arg14)})
+	result6 := export_out_wasm_output_output.Init(out_wasm_output_types.InitContext{Instance: value, GuestPath: value0, GuestDigest: value1, Config: result, EventFormat: variant, EventTypes: uint8(uint8(*(*uint32)(unsafe.Add(unsafe.Pointer(arg0), (13 * 4))))), Hostname: value5})
 
-	switch result5.Tag() {
+	switch result6.Tag() {
 	case witTypes.ResultOk:
 
 		*(*int8)(unsafe.Add(unsafe.Pointer(exportReturnArea), 0)) = int8(int32(0))
 
 	case witTypes.ResultErr:
-		payload := result5.Err()
+		payload := result6.Err()
 		*(*int8)(unsafe.Add(unsafe.Pointer(exportReturnArea), 0)) = int8(int32(1))
 		utf8 := unsafe.Pointer(unsafe.StringData(payload))
 		pinner.Pin(utf8)
