@@ -6,7 +6,7 @@
 //! writes. An error names the byte offset of the context and the path to the bad field.
 
 use crate::document::{Doc, lookup};
-use crate::event::DecodeError;
+use crate::error::DecodeError;
 use crate::msgpack::Reader;
 use crate::value::Value;
 

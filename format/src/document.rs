@@ -1,7 +1,7 @@
 //! Reading fields of a decoded msgpack document (a cmetrics or ctraces context), with errors
 //! that name the byte offset of the document and the path to the field.
 
-use crate::event::DecodeError;
+use crate::error::DecodeError;
 use crate::value::Value;
 
 /// Where in a chunk the document being read starts, for errors.

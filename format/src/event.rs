@@ -1,9 +1,8 @@
 //! Records of a chunk: timestamp, metadata and body, decoded lazily one at a time.
 
-use std::fmt;
-
 use rmp::Marker;
 
+use crate::error::DecodeError;
 use crate::msgpack::Reader;
 use crate::value::Value;
 
@@ -58,28 +57,6 @@ enum Stamp {
     GroupStart,
     GroupEnd,
 }
-
-/// A chunk that is not well-formed msgpack records. Names where decoding stopped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError {
-    /// Byte offset into the chunk.
-    pub offset: usize,
-    pub reason: String,
-}
-
-impl DecodeError {
-    pub fn new(offset: usize, reason: impl Into<String>) -> Self {
-        Self { offset, reason: reason.into() }
-    }
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed chunk at byte offset {}: {}", self.offset, self.reason)
-    }
-}
-
-impl std::error::Error for DecodeError {}
 
 /// Iterates over the records of a chunk. Yields `Err` once at the first malformed record and
 /// then ends.

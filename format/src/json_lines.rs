@@ -1,8 +1,10 @@
 //! The agent's JSON-lines format, set up from the same keys the agent's outputs take.
 
 use crate::config::{Config, ConfigKey};
-use crate::event::{DecodeError, Event, Events};
-use crate::value::{DateFormat, LineHead, render_json_line, write_json_line};
+use crate::date::DateFormat;
+use crate::error::DecodeError;
+use crate::event::{Event, Events};
+use crate::json::line::{LineHead, render_json_line, write_json_line};
 
 /// How records become JSON lines: `json_date_key`, `json_date_format` and `escape_unicode`,
 /// with the agent's defaults (`date`, `double`, `on`).

@@ -10,9 +10,12 @@
 pub mod cmetrics;
 mod config;
 pub mod ctraces;
+mod date;
 mod document;
+mod error;
 mod event;
 mod event_type;
+mod json;
 mod json_lines;
 mod msgpack;
 pub mod otlp;
@@ -21,7 +24,10 @@ mod test_chunks;
 mod value;
 
 pub use crate::config::{Config, ConfigKey};
-pub use crate::event::{DecodeError, Event, Events, Timestamp};
+pub use crate::date::DateFormat;
+pub use crate::error::DecodeError;
+pub use crate::event::{Event, Events, Timestamp};
 pub use crate::event_type::{EventType, event_type};
+pub use crate::json::line::write_json_line;
 pub use crate::json_lines::JsonLines;
-pub use crate::value::{DateFormat, Value, write_json_line};
+pub use crate::value::Value;

@@ -5,7 +5,7 @@
 
 use rmp::Marker;
 
-use crate::event::DecodeError;
+use crate::error::DecodeError;
 use crate::value::Value;
 
 /// Nesting deeper than this is refused rather than recursed into: a hostile chunk must not

@@ -15,7 +15,7 @@ mod logs;
 mod metrics;
 mod traces;
 
-use crate::event::DecodeError;
+use crate::error::DecodeError;
 use crate::event_type::EventType;
 use crate::value::Value;
 

@@ -1,14 +1,12 @@
-//! The agent boundary: everything that touches Fluent Bit's side of the process. The symbols
-//! the agent calls ([`ffi`], the only `extern "C"` code), the ABI's layouts ([`abi`]), the
-//! agent's handle on one output instance ([`handle`]) and the functions of the agent found by
-//! name ([`symbols`], [`cmetrics`]), the agent's log ([`logger`]), and the live instances
-//! ([`registry`]).
+//! The agent as a dependency: what the plugin uses of Fluent Bit's side of the process. The
+//! ABI's layouts ([`abi`]), which agent line loaded us ([`profile`]), the agent's handle on one
+//! output instance ([`handle`]), the functions of the agent found by name ([`symbols`],
+//! [`cmetrics`]) and the agent's log ([`logger`]). Nothing here calls into the plugin: the
+//! symbols the agent calls are in [`crate::plugin`].
 
 pub mod abi;
 pub mod cmetrics;
-pub mod ffi;
 pub mod handle;
 pub mod logger;
 pub mod profile;
-pub mod registry;
 pub mod symbols;

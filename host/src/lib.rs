@@ -2,22 +2,23 @@
 //! components, sandboxed.
 //!
 //! The agent loads this library through its external-plugin ("Go proxy") ABI; every symbol it
-//! calls is in [`agent::ffi`]. Each `[OUTPUT] Name wasm` section becomes a
+//! calls is in [`plugin::ffi`]. Each `[OUTPUT] Name wasm` section becomes a
 //! [`lifecycle::output::OutputInstance`] that runs the component named by `wasm_path` on
 //! plugin-owned worker threads.
 //!
-//! The crate is laid out by concern, and its modules depend on each other without cycles:
-//! [`agent`] (the agent boundary) on top of [`lifecycle`] (an output over time), on top of
-//! [`runtime`] (wasmtime), on top of [`sandbox`] (what a guest may reach), on top of the
-//! leaves: [`log`] (levels and the log sink), [`bindings`] (the WIT), and the agent's handle
-//! and log that the layers above the runtime use. Only [`inspect`] is public, for
+//! The crate is laid out by concern, and its modules depend on each other without cycles
+//! (`host/tests/layout.rs` holds it and prints the layers): [`plugin`] (the symbols the agent
+//! calls) on top of [`lifecycle`] (an output over time), on top of [`config`], [`telemetry`]
+//! and [`runtime`] (wasmtime), on top of [`sandbox`] (what a guest may reach), on top of the
+//! leaves: [`agent`] (the agent as a dependency: its ABI, handle, log and functions), [`chunk`],
+//! [`log`] (levels and the log sink) and [`bindings`] (the WIT). Only [`inspect`] is public, for
 //! `out-wasm check`; everything else is the plugin's own.
 //!
 //! # Invariants
 //!
 //! * **Context ownership.** `FLBPluginInit` boxes an `OutputInstance` and stores the raw
 //!   pointer in the agent's `remote_context`; the agent owns that pointer until it hands it to
-//!   `FLBPluginExitCtx`, which takes the box back and drops it. The [`agent::registry`] tracks
+//!   `FLBPluginExitCtx`, which takes the box back and drops it. The [`plugin::registry`] tracks
 //!   live pointers so a stray or repeated exit is refused instead of freeing twice.
 //! * **Threads.** Init, exit and unregister run on the agent's main thread. Flushes run on any
 //!   agent thread (its event loop, or its output workers), concurrently when `workers` > 1, on
@@ -55,6 +56,7 @@ mod chunk;
 mod config;
 mod lifecycle;
 mod log;
+mod plugin;
 mod runtime;
 mod sandbox;
 mod telemetry;

@@ -1,8 +1,33 @@
 //! The lifecycle of an `[OUTPUT] Name wasm` section: the output instance and its flush path
 //! ([`output`]), the state its threads share ([`shared`]), the guest versions it has loaded
-//! ([`version`]), the watcher that swaps a new version in ([`watch`]), the warm spares
-//! ([`spares`]), the worker threads that run guest instances ([`worker`]), and the hand-off
-//! between an agent thread and a worker ([`handoff`]).
+//! ([`version`]), how a version's keys and event format are settled ([`plan`]), the watcher
+//! that swaps a new version in ([`watch`]), the warm spares ([`spares`]), the worker threads
+//! that run guest instances ([`worker`]), the hand-off between an agent thread and a worker
+//! ([`handoff`]), and the delivery ids of chunks ([`delivery`]).
+//!
+//! # The map
+//!
+//! A guest's life, from the section to the wasm call. Each arrow is ownership (`Arc` where
+//! several hold it); the thread that runs each piece is on the right.
+//!
+//! ```text
+//! agent's remote_context
+//!  └─ OutputInstance (output.rs) ........ flush path: any agent thread; init/exit: main thread
+//!      ├─ Watcher (watch.rs) ............ its own thread: sees a new file, prepares, swaps
+//!      ├─ Spares (spares.rs) ............ its own thread: starts instances ahead of need
+//!      └─ Arc<Shared> (shared.rs) ....... what those three threads share
+//!          └─ current: Arc<GuestVersion> (version.rs), one per guest file content
+//!              ├─ Arc<GuestImage> (runtime/image.rs): the component compiled and linked,
+//!              │    its `Compiled` shared by every output of the process with that digest
+//!              └─ idle Workers + one spare (worker.rs) ...... a plugin thread each (8 MiB)
+//!                  └─ GuestInstance (runtime/instance.rs): store + instance, driven only
+//!                       by its worker's thread, one typed `Call` at a time
+//! ```
+//!
+//! A flush takes a worker out of the current version's pool (or the spare, or starts one),
+//! hands it the chunk through [`handoff`] (the agent thread waits, relaying the guest's log
+//! lines) and gives it back to the version it came from: a swap replaces `current`, and the
+//! old version's workers are exited as their flushes finish.
 
 pub mod delivery;
 pub mod handoff;

@@ -10,7 +10,8 @@
 
 use super::{any_value, hex, key, key_value_count, key_values, string, u64_string};
 use crate::document::lookup;
-use crate::event::{DecodeError, Event, Events};
+use crate::error::DecodeError;
+use crate::event::{Event, Events};
 use crate::value::Value;
 
 /// The keys whose value is the log body, first match wins (the agent's `stdout` defaults).

@@ -10,7 +10,7 @@
 use super::{double, hex, i64_string, key, key_values, push_fmt, string, u64_string};
 use crate::cmetrics::{MetricFamily, MetricKind, MetricsContext, Sample, SampleValue, decode_metrics};
 use crate::document::lookup;
-use crate::event::DecodeError;
+use crate::error::DecodeError;
 use crate::value::Value;
 
 type Entries<'v, 'a> = &'v [(Value<'a>, Value<'a>)];

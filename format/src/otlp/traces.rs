@@ -4,7 +4,7 @@
 
 use super::{hex, key, key_value_count, key_values, push_fmt, string, u64_string};
 use crate::ctraces::{Link, Span, SpanEvent, decode_traces};
-use crate::event::DecodeError;
+use crate::error::DecodeError;
 use crate::value::Value;
 
 pub(super) fn render(chunk: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {

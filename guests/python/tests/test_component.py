@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import socket
 import threading
 import struct
@@ -205,9 +206,11 @@ class Fetch(Guest):
 
     def test_the_flush_deadline_bounds_a_longer_timeout(self):
         seen = self.fetch("/slow", timeout="30", wasm_flush_timeout="1s")
-        self.assertEqual(
-            seen["timeout"], "request failed: no answer within 900 ms (the flush's time left less a margin)"
-        )
+        # The time left when the request starts: 900 ms at most (1 s less the margin), less
+        # whatever the guest spent before it on a loaded machine.
+        match = re.fullmatch(r"request failed: no answer within (\d+) ms \(the flush's time left less a margin\)", seen["timeout"])
+        self.assertIsNotNone(match, seen)
+        self.assertLessEqual(int(match[1]), 900)
 
     def test_failures_are_told_apart(self):
         self.assertEqual(

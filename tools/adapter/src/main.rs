@@ -29,3 +29,26 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The version Cargo.lock resolved for `package`.
+    fn locked(lock: &str, package: &str) -> String {
+        let at = lock.find(&format!("name = \"{package}\"\n")).unwrap_or_else(|| panic!("{package} in Cargo.lock"));
+        let line = lock[at..].lines().nth(1).expect("a version line");
+        line.strip_prefix("version = \"").and_then(|v| v.strip_suffix('"')).expect("version = \"...\"").to_owned()
+    }
+
+    #[test]
+    fn the_adapter_is_the_one_of_the_hosts_wasmtime_everywhere_it_is_named() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("Cargo.lock");
+        let wasmtime = locked(&lock, "wasmtime");
+        assert_eq!(locked(&lock, "wasi-preview1-component-adapter-provider"), wasmtime, "the adapter crate");
+        let pins = std::fs::read_to_string(root.join("guests/toolchains.sh")).expect("guests/toolchains.sh");
+        let pinned = pins.lines().find_map(|line| line.strip_prefix("ADAPTER_VERSION=")).expect("ADAPTER_VERSION=");
+        assert_eq!(pinned, wasmtime, "ADAPTER_VERSION in guests/toolchains.sh");
+    }
+}

@@ -17,8 +17,8 @@ use crate::agent::abi::{
 use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
 use crate::agent::profile::AgentProfile;
-use crate::agent::registry::{self, InstancePtr};
 use crate::lifecycle::output::{FlushStatus, OutputInstance};
+use crate::plugin::registry::{self, InstancePtr};
 
 /// The name users write in `[OUTPUT] Name wasm`.
 const PLUGIN_NAME: &CStr = c"wasm";
