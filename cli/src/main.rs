@@ -48,7 +48,8 @@ enum Command {
         /// Where to create the project directory.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The out_wasm checkout whose SDK and build scripts the project uses.
+        /// The out_wasm checkout whose SDK and build scripts the project uses (default: the
+        /// release archive this command is in, else the checkout it was built from).
         #[arg(long, env = "OUT_WASM_ROOT")]
         root: Option<PathBuf>,
     },

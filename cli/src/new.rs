@@ -67,14 +67,18 @@ pub fn new(language: Language, name: &str, dir: &Path, root: Option<&Path>) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-/// The out_wasm checkout: `root` if given, else the one this command was built from.
+/// The out_wasm checkout: `root` if given; else the release archive this command was unpacked
+/// from (its SDKs beside it, see scripts/dist); else the checkout it was built from.
 fn checkout(root: Option<&Path>) -> Result<PathBuf> {
-    let root = match root {
-        Some(root) => root.to_owned(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    let is_checkout = |dir: &Path| dir.join("guests").is_dir() && dir.join("wit").is_dir();
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_owned));
+    let root = match (root, beside) {
+        (Some(root), _) => root.to_owned(),
+        (None, Some(beside)) if is_checkout(&beside) => beside,
+        (None, _) => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
     };
     let root = root.canonicalize().with_context(|| format!("no out_wasm checkout at {}", root.display()))?;
-    if !root.join("guests").is_dir() || !root.join("wit").is_dir() {
+    if !is_checkout(&root) {
         bail!("{} is not an out_wasm checkout (no guests/ and wit/); pass --root or set OUT_WASM_ROOT", root.display());
     }
     Ok(root)

@@ -27,9 +27,10 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
-fn cargo(args: &[&str]) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = Command::new(&cargo);
+/// A command that may run cargo (a script of the repository, cargo itself), without the
+/// variables cargo gives this test process.
+pub fn build_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
     // Cargo gives this test process the variables of the crate under test. Build scripts (ring's,
     // through wasmtime-wasi-http) rerun when one of them changes, so passing them on would rebuild
     // ring and all that depends on it here, and again in the next top-level cargo command.
@@ -39,7 +40,12 @@ fn cargo(args: &[&str]) {
             command.env_remove(&*key);
         }
     }
-    let status = command
+    command
+}
+
+fn cargo(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = build_command(&cargo)
         .args(args)
         .current_dir(workspace_root())
         .status()
