@@ -6,7 +6,7 @@ use out_wasm_e2e::{guest_path, init_err, init_ok, lines_with, open_plugin, plugi
 fn register_describes_an_output_named_wasm() {
     let plugin = open_plugin();
     assert_eq!(plugin.name(), "wasm", "users write `Name wasm`");
-    // The event types it asks for depend on the agent: tests/agents.rs plays each.
+    // The event types it asks for depend on the agent: tests/e2e/tests/agents.rs plays each.
     assert!(plugin_path().ends_with("out_wasm.so"), "the build leaves a file named out_wasm.so");
     plugin.close();
 }
