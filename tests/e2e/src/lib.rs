@@ -61,7 +61,11 @@ pub fn plugin_path() -> &'static Path {
         cargo(&["build", "--release", "-p", "out-wasm", "-p", "out-wasm-cli", "-p", "out-wasm-loader"]);
         let release = target_dir().join("release");
         let named = release.join("out_wasm.so");
-        std::fs::copy(release.join("libout_wasm.so"), &named).expect("failed to copy libout_wasm.so to out_wasm.so");
+        // Beside and renamed over, never copied over: an agent still running the old file (a
+        // soak, another test run) keeps its mapping; writing into a mapped library crashes it.
+        let partial = release.join(format!("out_wasm.so.{}", std::process::id()));
+        std::fs::copy(release.join("libout_wasm.so"), &partial).expect("failed to copy libout_wasm.so");
+        std::fs::rename(&partial, &named).expect("failed to rename the copy to out_wasm.so");
         named
     })
 }
