@@ -219,6 +219,85 @@ fn a_slow_endpoint_is_a_clean_retry_within_the_flush_deadline(lang: &str) {
     assert!(!held.lock().unwrap().is_empty(), "{lang}: the request reached the endpoint");
 }
 
+/// With `FLUENT_BIT`: the real agent on both ends. A sending agent reads records on stdin and
+/// runs the `http` example of `lang`; a receiving agent takes them with its own `http` input and
+/// writes them with its `file` output. Every record arrives once and intact (the sender's date
+/// key aside), with its strings, unicode, numbers and nesting.
+fn a_real_agent_delivers_every_record_to_a_real_agent(lang: &str) {
+    let test = format!("{lang}::a_real_agent_delivers_every_record_to_a_real_agent");
+    let Some(agent) = std::env::var_os("FLUENT_BIT") else {
+        eprintln!(
+            "SKIP {test}: FLUENT_BIT is not set (the path of a fluent-bit binary); this test needs the real agent"
+        );
+        return;
+    };
+    const RECORDS: usize = 500;
+    let guest = http_guest(lang);
+    let dir = out_wasm_e2e::scratch_dir(&format!("http-agents-{lang}"));
+    let _ = std::fs::remove_file(dir.join("received"));
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let receiver_conf = dir.join("receiver.conf");
+    std::fs::write(
+        &receiver_conf,
+        format!(
+            "[SERVICE]\n    Flush 1\n    Log_Level info\n[INPUT]\n    Name http\n    Listen 127.0.0.1\n    Port {port}\n\
+             [OUTPUT]\n    Name file\n    Match *\n    Path {}\n    File received\n    Format plain\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let sender_conf = dir.join("sender.conf");
+    std::fs::write(
+        &sender_conf,
+        format!(
+            "[SERVICE]\n    Flush 1\n    Log_Level info\n[INPUT]\n    Name stdin\n    Tag app\n\
+             [OUTPUT]\n    Name wasm\n    Match *\n    wasm_path {}\n    wasm_watch off\n    \
+             url http://127.0.0.1:{port}/app\n    wasm_allow_net 127.0.0.1:{port}\n",
+            guest.display()
+        ),
+    )
+    .unwrap();
+    let records: Vec<serde_json::Value> = (0..RECORDS)
+        .map(|n| {
+            serde_json::json!({
+                "n": n, "msg": format!("record {n}: caf\u{e9} \u{2713} \"quoted\" \\ tab\t"),
+                "big": u64::MAX - n as u64, "neg": -(n as i64), "f": n as f64 + 0.25,
+                "nested": {"list": [1, "two", true, null], "empty": {}},
+            })
+        })
+        .collect();
+
+    let receiver = out_wasm_e2e::RealAgent::start(&agent, &receiver_conf, std::process::Stdio::null());
+    out_wasm_e2e::sync::wait_until("receiver listening", || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let mut sender = out_wasm_e2e::RealAgent::start(&agent, &sender_conf, std::process::Stdio::piped());
+    {
+        // The stdin input stops the sender at end of input, after its outputs flushed.
+        let mut stdin = sender.child.stdin.take().unwrap();
+        for record in &records {
+            writeln!(stdin, "{record}").unwrap();
+        }
+    }
+    let received = dir.join("received");
+    let lines = || std::fs::read_to_string(&received).map(|text| text.lines().count()).unwrap_or(0);
+    out_wasm_e2e::sync::wait_until("every record at the receiver", || lines() >= RECORDS);
+    let (status, sender_log) = sender.wait();
+    let receiver_log = receiver.stop();
+    assert!(status.success(), "{lang}: the sender failed ({status}):\n{sender_log}");
+    let mut got: Vec<serde_json::Value> = std::fs::read_to_string(&received)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(value.as_object_mut().unwrap().remove("date").is_some(), "{lang}: the date key: {line}");
+            value
+        })
+        .collect();
+    got.sort_by_key(|value| value["n"].as_u64());
+    assert_eq!(got.len(), RECORDS, "{lang}: each record once; receiver log:\n{receiver_log}");
+    assert_eq!(got, records, "{lang}: every record intact");
+    assert!(sender_log.contains("out_wasm "), "{lang}: the sender ran out_wasm:\n{sender_log}");
+}
+
 /// Every case, for each language named: `mod <lang>` of tests.
 macro_rules! http_cases {
     ($($lang:ident),* $(,)?) => {$(
@@ -250,6 +329,10 @@ macro_rules! http_cases {
             #[test]
             fn a_slow_endpoint_is_a_clean_retry_within_the_flush_deadline() {
                 super::a_slow_endpoint_is_a_clean_retry_within_the_flush_deadline(stringify!($lang));
+            }
+            #[test]
+            fn a_real_agent_delivers_every_record_to_a_real_agent() {
+                super::a_real_agent_delivers_every_record_to_a_real_agent(stringify!($lang));
             }
         }
     )*};
