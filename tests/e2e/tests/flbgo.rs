@@ -77,12 +77,20 @@ enum Side<'a> {
     Wasm(&'a Path),
 }
 
+/// The record every run gets, `samples` times.
+const RECORD: &str = r#"{"message":"hello","n":1}"#;
+
 /// Records every run gets: `samples` copies of one record from the agent's dummy input, all with
 /// the same timestamp (so native and out_wasm runs print the same times).
 fn config(side: Side, outputs: &[Vec<(&str, String)>], samples: usize, extra: &str) -> String {
+    config_with(side, outputs, samples, extra, RECORD)
+}
+
+/// [`config`] with `record` as the record.
+fn config_with(side: Side, outputs: &[Vec<(&str, String)>], samples: usize, extra: &str, record: &str) -> String {
     let mut text = format!(
         "[SERVICE]\n    Flush 0.2\n    Grace 5\n    Log_Level info\n\n[INPUT]\n    Name dummy\n    Tag t\n    \
-         Dummy {{\"message\":\"hello\",\"n\":1}}\n    Samples {samples}\n    Rate 20\n    Start_time_sec 1700000000\n    \
+         Dummy {record}\n    Samples {samples}\n    Rate 20\n    Start_time_sec 1700000000\n    \
          Start_time_nsec 500000000\n    Fixed_timestamp on\n"
     );
     for keys in outputs {
@@ -397,11 +405,10 @@ fn the_build_refuses_other_cgo_naming_the_file_line_and_fix() {
     assert!(!output.status.success(), "{stderr}");
     let main = dir.join("main.go").display().to_string();
     let linux = dir.join("linux.go").display().to_string();
-    for expected in [format!(
+    let expected = format!(
         "{linux}:1:1: its build constraint excludes GOOS=wasip1 GOARCH=wasm, but the native build takes it (fix: "
-    )] {
-        assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
-    }
+    );
+    assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
     std::fs::remove_file(dir.join("linux.go")).unwrap();
     let output = Command::new(workspace_root().join("guests/go/build"))
         .arg(&dir)
@@ -448,6 +455,64 @@ fn exit_fatal_and_panics_are_named_in_the_agents_log() {
         assert!(at_message < at_account, "{fail}: the message, then the host's account:\n{}", run.log);
         if !fail.starts_with("flush") {
             assert!(!run.status.success(), "{fail}: the agent does not start:\n{}", run.log);
+        }
+    }
+}
+
+/// fluent-bit-go's own example plugins (third-party code, copied unmodified into
+/// tests/peers/fluent-bit-go-examples): out_gstdout (FLBPluginFlush, no context) and
+/// out_multiinstance (two instances, FLBPluginFlushCtx chosen over FLBPluginFlush,
+/// FLBPluginExitCtx over FLBPluginExit, then FLBPluginUnregister) print the same in out_wasm.
+/// The record has one key: they print a record's keys in Go's map order.
+#[test]
+fn fluent_bit_gos_own_examples_print_the_same() {
+    let Some(agent) = real_agent("fluent_bit_gos_own_examples_print_the_same") else { return };
+    let record = r#"{"message":"hello"}"#;
+    let cases = [
+        ("out_gstdout", "gstdout", vec![vec![("param", "p".to_owned())]], "[flb-go] plugin parameter = 'p'"),
+        (
+            "out_multiinstance",
+            "multiinstance",
+            vec![vec![("id", "one".to_owned())], vec![("id", "two".to_owned())]],
+            "[0] t: [2023-11-14 22:13:20.5 +0000 UTC, {\"message\": [104 101 108 108 111], }",
+        ),
+    ];
+    for (example, name, outputs, expected) in cases {
+        let (so, wasm) = built(&format!("tests/peers/fluent-bit-go-examples/{example}"));
+        let records = outputs.len() * 2;
+        let ready = move |out: &str, _: &str| out.lines().filter(|l| l.contains(" t: [")).count() == records;
+        let mut runs = Vec::new();
+        for side in [Side::Native(&so, name), Side::Wasm(&wasm)] {
+            let run = run(&agent, example, side, &config_with(side, &outputs, 2, "", record), ready);
+            assert!(run.status.success(), "{example}: the agent failed:\n{}", run.log);
+            assert!(run.stdout.contains(expected), "{example}: expected {expected:?} in:\n{}", run.stdout);
+            runs.push(run);
+        }
+        assert_eq!(
+            sorted_lines(&runs[1].stdout, |_| true),
+            sorted_lines(&runs[0].stdout, |_| true),
+            "{example}: out_wasm log:\n{}",
+            runs[1].log
+        );
+        if example == "out_multiinstance" {
+            // Its log lines (log.Printf, on the agent's stderr): the contexts, the exit
+            // callback the proxy chooses, and the unregister call.
+            for line in [
+                "[multiinstance] Flush called for id: one",
+                "[multiinstance] Exit called for id: two",
+                "[multiinstance] Unregister called",
+            ] {
+                for run in &runs {
+                    assert!(run.log.contains(line), "{example}: expected {line:?} in:\n{}", run.log);
+                }
+            }
+            for run in &runs {
+                assert!(
+                    !run.log.contains("for unknown instance"),
+                    "{example}: Flush/Exit are not chosen:\n{}",
+                    run.log
+                );
+            }
         }
     }
 }
