@@ -1,7 +1,8 @@
 // Package output mirrors the parts of fluent-bit-go's output package
-// (github.com/fluent/fluent-bit-go/output) that output plugins use, on top of out_wasm's Go SDK,
-// so that a fluent-bit-go plugin runs in the sandbox by changing its imports and its
-// registration, not its flush logic:
+// (github.com/fluent/fluent-bit-go/output) that output plugins use, on top of out_wasm's Go SDK.
+// guests/go/build builds an unmodified fluent-bit-go plugin against it (outwasm/flbgo/port
+// rewrites the plugin's import of fluent-bit-go's package to this one and registers its entry
+// points); a plugin written for out_wasm may use it directly too:
 //
 //   - FLBPluginRegister, FLBPluginConfigKey, FLBPluginSetContext, FLBPluginGetContext,
 //     FLBPluginUnregister with the same signatures;
@@ -11,10 +12,12 @@
 //   - FLB_OK, FLB_ERROR, FLB_RETRY with the agent's values.
 //
 // The plugin's entry points (FLBPluginRegister, FLBPluginInit, FLBPluginFlushCtx or
-// FLBPluginFlush, FLBPluginExit or FLBPluginExitCtx) keep their bodies; instead of being
-// exported to the agent with //export and cgo (which GOOS=wasip1 does not have), they are
-// handed to Register, which may also declare configuration keys (with descriptions and
-// defaults, checked by the host); FLBPluginConfigKey reads any other key of the section too.
+// FLBPluginFlush, FLBPluginExitCtx or FLBPluginExit, FLBPluginUnregister) keep their bodies;
+// instead of being exported to the agent with //export and cgo (which GOOS=wasip1 does not
+// have), they are handed to Register, which may also declare configuration keys (with
+// descriptions and defaults, checked by the host); FLBPluginConfigKey reads any other key of
+// the section too. Between flushes the plugin's own goroutines run in the host's idle calls
+// (see Idle).
 package output
 
 import (
