@@ -29,42 +29,36 @@ fn real_agent(test: &str) -> Option<OsString> {
     agent
 }
 
-/// The plugin in `dir` (relative to the workspace root), built natively and for out_wasm, once
-/// per test process: (the `.so`, the component).
-fn built(dir: &str) -> (PathBuf, PathBuf) {
-    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let out = scratch_dir("flbgo-plugins");
-    let name = dir.trim_end_matches('/').rsplit('/').next().unwrap().to_owned();
-    let (so, wasm) = (out.join(format!("{name}.so")), out.join(format!("{name}.wasm")));
+/// Runs `script DIR OUT` once per test process (`dir` relative to the workspace root). Builds
+/// run one at a time: `guests/go/build` works in a directory named after the plugin's.
+fn build_once(script: &str, dir: &str, out: &Path) {
+    static BUILT: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
-    if !built.contains(&name) {
-        let source = workspace_root().join(dir);
-        for (script, out) in [("tests/peers/fluent-bit-go/build", &so), ("guests/go/build", &wasm)] {
-            let status = Command::new(workspace_root().join(script))
-                .arg(&source)
-                .arg(out)
-                .current_dir(workspace_root())
-                .status()
-                .unwrap_or_else(|err| panic!("failed to run {script}: {err}"));
-            assert!(status.success(), "{script} {dir} failed ({status}); is Go installed (guests/go/setup)?");
-        }
-        built.push(name);
+    let key = (script.to_owned(), dir.to_owned());
+    if !built.contains(&key) {
+        let status = Command::new(workspace_root().join(script))
+            .arg(workspace_root().join(dir))
+            .arg(out)
+            .current_dir(workspace_root())
+            .status()
+            .unwrap_or_else(|err| panic!("failed to run {script}: {err}"));
+        assert!(status.success(), "{script} {dir} failed ({status}); is Go installed (guests/go/setup)?");
+        built.push(key);
     }
-    (so, wasm)
+}
+
+/// The plugin in `dir` (relative to the workspace root), built natively and for out_wasm:
+/// (the `.so`, the component).
+fn built(dir: &str) -> (PathBuf, PathBuf) {
+    let so = scratch_dir("flbgo-plugins").join(format!("{}.so", dir.rsplit('/').next().unwrap()));
+    build_once("tests/peers/fluent-bit-go/build", dir, &so);
+    (so, built_wasm(dir))
 }
 
 /// Only the component of the plugin in `dir` (for plugins the agent cannot load natively).
 fn built_wasm(dir: &str) -> PathBuf {
-    let out = scratch_dir("flbgo-plugins");
-    let name = dir.rsplit('/').next().unwrap();
-    let wasm = out.join(format!("{name}.wasm"));
-    let status = Command::new(workspace_root().join("guests/go/build"))
-        .arg(workspace_root().join(dir))
-        .arg(&wasm)
-        .current_dir(workspace_root())
-        .status()
-        .expect("guests/go/build runs");
-    assert!(status.success(), "guests/go/build {dir} failed ({status})");
+    let wasm = scratch_dir("flbgo-plugins").join(format!("{}.wasm", dir.rsplit('/').next().unwrap()));
+    build_once("guests/go/build", dir, &wasm);
     wasm
 }
 
