@@ -139,6 +139,9 @@ fn run(agent: &OsString, test: &str, side: Side, config: &str, ready: impl Fn(&s
         .current_dir(workspace_root())
         // The native plugin's time.Local is the machine's; the guest's is UTC.
         .env("TZ", "UTC")
+        // What tests/peers/fluent-bit-go/contexts reads (granted to the guest with
+        // wasm_allow_env).
+        .env("FLBCTX_REGION", "eu-west-1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -248,22 +251,30 @@ fn logfmt_reads_undeclared_keys_and_prints_the_same() {
     assert_eq!(guest.stdout, native.stdout, "out_wasm log:\n{}", guest.log);
 }
 
-/// Two instances, each with its own context, keys it never declares, the host's name, a time
-/// zone each, and its exit call.
+/// Two instances, each with its own context, keys it never declares, the host's name, an
+/// environment variable (granted to the guest), a time zone each, and its exit call.
 #[test]
 fn two_instances_keep_their_contexts_and_print_the_same() {
     let Some(agent) = real_agent("two_instances_keep_their_contexts_and_print_the_same") else { return };
     let outputs = [
-        vec![("id", "one".to_owned()), ("time_zone", "Europe/Paris".to_owned())],
-        vec![("id", "two".to_owned()), ("time_zone", "America/New_York".to_owned())],
+        vec![
+            ("id", "one".to_owned()),
+            ("time_zone", "Europe/Paris".to_owned()),
+            ("wasm_allow_env", "FLBCTX_REGION".to_owned()),
+        ],
+        vec![
+            ("id", "two".to_owned()),
+            ("time_zone", "America/New_York".to_owned()),
+            ("wasm_allow_env", "FLBCTX_REGION".to_owned()),
+        ],
     ];
     let ready = |out: &str, _: &str| out.lines().filter(|l| l.contains(" t #")).count() == 6;
     let (native, guest) = both(&agent, "contexts", "tests/peers/fluent-bit-go/contexts", "flbctx", &outputs, 3, ready);
     let (native_lines, guest_lines) = (sorted_lines(&native.stdout, |_| true), sorted_lines(&guest.stdout, |_| true));
     let host = hostname();
     for expected in [
-        format!("[one] init on {host} in Europe/Paris"),
-        format!("[two] init on {host} in America/New_York"),
+        format!("[one] init on {host} in Europe/Paris, region \"eu-west-1\""),
+        format!("[two] init on {host} in America/New_York, region \"eu-west-1\""),
         "[one] t #3 2023-11-14T23:13:20.5+01:00 hello".to_owned(),
         "[two] t #3 2023-11-14T17:13:20.5-05:00 hello".to_owned(),
         "[one] exit after 3 records".to_owned(),

@@ -1,7 +1,8 @@
 // flbctx: a fluent-bit-go output plugin run as several instances, each with its own context
 // (FLBPluginSetContext in FLBPluginInit, FLBPluginGetContext in FLBPluginFlushCtx and
 // FLBPluginExitCtx), reading keys it never declares (id, time_zone), the host's name
-// (os.Hostname) and a time zone (time.LoadLocation). Each record becomes one line on stdout
+// (os.Hostname), an environment variable (FLBCTX_REGION: in out_wasm, granted with
+// wasm_allow_env) and a time zone (time.LoadLocation). Each record becomes one line on stdout
 // naming the instance, its running count and the record's time in the instance's zone.
 package main
 
@@ -40,7 +41,7 @@ func FLBPluginInit(plugin unsafe.Pointer) int {
 		fmt.Fprintf(os.Stderr, "[flbctx] %s: %v\n", id, err)
 		return output.FLB_ERROR
 	}
-	fmt.Printf("[%s] init on %s in %s\n", id, host, zone)
+	fmt.Printf("[%s] init on %s in %s, region %q\n", id, host, zone, os.Getenv("FLBCTX_REGION"))
 	output.FLBPluginSetContext(plugin, &instance{id: id, zone: zone})
 	return output.FLB_OK
 }
