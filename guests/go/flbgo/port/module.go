@@ -28,14 +28,22 @@ func IsPlugin(dir string) (bool, error) {
 		return false, err
 	}
 	for _, name := range files {
-		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
-		if err != nil {
-			return false, err
+		if plugin, err := importsPlugin(name); err != nil || plugin {
+			return plugin, err
 		}
-		for _, spec := range f.Imports {
-			if path, _ := strconv.Unquote(spec.Path.Value); path == "C" || path == fluentBitOutput {
-				return true, nil
-			}
+	}
+	return false, nil
+}
+
+// importsPlugin says whether the Go file imports "C" or fluent-bit-go's output package.
+func importsPlugin(name string) (bool, error) {
+	f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+	if err != nil {
+		return false, err
+	}
+	for _, spec := range f.Imports {
+		if path, _ := strconv.Unquote(spec.Path.Value); path == "C" || path == fluentBitOutput {
+			return true, nil
 		}
 	}
 	return false, nil
@@ -64,6 +72,9 @@ func Module(dir, dst, sdk string) (string, error) {
 	rel, _ := filepath.Rel(root, dir)
 	main := filepath.Join(dst, rel)
 	if err := mainPackage(dir, main); err != nil {
+		return "", err
+	}
+	if err := otherPackages(dst, main); err != nil {
 		return "", err
 	}
 	if err := goMod(root, dst, sdk); err != nil {
@@ -175,6 +186,47 @@ func mainPackage(src, dst string) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dst, EntryFile), entry, 0o644)
+}
+
+// otherPackages rewrites the files of the copy's other packages that import "C" or
+// fluent-bit-go's output package (a plugin may keep its logic in a package of its own).
+func otherPackages(dst, main string) error {
+	var errs Errors
+	err := filepath.WalkDir(dst, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path == main {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		plugin, err := importsPlugin(path)
+		if err != nil || !plugin {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out, err := Rewrite(File{Name: path, Src: src})
+		var fileErrs Errors
+		if errors.As(err, &fileErrs) {
+			errs = append(errs, fileErrs...)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return os.WriteFile(path, out, 0o644)
+	})
+	if err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 // modFile is what go mod edit -json tells of a go.mod.

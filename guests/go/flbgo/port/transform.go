@@ -183,6 +183,26 @@ func Package(files []File) (out [][]byte, entry []byte, err error) {
 	return out, entry, nil
 }
 
+// Rewrite transforms one file of another package of the plugin's module (a package the main
+// package imports) that imports "C" or fluent-bit-go's output package: the same rewrites as in
+// the main package, without entry points.
+func Rewrite(in File) ([]byte, error) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, in.Name, in.Src, parser.ParseComments)
+	if err != nil {
+		return nil, err
+	}
+	st := &fileState{name: in.Name, src: in.Src, fset: fset, file: f}
+	if errs := st.transform(); len(errs) > 0 {
+		return nil, errs
+	}
+	if st.needsCompat && !st.importsCompat() {
+		end := st.off(st.file.Name.End())
+		st.edits = append(st.edits, edit{end, end, "; import " + compatName + " " + strconv.Quote(compatOutput)})
+	}
+	return st.apply(), nil
+}
+
 // importsCompat says whether the file already imports the compatibility package as compatName.
 func (f *fileState) importsCompat() bool {
 	for _, spec := range f.file.Imports {

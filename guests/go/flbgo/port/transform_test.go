@@ -328,6 +328,7 @@ func TestModuleCopiesChoosesFilesAndRefusesExcludedOnes(t *testing.T) {
 	write("plugin/cgo.go", "//go:build cgo\n\npackage main\n\nfunc helper() {}\n")
 	write("plugin/nocgo.go", "//go:build !cgo\n\npackage main\n\nfunc helper() {}\n")
 	write("plugin/main_test.go", "package main\n")
+	write("lib/lib.go", "package lib\n\nimport \"C\"\nimport \"github.com/fluent/fluent-bit-go/output\"\n\nfunc Tag(t *C.char) string { _ = output.FLB_OK; return C.GoString(t) }\n")
 	write(".git/config", "")
 	sdk, err := filepath.Abs("../..")
 	if err != nil {
@@ -364,6 +365,10 @@ func TestModuleCopiesChoosesFilesAndRefusesExcludedOnes(t *testing.T) {
 	}
 	if strings.Contains(string(mod), "fluent-bit-go") {
 		t.Errorf("fluent-bit-go is neither required nor replaced in the copy:\n%s", mod)
+	}
+	lib, _ := os.ReadFile(filepath.Join(dst, "lib/lib.go"))
+	if want := "package lib\n\nimport C \"outwasm/flbgo/cgo\"\nimport \"outwasm/flbgo/output\"\n\nfunc Tag(t *C.Char) string { _ = output.FLB_OK; return C.GoString(t) }\n"; string(lib) != want {
+		t.Errorf("the module's other packages are rewritten too; expected\n%s\ngot\n%s", want, lib)
 	}
 	if user, _ := os.ReadFile(filepath.Join(dir, "plugin/main.go")); string(user) != typical {
 		t.Errorf("the user's file changed")
