@@ -1,7 +1,8 @@
 // logfmt: a fluent-bit-go output plugin written the way such plugins usually are (config keys,
-// a context per instance, NewDecoder/GetRecord, the FLB_* answers), ported to out_wasm with the
-// flbgo compatibility package: docs/guests-go.md shows the diff from the native original,
-// tests/peers/fluent-bit-go/logfmt.
+// a context per instance, NewDecoder/GetRecord, the FLB_* answers), written for out_wasm with the
+// flbgo compatibility package and host-checked keys (output.Register with Plugin.Keys). The
+// native original, tests/peers/fluent-bit-go/logfmt, builds unmodified with guests/go/build too
+// (docs/guests-go.md).
 //
 // Each record becomes one logfmt line on stdout: prefix, tag, time, then the record's keys in
 // sorted order (only those listed in `fields`, if set).

@@ -1,60 +1,92 @@
-// The native peer of the Go stdout guest: a fluent-bit-go output plugin (built with
-// go build -buildmode=c-shared against github.com/fluent/fluent-bit-go, loaded by the agent
-// with -e like out_wasm.so) that does the same job as guests/go/stdout with the same code:
-// every record as one JSON line on stdout, rendered by the Go SDK's decoder and JSONLines
-// (built natively here), one write per chunk. scripts/agent-cpu runs it beside out_wasm with
-// the Go stdout guest, so the difference is what the sandbox costs.
+// flbjson: a typical fluent-bit-go output plugin, the kind people bring to out_wasm: every
+// record read with NewDecoder/GetRecord into Go maps, converted for encoding/json and printed
+// as one JSON line on stdout ({"date": seconds as a float, then the record's keys}), one write
+// per chunk. It uses the older FLBPluginFlush (no context).
 //
-// Plugin name: gostdout. No keys: the agent's json_lines defaults (date, double, escape on).
+// Built natively (tests/peers/fluent-bit-go/build, cgo against fluent-bit-go) and unmodified for
+// out_wasm (guests/go/build tests/peers/fluent-bit-go OUT.wasm); scripts/agent-cpu runs the
+// pair on the same records, so the difference is what the sandbox and the compatibility
+// decoder cost.
 package main
 
 import (
 	"C"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"unsafe"
 
 	"github.com/fluent/fluent-bit-go/output"
-
-	"outwasm"
 )
-
-var lines []byte
 
 //export FLBPluginRegister
 func FLBPluginRegister(def unsafe.Pointer) int {
-	return output.FLBPluginRegister(def, "gostdout", "JSON lines on stdout, like out_wasm's Go stdout guest")
+	return output.FLBPluginRegister(def, "flbjson", "records as JSON lines on stdout")
 }
 
 //export FLBPluginInit
 func FLBPluginInit(plugin unsafe.Pointer) int {
-	output.FLBPluginSetContext(plugin, outwasm.AgentJSONLines())
 	return output.FLB_OK
 }
 
-//export FLBPluginFlushCtx
-func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) int {
-	format := output.FLBPluginGetContext(ctx).(*outwasm.JSONLines)
-	var chunk []byte
-	if length > 0 {
-		// Read in place: the agent keeps the chunk until this call returns.
-		chunk = unsafe.Slice((*byte)(data), int(length))
-	}
-	lines = lines[:0]
-	d := outwasm.NewDecoder(chunk)
-	var event outwasm.Event
-	for {
-		ok, err := d.Next(&event)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "[gostdout] %v\n", err)
-			return output.FLB_ERROR
+// plain is v with the codec's []byte strings and interface{} map keys made what
+// encoding/json takes.
+func plain(v interface{}) interface{} {
+	switch v := v.(type) {
+	case []byte:
+		return string(v)
+	case map[interface{}]interface{}:
+		m := make(map[string]interface{}, len(v))
+		for k, val := range v {
+			m[key(k)] = plain(val)
 		}
-		if !ok {
+		return m
+	case []interface{}:
+		for i, item := range v {
+			v[i] = plain(item)
+		}
+		return v
+	}
+	return v
+}
+
+func key(k interface{}) string {
+	if b, ok := k.([]byte); ok {
+		return string(b)
+	}
+	return fmt.Sprint(k)
+}
+
+var buf bytes.Buffer
+
+//export FLBPluginFlush
+func FLBPluginFlush(data unsafe.Pointer, length C.int, tag *C.char) int {
+	dec := output.NewDecoder(data, int(length))
+	buf.Reset()
+	for {
+		ret, ts, record := output.GetRecord(dec)
+		if ret != 0 {
 			break
 		}
-		lines = format.Append(lines, &event)
+		var date float64
+		switch t := ts.(type) {
+		case output.FLBTime:
+			date = float64(t.UnixNano()) / 1e9
+		case uint64:
+			date = float64(t)
+		}
+		m := plain(record).(map[string]interface{})
+		m["date"] = date
+		line, err := json.Marshal(m)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "[flbjson] %v\n", err)
+			return output.FLB_ERROR
+		}
+		buf.Write(line)
+		buf.WriteByte('\n')
 	}
-	if _, err := os.Stdout.Write(lines); err != nil {
+	if _, err := os.Stdout.Write(buf.Bytes()); err != nil {
 		return output.FLB_RETRY
 	}
 	return output.FLB_OK

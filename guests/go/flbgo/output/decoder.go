@@ -2,8 +2,11 @@ package output
 
 import (
 	"encoding/binary"
+	"errors"
 	"time"
 	"unsafe"
+
+	"github.com/tinylib/msgp/msgp"
 
 	"outwasm"
 )
@@ -42,43 +45,123 @@ func NewDecoder(data unsafe.Pointer, length int) *FLBDecoder {
 // A traces chunk's ctraces contexts come the same way; zero bytes after the last one are
 // padding, the end of the chunk.
 func GetRecord(dec *FLBDecoder) (ret int, ts interface{}, rec map[interface{}]interface{}) {
-	if onlyPadding(dec.data[dec.pos:]) {
+	rest := dec.data[dec.pos:]
+	if onlyPadding(rest) {
 		return -1, 0, nil
 	}
-	v, n, err := outwasm.DecodeValue(dec.data[dec.pos:])
+	v, after, err := decode(rest, 0)
 	if err != nil {
 		return -1, 0, nil
 	}
-	dec.pos += n
-	if v.Kind() == outwasm.Map {
-		return 0, FLBTime{time.Now()}, convert(v).(map[interface{}]interface{})
-	}
-	if v.Kind() != outwasm.Array || v.Len() != 2 {
-		return -2, 0, nil
-	}
-	var items [2]outwasm.Value
-	i := 0
-	for item := range v.Items() {
-		items[i] = item
-		i++
-	}
-	var t interface{}
-	switch stamp := convert(items[0]).(type) {
-	case FLBTime, uint64:
-		t = stamp
+	dec.pos = len(dec.data) - len(after)
+	switch v := v.(type) {
+	case map[interface{}]interface{}:
+		return 0, FLBTime{time.Now()}, v
 	case []interface{}:
-		if len(stamp) < 2 {
-			return -4, 0, nil
+		if len(v) != 2 {
+			return -2, 0, nil
 		}
-		t = stamp[0]
-	default:
-		return -5, 0, nil
+		var t interface{}
+		switch stamp := v[0].(type) {
+		case FLBTime, uint64:
+			t = stamp
+		case []interface{}:
+			if len(stamp) < 2 {
+				return -4, 0, nil
+			}
+			t = stamp[0]
+		default:
+			return -5, 0, nil
+		}
+		body, ok := v[1].(map[interface{}]interface{})
+		if !ok {
+			return -3, 0, nil
+		}
+		return 0, t, body
 	}
-	body, ok := convert(items[1]).(map[interface{}]interface{})
-	if !ok {
-		return -3, 0, nil
+	return -2, 0, nil
+}
+
+// maxDepth bounds the nesting decode follows (the agent's records nest a few levels).
+const maxDepth = 1000
+
+var errTooDeep = errors.New("flbgo: msgpack nested too deep")
+
+// decode reads the msgpack value at the start of b, in one pass, as the Go value fluent-bit-go's
+// codec (ugorji msgpack, default handle) gives it, and what follows it. Strings and binaries are
+// views of the chunk (the guest's copy, kept alive by them). Extensions go through the SDK's
+// decoder and convert.
+func decode(b []byte, depth int) (interface{}, []byte, error) {
+	if depth > maxDepth {
+		return nil, b, errTooDeep
 	}
-	return 0, t, body
+	if len(b) == 0 {
+		return nil, b, msgp.ErrShortBytes
+	}
+	switch t := msgp.NextType(b); t {
+	case msgp.NilType:
+		rest, err := msgp.ReadNilBytes(b)
+		return nil, rest, err
+	case msgp.BoolType:
+		return msgp.ReadBoolBytes(b)
+	case msgp.IntType, msgp.UintType:
+		// The codec reads uint 8 to uint 64 as uint64, every other integer (positive fixint
+		// included) as int64.
+		if b[0] >= 0xcc && b[0] <= 0xcf {
+			return msgp.ReadUint64Bytes(b)
+		}
+		return msgp.ReadInt64Bytes(b)
+	case msgp.Float32Type:
+		f, rest, err := msgp.ReadFloat32Bytes(b)
+		return float64(f), rest, err
+	case msgp.Float64Type:
+		return msgp.ReadFloat64Bytes(b)
+	case msgp.StrType:
+		return msgp.ReadStringZC(b)
+	case msgp.BinType:
+		return msgp.ReadBytesZC(b)
+	case msgp.ArrayType:
+		n, rest, err := msgp.ReadArrayHeaderBytes(b)
+		if err != nil {
+			return nil, b, err
+		}
+		items := make([]interface{}, n)
+		for i := range items {
+			if items[i], rest, err = decode(rest, depth+1); err != nil {
+				return nil, b, err
+			}
+		}
+		return items, rest, nil
+	case msgp.MapType:
+		n, rest, err := msgp.ReadMapHeaderBytes(b)
+		if err != nil {
+			return nil, b, err
+		}
+		m := make(map[interface{}]interface{}, n)
+		for range n {
+			var k, v interface{}
+			if k, rest, err = decode(rest, depth+1); err != nil {
+				return nil, b, err
+			}
+			if v, rest, err = decode(rest, depth+1); err != nil {
+				return nil, b, err
+			}
+			switch key := k.(type) {
+			case []byte:
+				// A []byte cannot be a map key: the codec makes string keys strings.
+				k = string(key)
+			case map[interface{}]interface{}, []interface{}:
+				return nil, b, errors.New("flbgo: a map or an array as a map key")
+			}
+			m[k] = v
+		}
+		return m, rest, nil
+	}
+	v, n, err := outwasm.DecodeValue(b)
+	if err != nil {
+		return nil, b, err
+	}
+	return convert(v), b[n:], nil
 }
 
 // convert gives v the Go type fluent-bit-go's codec (ugorji msgpack, default handle) gives it.

@@ -63,12 +63,14 @@ func TestGetRecordReturnCodes(t *testing.T) {
 		chunk string
 		code  int
 	}{
-		{"\x93\x01\x02\x03", -2},              // not an array of 2
-		{"\x92\xce\x65\x53\xf1\x00\xa1x", -3}, // body not a map
-		{"\x92\x91\x01\x80", -4},              // header of 1
-		{"\x92\x01\x80", -5},                  // a positive fixint time is int64 to the codec
-		{"\x92\xce\x65\x53\xf1\x00\x80", 0},   // uint32 time
-		{"\x92\xc1", -1},                      // malformed
+		{"\x93\x01\x02\x03", -2},                         // not an array of 2
+		{"\x92\xce\x65\x53\xf1\x00\xa1x", -3},            // body not a map
+		{"\x92\x91\x01\x80", -4},                         // header of 1
+		{"\x92\x01\x80", -5},                             // a positive fixint time is int64 to the codec
+		{"\x92\xce\x65\x53\xf1\x00\x80", 0},              // uint32 time
+		{"\x92\xc1", -1},                                 // malformed
+		{"\x92\xce\x65\x53\xf1\x00\x81\xa1k", -1},        // a body that ends inside a map
+		{"\x92\xce\x65\x53\xf1\x00\x81\x91\x01\x02", -1}, // an array as a map key
 	}
 	for _, c := range cases {
 		codes, stamps, _ := records(t, c.chunk)

@@ -1,7 +1,8 @@
 // Package output mirrors the parts of fluent-bit-go's output package
-// (github.com/fluent/fluent-bit-go/output) that output plugins use, on top of out_wasm's Go SDK,
-// so that a fluent-bit-go plugin runs in the sandbox by changing its imports and its
-// registration, not its flush logic:
+// (github.com/fluent/fluent-bit-go/output) that output plugins use, on top of out_wasm's Go SDK.
+// guests/go/build builds an unmodified fluent-bit-go plugin against it (outwasm/flbgo/port
+// rewrites the plugin's import of fluent-bit-go's package to this one and registers its entry
+// points); a plugin written for out_wasm may use it directly too:
 //
 //   - FLBPluginRegister, FLBPluginConfigKey, FLBPluginSetContext, FLBPluginGetContext,
 //     FLBPluginUnregister with the same signatures;
@@ -11,13 +12,17 @@
 //   - FLB_OK, FLB_ERROR, FLB_RETRY with the agent's values.
 //
 // The plugin's entry points (FLBPluginRegister, FLBPluginInit, FLBPluginFlushCtx or
-// FLBPluginFlush, FLBPluginExit or FLBPluginExitCtx) keep their bodies; instead of being
-// exported to the agent with //export and cgo (which GOOS=wasip1 does not have), they are
-// handed to Register, which may also declare configuration keys (with descriptions and
-// defaults, checked by the host); FLBPluginConfigKey reads any other key of the section too.
+// FLBPluginFlush, FLBPluginExitCtx or FLBPluginExit, FLBPluginUnregister) keep their bodies;
+// instead of being exported to the agent with //export and cgo (which GOOS=wasip1 does not
+// have), they are handed to Register, which may also declare configuration keys (with
+// descriptions and defaults, checked by the host); FLBPluginConfigKey reads any other key of
+// the section too. Between flushes the plugin's own goroutines run in the host's idle calls
+// (see Idle).
 package output
 
 import (
+	"os"
+	"runtime"
 	"strings"
 	"time"
 	"unsafe"
@@ -47,6 +52,9 @@ type Plugin struct {
 	Flush   func(data unsafe.Pointer, length int, tag string) int
 	Exit    func() int
 	ExitCtx func(ctx unsafe.Pointer) int
+	// Unregister is FLBPluginUnregister, called after the exit call, as the agent calls it
+	// when it unloads the plugin.
+	Unregister func(def unsafe.Pointer)
 	// Keys are configuration keys the plugin declares (documented, defaulted and checked by
 	// the host); FLBPluginConfigKey reads undeclared keys as well.
 	Keys []outwasm.ConfigKey
@@ -106,6 +114,10 @@ type guest struct {
 	plugin Plugin
 	def    proxyDef
 	inst   instance
+	// registered: FLBPluginRegister was called in this guest instance.
+	registered bool
+	// initialized: FLBPluginInit answered FLB_OK in this guest instance.
+	initialized bool
 }
 
 // Register makes p this component's output plugin. Call it once, from an init function of
@@ -117,7 +129,21 @@ func Register(p Plugin) {
 	outwasm.Export(&guest{plugin: p})
 }
 
-func (g *guest) ConfigSchema() []outwasm.ConfigKey { return g.plugin.Keys }
+// ConfigSchema registers the plugin (the agent calls FLBPluginRegister once, when it loads the
+// plugin) and names it in the log, so out-wasm check shows which plugin the component is.
+func (g *guest) ConfigSchema() []outwasm.ConfigKey {
+	g.register()
+	outwasm.Info("fluent-bit-go plugin %s: %s", g.def.name, g.def.descr)
+	return g.plugin.Keys
+}
+
+// register calls FLBPluginRegister once per guest instance.
+func (g *guest) register() {
+	if !g.registered {
+		g.registered = true
+		g.plugin.Register(unsafe.Pointer(&g.def))
+	}
+}
 
 func (g *guest) AcceptedEventTypes() outwasm.EventTypes {
 	if g.plugin.EventTypes == 0 {
@@ -127,11 +153,13 @@ func (g *guest) AcceptedEventTypes() outwasm.EventTypes {
 }
 
 func (g *guest) Init(ctx *outwasm.InitContext) error {
-	g.plugin.Register(unsafe.Pointer(&g.def))
+	g.register()
+	hostname = ctx.Hostname
 	g.inst = instance{config: ctx.Config}
 	if code := g.plugin.Init(unsafe.Pointer(&g.inst)); code != FLB_OK {
 		return &codeError{"FLBPluginInit of " + g.def.name, code}
 	}
+	g.initialized = true
 	return nil
 }
 
@@ -153,12 +181,46 @@ func (g *guest) Flush(ctx *outwasm.FlushContext, chunk outwasm.Chunk) error {
 }
 
 func (g *guest) Exit(*outwasm.ExitContext) {
+	if !g.initialized {
+		// The agent calls the exit callbacks of initialised instances only (a guest instance
+		// may live only for ConfigSchema, as out-wasm check's does).
+		return
+	}
+	// As the agent's proxy: FLBPluginExitCtx if defined, else FLBPluginExit.
 	if g.plugin.ExitCtx != nil {
 		g.plugin.ExitCtx(unsafe.Pointer(&g.inst))
-	}
-	if g.plugin.Exit != nil {
+	} else if g.plugin.Exit != nil {
 		g.plugin.Exit()
 	}
+	if g.plugin.Unregister != nil {
+		g.plugin.Unregister(unsafe.Pointer(&g.def))
+	}
+}
+
+// Idle lets the plugin's own goroutines run between flushes (a batcher's ticker, a sender
+// worker): natively they run on threads of their own; in the guest they run only while a call
+// waits in Go. So while the plugin has goroutines besides the call's own, Idle waits the host's
+// budget in time.Sleep (Go's scheduler runs them meanwhile, and a timer due within it fires)
+// and asks to be called again; without them it asks for no more calls until the next flush.
+func (g *guest) Idle(budget time.Duration) (time.Duration, bool) {
+	if runtime.NumGoroutine() <= 1 {
+		return 0, false
+	}
+	time.Sleep(budget)
+	return 0, runtime.NumGoroutine() > 1
+}
+
+// hostname is the agent's host name, told at Init.
+var hostname string
+
+// Hostname is os.Hostname as a native plugin sees it: the agent's host name (Go's wasip1
+// runtime answers "wasip1"). guests/go/build rewrites a plugin's os.Hostname calls to it.
+// Before the instance's Init (in a package init function) it is os.Hostname's answer.
+func Hostname() (string, error) {
+	if hostname == "" {
+		return os.Hostname()
+	}
+	return hostname, nil
 }
 
 type codeError struct {
