@@ -49,8 +49,13 @@
 //! * **Signals and panics.** Wasmtime's signal-based traps are off (the agent re-installs its
 //!   own SIGSEGV/SIGFPE handlers on every SIGHUP); every export runs under `catch_unwind`, and
 //!   the library never exits or aborts the process.
+//! * **Memory.** The plugin's own large blocks (1 MiB and more: chunk buffers, renderings) are
+//!   mapped and unmapped directly ([`allocator`]), so freeing one returns its pages and never
+//!   moves glibc's mmap threshold, which would leave tens of MiB with every agent thread that
+//!   once handled a large chunk. The agent's allocations are untouched.
 
 mod agent;
+mod allocator;
 mod bindings;
 mod chunk;
 mod config;
@@ -62,3 +67,6 @@ mod sandbox;
 mod telemetry;
 
 pub mod inspect;
+
+#[global_allocator]
+static ALLOCATOR: allocator::PluginAllocator = allocator::PluginAllocator;

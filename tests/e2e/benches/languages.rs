@@ -12,6 +12,8 @@
 //! The host's own log line says how much of that was loading, so the rest is instantiation plus
 //! the guest's init.
 //!
+//! A second table has the `http` example of each language POSTing to a loopback endpoint.
+//!
 //! Throughput runs with `wasm_stdout off`. The guest still renders every line and makes its one
 //! write per chunk, but the host drops the bytes, so no terminal or pipe is measured.
 
@@ -52,7 +54,7 @@ fn main() {
         "{:<7} {:>9} {:>8} {:>9} {:>10} {:>10} {:>14} {:>14} {:>9}",
         "", "(KiB)", "(s)", "(ms)", "uncached", "cached", "(msgpack)", "(json_lines)", "saves"
     );
-    for lang in languages {
+    for &lang in &languages {
         let started = Instant::now();
         let guest = language_guest(lang, "stdout");
         // The Rust guests are built by cargo together with every other guest, so their time
@@ -70,8 +72,8 @@ fn main() {
 
         // Only the Rust example renders JSON lines itself (with the format crate the host uses);
         // the others print what the host renders, and refuse msgpack.
-        let msgpack = throughput(&guest, "msgpack", &data);
-        let json_lines = throughput(&guest, "json_lines", &data).expect("every stdout example takes json_lines");
+        let msgpack = throughput(&guest, "msgpack", &data, &[]);
+        let json_lines = throughput(&guest, "json_lines", &data, &[]).expect("every stdout example takes json_lines");
         let rate = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
         let saves = msgpack.map_or_else(|| "-".to_owned(), |m| format!("{:.0}%", (1.0 - m / json_lines) * 100.0));
         println!(
@@ -82,6 +84,38 @@ fn main() {
             cached.wall_ms,
             rate(msgpack),
         );
+    }
+    http_rows(&languages, &data);
+}
+
+/// The `http` example of each language POSTing every chunk to a loopback HTTP/1.1 endpoint
+/// that keeps connections alive and answers 200 at once: what a guest's request path costs.
+fn http_rows(languages: &[&str], data: &[u8]) {
+    let server = out_wasm_e2e::http_server::Server::keep_alive(None);
+    let url = format!("http://127.0.0.1:{}/bench", server.port);
+    let grant = format!("127.0.0.1:{}", server.port);
+    let keys = [("url", url.as_str()), ("wasm_allow_net", grant.as_str())];
+    println!();
+    println!("the http example to a loopback endpoint (keep-alive, 200 at once), one request per chunk");
+    println!("{:<7} {:>14} {:>14} {:>13}", "lang", "records/s", "records/s", "json_lines");
+    println!("{:<7} {:>14} {:>14} {:>13}", "", "(msgpack)", "(json_lines)", "vs Rust");
+    let mut rust = None;
+    for &lang in languages {
+        let guest = if lang == "rust" { out_wasm_e2e::guest_path("http") } else { language_guest(lang, "http") };
+        let rate = |format| {
+            let rate = throughput(&guest, format, data, &keys);
+            // The endpoint keeps every body it was sent; a round's worth is enough.
+            server.seen.lock().unwrap().clear();
+            rate
+        };
+        let msgpack = rate("msgpack");
+        let json_lines = rate("json_lines").expect("every http example takes json_lines");
+        if lang == "rust" {
+            rust = Some(json_lines);
+        }
+        let versus = rust.map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", json_lines / r * 100.0));
+        let msgpack = msgpack.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
+        println!("{lang:<7} {msgpack:>14} {json_lines:>14.0} {versus:>13}");
     }
 }
 
@@ -126,16 +160,18 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Best records/s of `guest` over `ROUNDS` rounds with the given `wasm_event_format`; `None`
-/// when the guest refuses that format.
-fn throughput(guest: &Path, format: &str, data: &[u8]) -> Option<f64> {
+/// Best records/s of `guest` over `ROUNDS` rounds with the given `wasm_event_format` (and the
+/// guest's own `keys`); `None` when the guest refuses that format.
+fn throughput(guest: &Path, format: &str, data: &[u8], keys: &[(&str, &str)]) -> Option<f64> {
     let mut plugin: Plugin = open_plugin();
-    let call = plugin.init(out_wasm_e2e::props(&[
+    let mut pairs = vec![
         ("wasm_path", guest.to_str().unwrap()),
         ("wasm_event_format", format),
         ("wasm_stdout", "off"),
         ("wasm_watch", "off"),
-    ]));
+    ];
+    pairs.extend_from_slice(keys);
+    let call = plugin.init(out_wasm_e2e::props(&pairs));
     let Ok(instance) = call.value else {
         plugin.close();
         return None;
