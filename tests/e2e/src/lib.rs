@@ -11,6 +11,7 @@ use out_wasm_loader::{Call, Instance, Plugin, Properties};
 
 pub mod corpus;
 pub mod http_server;
+pub mod registry;
 pub mod sync;
 
 /// Every guest the tests use: the examples and the test guests under `tests/guests`.
