@@ -174,7 +174,15 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
     state.loaded = Some(stamp);
     // The digest alone tells whether the content changed; the file is read whole only to
     // compile a new version (`Shared::prepare`).
-    let Ok(digest) = image::file_digest(path) else { return };
+    let digest = match image::file_digest(path) {
+        Ok(digest) => digest,
+        // Not a component at all: still refused once, by its content's digest, with the reason
+        // `prepare` gives (the header check); a file that cannot be read is looked at again.
+        Err(_) => match std::fs::read(path) {
+            Ok(bytes) => image::digest(&bytes),
+            Err(_) => return,
+        },
+    };
     let current = shared.current();
     if digest == current.digest() || state.failed.as_deref() == Some(digest.as_str()) {
         return;
