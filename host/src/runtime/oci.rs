@@ -569,10 +569,11 @@ impl OciSource {
                         artifact.offline = Some(format!("{err:#}"));
                         Ok(artifact)
                     }
-                    None => Err(err.context(format!(
-                        "and the artifact store holds no verified pull of {} to start from",
+                    // The registry's reason first: it is what the operator fixes.
+                    None => Err(anyhow!(
+                        "{err:#} (and the artifact store holds no verified pull of {} to start from)",
                         self.reference
-                    ))),
+                    )),
                 }
             }
         }

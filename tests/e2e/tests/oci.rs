@@ -120,6 +120,14 @@ fn a_guest_is_pulled_by_tag_and_by_digest_over_tls_with_basic_auth() {
     served_by(&instance, "tally");
     instance.exit();
 
+    // `out-wasm check oci://...` pulls with the same checks, then checks the component.
+    let checked = out_wasm(&registry, &["check", &pinned, "--verify", "digest"]).unwrap();
+    assert!(
+        checked.contains(&format!("pulled:     {pinned}")) && checked.contains(&format!("sha256:     {component}")),
+        "{checked}"
+    );
+    assert!(checked.contains("world:      out-wasm:output/"), "{checked}");
+
     // A digest the repository does not have is refused at init, naming it.
     let missing = registry.reference(&format!("guests/tally@sha256:{}", "0".repeat(64)));
     let failed = init_err(&mut plugin, &pairs(&self::keys(&registry, &missing, &registry.dir.join("c2"), &auth)));
