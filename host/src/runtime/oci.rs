@@ -550,7 +550,13 @@ impl OciSource {
     /// store verified for this reference under the same rule. `None` in the error: nothing to
     /// start from.
     pub fn initial(&self, runtime: &tokio::runtime::Handle) -> Result<Artifact> {
-        let wanted = policy(&self.verify, self.key().ok().as_ref());
+        // An unreadable key refuses the start: the store must not stand in for a signature
+        // that cannot be checked.
+        let key = match &self.verify {
+            Verify::Key(path) => Some(PublicKey::read(path)?),
+            _ => None,
+        };
+        let wanted = policy(&self.verify, key.as_ref());
         let pulled = self
             .registry
             .resolve(runtime, &self.reference)
@@ -576,13 +582,6 @@ impl OciSource {
                     )),
                 }
             }
-        }
-    }
-
-    fn key(&self) -> Result<PublicKey> {
-        match &self.verify {
-            Verify::Key(path) => PublicKey::read(path),
-            _ => bail!("no key"),
         }
     }
 

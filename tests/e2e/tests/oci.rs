@@ -220,6 +220,11 @@ fn under_wasm_oci_verify_an_unsigned_artifact_is_refused_and_a_signed_one_served
     assert!(log.contains("no signature by key") && log.contains("does not verify"), "{log}");
     eprintln!("refused: {}", log.lines().find(|l| l.contains("no signature by key")).unwrap_or_default());
 
+    // A key that cannot be read refuses the start, even with a verified pull in the store.
+    let failed = init_err(&mut plugin, &pairs(&verified("c2", &registry.dir.join("missing.pub"))));
+    let log = failed.log_text();
+    assert!(log.contains("failed to read the wasm_oci_verify key"), "{log}");
+
     // The tag moved to an unsigned version: refused, once, and version 1 keeps serving.
     instance.exit();
     let keys = with(verified("c2", &public), "wasm_oci_poll_interval", "50ms");
