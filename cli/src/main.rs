@@ -1,17 +1,19 @@
 //! `out-wasm`: the plugin author's command. `check` validates a guest component before it is
 //! deployed, `new` starts a guest project, `run` drives `out_wasm.so` from an agent config
-//! without the agent, and `bench` measures a guest's throughput through the real plugin.
+//! without the agent, `bench` measures a guest's throughput through the real plugin, and
+//! `push` and `sign` publish a guest to an OCI registry for `wasm_path oci://...`.
 
 mod bench;
 mod check;
 mod new;
 mod progress;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use out_wasm::inspect::oci;
 use out_wasm_loader::{AgentVersion, Layout, RunOptions, Time, TimeEncoding};
 
 #[derive(Parser)]
@@ -26,8 +28,14 @@ enum Command {
     /// Checks that a guest component loads in out_wasm: its world and WIT version, its imports
     /// against what the host provides, its declared keys, event format and event types.
     Check {
-        /// The guest component (.wasm).
+        /// The guest component (.wasm), or `oci://REGISTRY/REPOSITORY:TAG` (or `@sha256:...`):
+        /// pulled with every check the plugin makes, then checked.
         guest: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// With an `oci://` guest: `off`, `digest` or a cosign public key (`wasm_oci_verify`).
+        #[arg(long, value_name = "off|digest|KEY.pub")]
+        verify: Option<String>,
         /// Also resolve this config (an `[OUTPUT]` section's KEY=VALUE pairs, `wasm_*` keys
         /// included) and run the guest's init once, then exit.
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = key_value)]
@@ -39,6 +47,28 @@ enum Command {
         /// starts warm).
         #[arg(long)]
         no_cache: bool,
+    },
+    /// Pushes a guest component to a registry as a CNCF WebAssembly artifact (config
+    /// `application/vnd.wasm.config.v0+json`, one `application/wasm` layer).
+    Push {
+        /// The guest component (.wasm).
+        guest: PathBuf,
+        /// `oci://REGISTRY/REPOSITORY:TAG`.
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Signs what a reference names now, stored as cosign stores signatures (`sha256-D.sig`),
+    /// for `wasm_oci_verify KEY.pub`.
+    Sign {
+        /// `oci://REGISTRY/REPOSITORY:TAG` or `...@sha256:DIGEST`.
+        reference: String,
+        /// An unencrypted ECDSA P-256 private key, PKCS#8 PEM
+        /// (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Creates a guest project that builds with one command and passes `check`.
     New {
@@ -71,6 +101,24 @@ enum Command {
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = key_value)]
         config: Vec<(String, String)>,
     },
+}
+
+/// How a command reaches a registry: the keys an `[OUTPUT]` section would have.
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// A Docker config.json with the registry's credentials (`wasm_oci_auth_file`; default
+    /// `~/.docker/config.json`).
+    #[arg(long, value_name = "CONFIG.json")]
+    auth_file: Option<PathBuf>,
+    /// CA certificates (PEM) the registry's certificate may chain to (`wasm_tls_ca_file`).
+    #[arg(long, value_name = "CA.pem")]
+    ca_file: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn access(self) -> oci::Access {
+        oci::Access { auth_file: self.auth_file, ca_file: self.ca_file }
+    }
 }
 
 #[derive(clap::Args)]
@@ -157,11 +205,50 @@ fn key_value(arg: &str) -> Result<(String, String)> {
     }
 }
 
+/// The file to check: `guest` itself, or an `oci://` reference pulled (with the plugin's checks)
+/// into a store of its own, kept while the check runs.
+fn pulled(guest: &Path, verify: Option<&str>, access: oci::Access) -> Result<(PathBuf, Option<TempStore>)> {
+    let Some(reference) = guest.to_str().filter(|g| oci::is_reference(g)) else {
+        return Ok((guest.to_owned(), None));
+    };
+    let store = TempStore(std::env::temp_dir().join(format!("out-wasm-check-{}", std::process::id())));
+    let (manifest, path) = oci::pull(reference, verify, &store.0, &access)?;
+    println!("pulled:     {reference} (manifest {manifest})");
+    Ok((path, Some(store)))
+}
+
+/// A directory removed when dropped.
+struct TempStore(PathBuf);
+
+impl Drop for TempStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Check { guest, config, init, no_cache } => {
-            check::check(&guest, (init || !config.is_empty()).then_some(&config[..]), !no_cache)
+        Command::Check { guest, registry, verify, config, init, no_cache } => {
+            pulled(&guest, verify.as_deref(), registry.access()).and_then(|(guest, _store)| {
+                check::check(&guest, (init || !config.is_empty()).then_some(&config[..]), !no_cache)
+            })
+        }
+        Command::Push { guest, reference, registry } => {
+            oci::push(&guest, &reference, &registry.access()).map(|digest| {
+                println!("pushed {} to {reference}: manifest {digest}", guest.display());
+                println!(
+                    "pin it with: wasm_path {}@{digest}",
+                    reference.rsplit_once(':').map_or(&reference[..], |(r, _)| r)
+                );
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Sign { reference, key, registry } => {
+            oci::sign(&reference, &key, &registry.access()).map(|(digest, tag)| {
+                println!("signed {reference} (manifest {digest}): {tag}");
+                ExitCode::SUCCESS
+            })
         }
         Command::New { language, name, dir, root } => new::new(language, &name, &dir, root.as_deref()),
         Command::Run(args) => {

@@ -16,8 +16,10 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// The host's own keys of one `[OUTPUT] Name wasm` section.
 #[derive(Clone, Debug)]
 pub struct HostConfig {
-    /// `wasm_path`: the guest component file (required).
+    /// `wasm_path`: the guest component file, or an `oci://` reference (required).
     pub wasm_path: PathBuf,
+    /// The `wasm_oci_*` keys, when `wasm_path` is an `oci://` reference.
+    pub oci: Option<OciConfig>,
     /// `wasm_watch` (default on): replace the guest when the file's content changes.
     pub watch: bool,
     /// `wasm_watch_interval` (default 2s): how often the file is checked.
@@ -41,6 +43,65 @@ pub struct HostConfig {
     /// `wasm_http_keepalive` (default 15s; `off`): how long the output keeps an idle HTTP
     /// connection of its guests open for their next request. `None`: a connection per request.
     pub http_keepalive: Option<Duration>,
+}
+
+/// Default of `wasm_oci_poll_interval`.
+pub const DEFAULT_OCI_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How a guest is pulled from a registry (`wasm_path oci://...`).
+#[derive(Clone, Debug)]
+pub struct OciConfig {
+    /// The reference: a tag (followed) or a digest (pinned).
+    pub reference: crate::runtime::oci::OciRef,
+    /// `wasm_oci_verify` (default `off`): `digest` (a pinned reference only) or a cosign
+    /// public key file.
+    pub verify: crate::runtime::oci::Verify,
+    /// `wasm_oci_poll_interval` (default 60s): how often a followed tag is resolved.
+    pub poll_interval: Duration,
+    /// `wasm_oci_auth_file` (default `~/.docker/config.json` if it exists): the registry
+    /// credentials.
+    pub auth_file: Option<PathBuf>,
+}
+
+impl OciConfig {
+    fn from_lookup(path: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        use crate::runtime::oci::{OciRef, Verify, is_reference};
+        if !is_reference(path) {
+            for key in ["wasm_oci_verify", "wasm_oci_poll_interval", "wasm_oci_auth_file"] {
+                if lookup(key).is_some() {
+                    bail!("key '{key}' applies to a guest pulled from a registry (wasm_path oci://...), not to a file");
+                }
+            }
+            return Ok(None);
+        }
+        let reference = OciRef::parse(path).context("invalid value for key 'wasm_path'")?;
+        let verify = match lookup("wasm_oci_verify") {
+            None => Verify::Off,
+            Some(v) if v.trim().eq_ignore_ascii_case("off") => Verify::Off,
+            Some(v) if v.trim().eq_ignore_ascii_case("digest") => {
+                if reference.follows() {
+                    bail!(
+                        "wasm_oci_verify digest takes a pinned reference only: write wasm_path \
+                         oci://REGISTRY/REPOSITORY@sha256:DIGEST (or give a cosign public key to follow a tag)"
+                    );
+                }
+                Verify::Digest
+            }
+            Some(v) if v.trim().is_empty() => {
+                bail!("invalid empty value for key 'wasm_oci_verify' (off, digest, or a public key file)")
+            }
+            Some(v) => Verify::Key(PathBuf::from(v.trim())),
+        };
+        let poll_interval = match lookup("wasm_oci_poll_interval") {
+            None => DEFAULT_OCI_POLL_INTERVAL,
+            Some(value) => parse_duration(&value)
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("invalid value {value:?} for key 'wasm_oci_poll_interval' (e.g. 60s, 5m)"))?,
+        };
+        let auth_file =
+            lookup("wasm_oci_auth_file").map(|v| PathBuf::from(v.trim())).filter(|p| !p.as_os_str().is_empty());
+        Ok(Some(Self { reference, verify, poll_interval, auth_file }))
+    }
 }
 
 /// Default of `wasm_http_keepalive`: below the idle timeouts of common servers and load
@@ -140,6 +201,7 @@ impl HostConfig {
         let Some(path) = lookup("wasm_path").filter(|p| !p.trim().is_empty()) else {
             bail!("required key 'wasm_path' (the guest component file) is not set");
         };
+        let oci = OciConfig::from_lookup(&path, &lookup)?;
         let watch = match lookup("wasm_watch") {
             None => true,
             Some(value) => parse_switch(&value)
@@ -240,6 +302,7 @@ impl HostConfig {
         };
         Ok(Self {
             wasm_path: PathBuf::from(path.trim()),
+            oci,
             watch,
             watch_interval,
             warm_spare,
@@ -346,6 +409,47 @@ mod tests {
             description: format!("the {name}"),
             default_value: default.map(Into::into),
             required,
+        }
+    }
+
+    #[test]
+    fn oci_keys_name_a_registry_artifact_and_how_it_is_checked() {
+        use crate::runtime::oci::Verify;
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            HostConfig::from_lookup(move |k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| (*v).to_owned()))
+        };
+        assert!(with(&[("wasm_path", "/g.wasm")]).unwrap().oci.is_none());
+        let tag = with(&[("wasm_path", "oci://localhost:5000/guests/tally:v1")]).unwrap().oci.unwrap();
+        assert!(tag.reference.follows());
+        assert_eq!((tag.verify, tag.poll_interval, tag.auth_file), (Verify::Off, DEFAULT_OCI_POLL_INTERVAL, None));
+        let keyed = with(&[
+            ("wasm_path", "oci://localhost:5000/guests/tally:v1"),
+            ("wasm_oci_verify", "/etc/cosign.pub"),
+            ("wasm_oci_poll_interval", "5s"),
+            ("wasm_oci_auth_file", "/etc/out_wasm/config.json"),
+        ])
+        .unwrap()
+        .oci
+        .unwrap();
+        assert_eq!(keyed.verify, Verify::Key("/etc/cosign.pub".into()));
+        assert_eq!(keyed.poll_interval, Duration::from_secs(5));
+        assert_eq!(keyed.auth_file, Some("/etc/out_wasm/config.json".into()));
+        let pinned = format!("oci://localhost:5000/g@sha256:{}", "a".repeat(64));
+        let pinned: &'static str = Box::leak(pinned.into_boxed_str());
+        let digest = with(Box::leak(Box::new([("wasm_path", pinned), ("wasm_oci_verify", "digest")]))).unwrap();
+        assert_eq!(digest.oci.unwrap().verify, Verify::Digest);
+        for (pairs, why) in [
+            (&[("wasm_path", "oci://localhost:5000/g:v1"), ("wasm_oci_verify", "digest")][..], "pinned reference only"),
+            (&[("wasm_path", "oci://g:v1")][..], "names no registry"),
+            (&[("wasm_path", "/g.wasm"), ("wasm_oci_verify", "digest")][..], "not to a file"),
+            (
+                &[("wasm_path", "oci://localhost:5000/g:v1"), ("wasm_oci_poll_interval", "0s")][..],
+                "wasm_oci_poll_interval",
+            ),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(pairs.to_vec().into_boxed_slice());
+            let err = format!("{:#}", with(pairs).unwrap_err());
+            assert!(err.contains(why), "expected {why:?} in {err}");
         }
     }
 

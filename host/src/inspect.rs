@@ -13,6 +13,8 @@ use wasmtime::component::{Component, Linker, ResourceType};
 pub use crate::bindings::{ConfigKey, DateFormat, EventFormat, EventTypes, JsonOptions};
 pub use crate::log::Level;
 pub use crate::runtime::cache::CompileCache;
+/// Pushing, signing and pulling guests of a registry (`out-wasm push`, `sign`, `check oci://`).
+pub use crate::runtime::oci::tool as oci;
 
 use crate::bindings::{ConfigEntry, WitVersion};
 use crate::config::{self, Limits};

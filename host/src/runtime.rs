@@ -11,4 +11,5 @@ pub mod fault;
 pub mod image;
 pub mod instance;
 pub mod linker;
+pub mod oci;
 pub mod store;

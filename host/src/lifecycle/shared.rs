@@ -16,6 +16,7 @@ use crate::lifecycle::version::GuestVersion;
 use crate::lifecycle::worker::{Call, Phase, Recipe, Worker};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::image::GuestImage;
+use crate::runtime::oci::{Artifact, ArtifactStore, OciSource, Registry};
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
 use crate::sandbox::metrics::GuestMetrics;
@@ -37,6 +38,9 @@ pub struct Shared {
     pub host_metrics: Arc<HostMetrics>,
     /// The kept-alive HTTP connections of all its guest instances.
     pub connections: Arc<Connections>,
+    /// With `wasm_path oci://...`: the registry, the artifact store, and the artifact the
+    /// first version was prepared from (set up by the first [`Shared::prepare`]).
+    oci: Mutex<Option<(Arc<OciSource>, Artifact)>>,
 }
 
 impl Shared {
@@ -63,7 +67,40 @@ impl Shared {
             host_metrics,
             connections: Connections::new(host.http_keepalive),
             host,
+            oci: Mutex::new(None),
         }
+    }
+
+    /// The OCI source and the artifact the serving version was first prepared from, when the
+    /// guest comes from a registry.
+    pub fn oci(&self) -> Option<(Arc<OciSource>, Artifact)> {
+        self.oci.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Connects to the registry and opens the artifact store of `wasm_path oci://...`.
+    fn open_oci(&self, config: &crate::config::OciConfig) -> Result<OciSource> {
+        let agent = self.agent;
+        let lookup = move |key: &str| agent.property(key);
+        let registry = Registry::connect(&config.reference, config.auth_file.as_deref(), &lookup)?;
+        // Beside the compile cache; with the cache off, where it would be by default: pulled
+        // guests must survive a restart for an outage not to stop the agent.
+        let base = self.host.cache_dir.clone().or_else(CompileCache::default_dir).context(
+            "no directory for the artifact store of pulled guests: set wasm_cache_dir (neither XDG_CACHE_HOME nor \
+             HOME is set)",
+        )?;
+        let store = ArtifactStore::open(&ArtifactStore::beside(&base))?;
+        Ok(OciSource {
+            reference: config.reference.clone(),
+            verify: config.verify.clone(),
+            poll_interval: config.poll_interval,
+            registry,
+            store,
+        })
+    }
+
+    /// The I/O runtime of the instance (what the registry client runs on).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 
     /// The version new flushes go to.
@@ -113,14 +150,58 @@ impl Shared {
     /// its format and event types, [`crate::lifecycle::plan`]) and initialises its first
     /// instance: a version ready to serve. Compiling, instantiating and init all happen here,
     /// never on the flush path of another version.
+    /// With `wasm_path oci://...`, the first call pulls the artifact (or, the registry being
+    /// unreachable, takes the last verified pull from the artifact store) and loads that.
     pub fn prepare(&self, logger: &Logger) -> Result<Arc<GuestVersion>> {
+        let Some(config) = &self.host.oci else {
+            return self.prepare_file(&self.host.wasm_path, logger);
+        };
         let path = &self.host.wasm_path;
+        let source = match self.oci() {
+            Some((source, _)) => source,
+            None => {
+                Arc::new(self.open_oci(config).with_context(|| format!("failed to set up guest '{}'", path.display()))?)
+            }
+        };
+        let artifact =
+            source.initial(&self.runtime).with_context(|| format!("failed to pull guest '{}'", path.display()))?;
+        if let Some(why) = &artifact.offline {
+            logger.warn(&format!(
+                "the registry of guest '{}' cannot be reached ({why}): starting from the last verified pull, manifest \
+                 {} (component sha256 {}) from the artifact store {}",
+                path.display(),
+                artifact.manifest,
+                short(&artifact.digest),
+                source.store.dir().display()
+            ));
+        } else {
+            logger.info(&format!(
+                "pulled guest '{}': manifest {}, component sha256 {} ({})",
+                path.display(),
+                artifact.manifest,
+                short(&artifact.digest),
+                source.registry.auth_source()
+            ));
+        }
+        let version = self.prepare_artifact(&artifact, logger)?;
+        *self.oci.lock().unwrap_or_else(PoisonError::into_inner) = Some((source, artifact));
+        Ok(version)
+    }
+
+    /// Prepares a version from a pulled artifact (its component in the artifact store).
+    pub fn prepare_artifact(&self, artifact: &Artifact, logger: &Logger) -> Result<Arc<GuestVersion>> {
+        self.prepare_file(&artifact.path, logger)
+    }
+
+    /// Prepares a version from the component file `path` (`wasm_path`, or a pulled component).
+    fn prepare_file(&self, path: &std::path::Path, logger: &Logger) -> Result<Arc<GuestVersion>> {
         let image = GuestImage::load(path, self.cache.as_ref(), self.host.limits.deadlines)
-            .with_context(|| format!("failed to load guest '{}'", path.display()))?;
+            .with_context(|| format!("failed to load guest '{}'", self.host.wasm_path.display()))?;
         let image = Arc::new(image);
         let setup = || -> Result<Arc<GuestVersion>> {
             let mut worker = self.spawn_worker(&image, logger)?;
-            let (name, guest_path, digest) = (self.name.clone(), path.display().to_string(), image.digest().to_owned());
+            let guest_path = self.host.wasm_path.display().to_string();
+            let (name, digest) = (self.name.clone(), image.digest().to_owned());
             let (format, agent) = (self.host.event_format, self.agent);
             let call = Call::new("config-schema", Phase::Setup, move |instance, _| {
                 Box::pin(async move {
@@ -145,7 +226,7 @@ impl Shared {
             Self::init_worker(&mut worker, &init, logger)?;
             Ok(Arc::new(GuestVersion::new(image.clone(), init, worker)))
         };
-        setup().with_context(|| format!("failed to initialize guest '{}'", path.display()))
+        setup().with_context(|| format!("failed to initialize guest '{}'", self.host.wasm_path.display()))
     }
 
     /// Gives a worker its exit call (with the flush timeout as its time) and stops its thread.

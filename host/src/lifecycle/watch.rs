@@ -1,5 +1,11 @@
-//! The watcher: one plugin thread per watched instance that notices a new guest file, swaps it
-//! in off the flush path, and retires the instances of the version it replaced.
+//! The watcher: one plugin thread per watched instance that notices a new guest (a changed
+//! file, or a followed `oci://` tag that moved), swaps it in off the flush path, and retires
+//! the instances of the version it replaced.
+//!
+//! A followed tag is resolved every `wasm_oci_poll_interval` (with jitter, so a fleet does not
+//! ask the registry in step; backing off while the registry fails). A new manifest digest is
+//! pulled and checked ([`crate::runtime::oci`]) and then swapped in exactly as a new file is.
+//! A registry outage only delays the next version: the current one keeps serving.
 //!
 //! A swap happens only when the file's *content* changes (its SHA-256), after the file stayed
 //! unchanged for one interval (so a copy in progress is not read half-way). The new version is
@@ -13,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -21,6 +27,7 @@ use crate::agent::logger::Logger;
 use crate::lifecycle::shared::{Shared, short};
 use crate::lifecycle::worker::Worker;
 use crate::runtime::image;
+use crate::runtime::oci::{Artifact, OciSource, PullError};
 
 /// What identifies one state of a file without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,18 +104,50 @@ struct State {
     failed: Option<String>,
 }
 
+/// What the watcher follows.
+enum Source {
+    File(State),
+    Tag(TagState),
+    /// A pinned `oci://...@sha256:` reference: nothing to follow, only workers to retire.
+    Pinned,
+}
+
+/// A followed tag.
+struct TagState {
+    source: std::sync::Arc<OciSource>,
+    /// The manifest digest serving now.
+    manifest: String,
+    /// The manifest digest last refused (or that failed to swap in): not tried again until the
+    /// tag moves.
+    failed: Option<String>,
+    /// Registry errors in a row, for the backoff; the first is logged, then one in ten.
+    errors: u32,
+}
+
 fn run(shared: &Shared, loaded: Option<FileStamp>, control: &Receiver<Control>) {
     let logger = shared.logger.deferred();
-    let interval = shared.host.watch_interval;
-    let mut state = State { loaded, seen: None, failed: None };
-    let mut next_check = Instant::now() + interval;
+    let mut source = match shared.oci() {
+        None => Source::File(State { loaded, seen: None, failed: None }),
+        Some((source, _)) if !source.reference.follows() => Source::Pinned,
+        Some((source, artifact)) => {
+            Source::Tag(TagState { source, manifest: artifact.manifest, failed: None, errors: 0 })
+        }
+    };
+    let mut next_check = Instant::now() + first_delay(shared, &source);
     loop {
         match control.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
             Ok(Control::Retire(worker)) => shared.exit_worker(worker, &logger),
             Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
-                check(shared, &mut state, &logger);
-                next_check = Instant::now() + interval;
+                let delay = match &mut source {
+                    Source::File(state) => {
+                        check(shared, state, &logger);
+                        shared.host.watch_interval
+                    }
+                    Source::Tag(state) => poll(shared, state, &logger),
+                    Source::Pinned => Duration::from_secs(3600),
+                };
+                next_check = Instant::now() + delay;
             }
         }
     }
@@ -135,7 +174,15 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
     state.loaded = Some(stamp);
     // The digest alone tells whether the content changed; the file is read whole only to
     // compile a new version (`Shared::prepare`).
-    let Ok(digest) = image::file_digest(path) else { return };
+    let digest = match image::file_digest(path) {
+        Ok(digest) => digest,
+        // Not a component at all: still refused once, by its content's digest, with the reason
+        // `prepare` gives (the header check); a file that cannot be read is looked at again.
+        Err(_) => match std::fs::read(path) {
+            Ok(bytes) => image::digest(&bytes),
+            Err(_) => return,
+        },
+    };
     let current = shared.current();
     if digest == current.digest() || state.failed.as_deref() == Some(digest.as_str()) {
         return;
@@ -168,6 +215,102 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
                 short(current.digest())
             ));
             state.failed = Some(digest);
+            shared.host_metrics.swap_failed();
+        }
+    }
+}
+
+/// When the first check is due.
+fn first_delay(shared: &Shared, source: &Source) -> Duration {
+    match source {
+        Source::File(_) => shared.host.watch_interval,
+        Source::Tag(state) => jittered(state.source.poll_interval),
+        Source::Pinned => Duration::from_secs(3600),
+    }
+}
+
+/// `interval` give or take a tenth, from the clock's nanoseconds: enough to spread a fleet's
+/// polls, without a random number generator.
+fn jittered(interval: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let spread = interval / 5;
+    let offset = spread.mul_f64(f64::from(nanos % 1000) / 1000.0);
+    interval - interval / 10 + offset
+}
+
+/// Resolves the followed tag and swaps a new manifest in; returns when to poll again.
+fn poll(shared: &Shared, state: &mut TagState, logger: &Logger) -> Duration {
+    let source = state.source.clone();
+    let reference = &source.reference;
+    let polled = source.poll(shared.runtime(), &state.manifest, state.failed.as_deref());
+    match polled {
+        Ok(None) => {
+            if state.errors > 0 {
+                logger.info(&format!("the registry of guest '{reference}' answers again"));
+            }
+            state.errors = 0;
+        }
+        Ok(Some(artifact)) => {
+            state.errors = 0;
+            swap_artifact(shared, state, &artifact, logger);
+        }
+        Err((manifest, PullError::Refused(err))) => {
+            state.errors = 0;
+            logger.error(&format!(
+                "refused guest '{reference}' at manifest {manifest}, still serving manifest {}: {err:#}",
+                state.manifest
+            ));
+            state.failed = Some(manifest);
+            shared.host_metrics.swap_failed();
+        }
+        Err((_, PullError::Registry(err))) => {
+            if state.errors.is_multiple_of(10) {
+                logger.warn(&format!(
+                    "cannot poll guest '{reference}' (still serving manifest {}; trying again with backoff): {err:#}",
+                    state.manifest
+                ));
+            }
+            state.errors = state.errors.saturating_add(1);
+            // Doubling up to eight intervals: an outage is not made worse by the fleet.
+            let factor = 1u32 << state.errors.min(3);
+            return jittered(source.poll_interval * factor);
+        }
+    }
+    jittered(source.poll_interval)
+}
+
+fn swap_artifact(shared: &Shared, state: &mut TagState, artifact: &Artifact, logger: &Logger) {
+    let reference = &state.source.reference;
+    let current = shared.current();
+    let started = Instant::now();
+    match shared.prepare_artifact(artifact, logger) {
+        Ok(version) => {
+            let provenance = version.image.provenance();
+            let digest = version.digest().to_owned();
+            let old = shared.install(version);
+            shared.host_metrics.swapped(&digest);
+            logger.info(&format!(
+                "swapped guest '{reference}': sha256 {} -> {} (manifest {} -> {}) in {} ms ({provenance})",
+                short(current.digest()),
+                short(&digest),
+                state.manifest,
+                artifact.manifest,
+                started.elapsed().as_millis()
+            ));
+            state.manifest = artifact.manifest.clone();
+            state.failed = None;
+            for worker in old.map(|old| old.retire()).unwrap_or_default() {
+                shared.exit_worker(worker, logger);
+            }
+        }
+        Err(err) => {
+            logger.error(&format!(
+                "failed to swap in guest '{reference}' at manifest {} (sha256 {}), still serving sha256 {}: {err:#}",
+                artifact.manifest,
+                short(&artifact.digest),
+                short(current.digest())
+            ));
+            state.failed = Some(artifact.manifest.clone());
             shared.host_metrics.swap_failed();
         }
     }

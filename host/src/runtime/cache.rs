@@ -42,20 +42,7 @@ pub enum Origin {
 impl CompileCache {
     /// The cache at `dir` (created 0700 if missing), if it is safe to trust.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("failed to create cache directory {}", dir.display()))?;
-        let meta = std::fs::metadata(dir).with_context(|| format!("failed to inspect {}", dir.display()))?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        if meta.uid() != euid {
-            bail!("cache directory {} belongs to uid {}, not to the agent's uid {euid}", dir.display(), meta.uid());
-        }
-        if meta.permissions().mode() & 0o022 != 0 {
-            bail!("cache directory {} is writable by other users", dir.display());
-        }
+        open_private(dir)?;
         Ok(Self { dir: dir.to_owned() })
     }
 
@@ -119,6 +106,27 @@ impl CompileCache {
     }
 }
 
+/// Creates `dir` (0700) if missing and checks that it can be trusted with what the host maps or
+/// runs from it: it belongs to the agent's user and nobody else can write it. The rule of the
+/// compile cache and of the artifact store of pulled guests (`runtime::oci::store`).
+pub(crate) fn open_private(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("failed to create cache directory {}", dir.display()))?;
+    let meta = std::fs::metadata(dir).with_context(|| format!("failed to inspect {}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        bail!("cache directory {} belongs to uid {}, not to the agent's uid {euid}", dir.display(), meta.uid());
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        bail!("cache directory {} is writable by other users", dir.display());
+    }
+    Ok(())
+}
+
 /// The file holding the SHA-256 of `entry`.
 fn sidecar(entry: &Path) -> PathBuf {
     entry.with_extension("cwasm.sha256")
@@ -134,16 +142,30 @@ fn file_digest(path: &Path) -> std::io::Result<String> {
 
 /// Writes `bytes` to `path` through a temporary file and a rename: readers see the old file or
 /// the new one, whole.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, |file| Ok(file.write_all(bytes)?))
+}
+
+/// As [`write_atomically`], with the content written by `write` (which may stream it): the file
+/// appears at `path` only if `write` succeeds.
+pub(crate) fn write_atomically_with(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    let tmp = temporary(path);
+    let written = std::fs::File::create(&tmp).map_err(anyhow::Error::from).and_then(|mut file| {
+        write(&mut file)?;
+        file.sync_all()?;
+        Ok(())
+    });
     // Concurrent writers each rename a complete file; the last one wins, all are valid.
-    std::fs::rename(&tmp, path).inspect_err(|_| {
+    let renamed = written.and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+    if renamed.is_err() {
         let _ = std::fs::remove_file(&tmp);
-    })?;
-    Ok(())
+    }
+    renamed
+}
+
+/// A name beside `path` no other writer (process or thread) uses.
+fn temporary(path: &Path) -> PathBuf {
+    path.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()))
 }
 
 /// Compiles without any cache.

@@ -11,6 +11,7 @@ use out_wasm_loader::{Call, Instance, Plugin, Properties};
 
 pub mod corpus;
 pub mod http_server;
+pub mod registry;
 pub mod sync;
 
 /// The packages of every guest the tests use, as cargo `-p` patterns: the examples
