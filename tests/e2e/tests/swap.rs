@@ -274,6 +274,15 @@ fn a_swap_proceeds_while_a_flush_is_stuck_in_the_old_version() {
 #[test]
 fn compiled_components_come_from_the_cache_and_a_corrupt_entry_is_recompiled() {
     let (dir, file) = workdir("cache", "tally");
+    // A component of its own: the other tests of this binary run `tally` meanwhile, and a start
+    // would take their compiled component ("shared with another output") instead of the cache.
+    // A custom section (skipped by every reader) makes the digest this test's.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let (name, payload) = (b"swap-cache-test", b"1");
+    bytes.extend_from_slice(&[0, (1 + name.len() + payload.len()) as u8, name.len() as u8]);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    std::fs::write(&file, bytes).unwrap();
     let cache = dir.join("cache");
     let pairs =
         [("wasm_path", file.to_str().unwrap()), ("wasm_cache_dir", cache.to_str().unwrap()), ("wasm_watch", "off")];

@@ -2,7 +2,7 @@
 //! components): they mark everything they log with their version, for hot-swap tests.
 //!
 //! Contract:
-//! - The version is the crate name: `tally` or `tally-v2`.
+//! - The version is the package name without `out-wasm-test-`: `tally` or `tally-v2`.
 //! - Keys: `gate_dir` (optional: the guest path of a directory the test grants read-write, see
 //!   `tests/guests/sync.rs`). `tally-v2` also requires `note`, so swapping to it fails where
 //!   `note` is not set.
@@ -19,7 +19,10 @@ mod sync;
 
 use out_wasm_guest::{Chunk, ConfigKey, FlushError, InitContext, Output, Value, export_output, info};
 
-const VERSION: &str = env!("CARGO_PKG_NAME");
+/// The package name without the workspace's prefix: `tally` or `tally-v2`.
+fn version() -> &'static str {
+    env!("CARGO_PKG_NAME").trim_start_matches("out-wasm-test-")
+}
 
 struct Tally {
     gate_dir: Option<String>,
@@ -29,14 +32,14 @@ struct Tally {
 impl Output for Tally {
     fn config_schema() -> Vec<ConfigKey> {
         let mut keys = vec![ConfigKey::optional("gate_dir", "a granted directory: gated records wait at its gate")];
-        if VERSION == "tally-v2" {
+        if version() == "tally-v2" {
             keys.push(ConfigKey::required("note", "a key only version 2 needs"));
         }
         keys
     }
 
     fn init(ctx: InitContext) -> Result<Self, String> {
-        info!("tally {VERSION} init digest={}", &ctx.guest_digest[..12]);
+        info!("tally {} init digest={}", version(), &ctx.guest_digest[..12]);
         Ok(Tally { gate_dir: ctx.config.get("gate_dir").map(str::to_owned), flushes: 0 })
     }
 
@@ -56,13 +59,13 @@ impl Output for Tally {
             sync::mark(dir, "entered").and_then(|_| sync::wait_at_gate(dir)).map_err(FlushError::Error)?;
         }
         for seq in seqs {
-            info!("tally {VERSION} seq={seq}");
+            info!("tally {} seq={seq}", version());
         }
         Ok(())
     }
 
     fn exit(&mut self) {
-        info!("tally {VERSION} exit flushes={}", self.flushes);
+        info!("tally {} exit flushes={}", version(), self.flushes);
     }
 }
 
