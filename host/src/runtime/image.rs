@@ -1,7 +1,7 @@
 //! A guest component file, compiled and linked once, from which guest instances are made.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -99,15 +99,76 @@ impl GuestImage {
 
 /// The lowercase hex SHA-256 of the component file at `path`, read in pieces, after checking
 /// from its first bytes that it is a component.
+///
+/// A file this process has hashed before and that has not changed since is not read again:
+/// an interpreter's component is 15 to 20 MiB, tens of milliseconds to hash, and every further
+/// output naming it (and every check the watcher makes after a change it then ignores) would
+/// pay that. "Not changed" is the file's identity and stamps as the kernel keeps them (device,
+/// inode, size, modification and status-change times): a write or a rename onto the path
+/// changes one of them, and the status-change time cannot be set back by anyone. This is the
+/// same trust the hot-swap watcher puts in a file's stamp; bytes read for a compile are hashed
+/// again regardless.
 pub fn file_digest(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).context("failed to read the file")?;
+    let identity = file.metadata().ok().map(|meta| FileIdentity::of(&meta));
+    if let Some(digest) = identity.as_ref().and_then(known_digest) {
+        return Ok(digest);
+    }
     let mut head = [0; 8];
     let got = read_up_to(&mut file, &mut head).context("failed to read the file")?;
     check_header(&head[..got])?;
     let mut hasher = Sha256::new();
     hasher.update(&head[..got]);
     std::io::copy(&mut file, &mut hasher).context("failed to read the file")?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    // Stamped before reading: a change while the file was read leaves a stamp that no later
+    // look at the file matches, so that digest is never reused.
+    if let Some(identity) = identity {
+        remember_digest(identity, &digest);
+    }
+    Ok(digest)
+}
+
+/// What tells this process a component file is unchanged without reading it.
+#[derive(Clone, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// Digests of component files hashed in this process, newest last; a handful (each output's
+/// current file and the versions swapped through), bounded so churn cannot grow it.
+static DIGESTS: Mutex<Vec<(FileIdentity, String)>> = Mutex::new(Vec::new());
+const DIGESTS_KEPT: usize = 64;
+
+fn known_digest(identity: &FileIdentity) -> Option<String> {
+    let known = DIGESTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    known.iter().find(|(id, _)| id == identity).map(|(_, digest)| digest.clone())
+}
+
+fn remember_digest(identity: FileIdentity, digest: &str) {
+    let mut known = DIGESTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    known.retain(|(id, _)| *id != identity);
+    if known.len() >= DIGESTS_KEPT {
+        known.remove(0);
+    }
+    known.push((identity, digest.to_owned()));
 }
 
 /// Reads until `buf` is full or the file ends; how much was read.
@@ -218,7 +279,26 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::FileExt;
+
     use super::*;
+
+    #[test]
+    fn a_rewritten_file_is_hashed_again() {
+        let path = std::env::temp_dir().join(format!("out-wasm-digest-{}.wasm", std::process::id()));
+        let first = b"\0asm\x0d\0\x01\0first";
+        let second = b"\0asm\x0d\0\x01\0other";
+        std::fs::write(&path, first).unwrap();
+        assert_eq!(file_digest(&path).unwrap(), digest(first));
+        assert_eq!(file_digest(&path).unwrap(), digest(first), "unchanged: the remembered digest");
+        // Same size, same path, same inode: only the stamps tell the change.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(second, 0).unwrap();
+        assert_eq!(file_digest(&path).unwrap(), digest(second), "a rewrite in place is read again");
+        std::fs::write(&path.with_extension("new"), first).unwrap();
+        std::fs::rename(path.with_extension("new"), &path).unwrap();
+        assert_eq!(file_digest(&path).unwrap(), digest(first), "a rename onto the path is read again");
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn header_check_names_what_the_file_is() {
