@@ -7,8 +7,8 @@
 //! the directory must belong to the agent's user and be writable by nobody else, every entry
 //! has the BLAKE3 hash of its artifact beside it (`.blake3`), checked before use, and entries
 //! appear by atomic rename. BLAKE3 rather than SHA-256 because the check runs on every cached
-//! start over the whole artifact (an interpreter's is 50 to 80 MiB): hashed from a mapping of
-//! the file it takes a fifth of SHA-256's time here, and the check is about integrity (a torn
+//! start over the whole artifact (an interpreter's is 50 to 80 MiB): it takes a fraction of
+//! SHA-256's time here, and the check is about integrity (a torn
 //! copy of a cache volume, a damaged disk), not identity. Entries of earlier releases
 //! (`.sha256` beside them) are not used: the component is compiled once more and stored anew.
 //! Anything off (a foreign or open directory, a torn, truncated or stale entry) means compiling
@@ -139,10 +139,14 @@ fn sidecar(entry: &Path) -> PathBuf {
     entry.with_extension("cwasm.blake3")
 }
 
-/// Lowercase hex BLAKE3 of a file, hashed from a read-only mapping of it (no copy; the pages
-/// are the page cache's, which `deserialize_file` maps next anyway).
+/// Lowercase hex BLAKE3 of a file, read in pieces. Not hashed from a mapping of it: every
+/// page of a mapping counts in the process's resident memory while it is mapped, which would
+/// add the whole artifact (up to 80 MiB) to the agent's peak for the check; read, the pages
+/// stay the page cache's, and `deserialize_file` then maps only what runs.
 fn file_hash(path: &Path) -> std::io::Result<String> {
-    Ok(blake3::Hasher::new().update_mmap(path)?.finalize().to_hex().to_string())
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename: readers see the old file or
