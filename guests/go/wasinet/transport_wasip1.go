@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,11 @@ func fields(req *http.Request, userAgent string) (*wasi_http_types.Fields, error
 		return nil
 	}
 	for name, values := range req.Header {
+		if textproto.CanonicalMIMEHeaderKey(name) == "Content-Length" {
+			// net/http writes req.ContentLength and never this header (reqWriteExcludeHeader);
+			// clients such as aws-sdk-go set both. Added below, once.
+			continue
+		}
 		for _, value := range values {
 			if err := add(name, value); err != nil {
 				return nil, err

@@ -196,10 +196,18 @@ func otherPackages(dst, main string) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && path == main {
-			return filepath.SkipDir
+		if d.IsDir() {
+			// What go build never takes as a package of the module: vendor (its own
+			// packages, fluent-bit-go's included), testdata, _ and . directories.
+			if path != dst && (d.Name() == "vendor" || d.Name() == "testdata" ||
+				strings.HasPrefix(d.Name(), "_") || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
 		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+		// The main package's own files were transformed by mainPackage; its subdirectories
+		// (main may be the module's root) are other packages.
+		if filepath.Dir(path) == main || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
 		plugin, err := importsPlugin(path)
@@ -315,7 +323,68 @@ func goMod(root, dst, sdk string) error {
 			sum = append(sum, line+"\n"...)
 		}
 	}
-	return os.WriteFile(filepath.Join(dst, "go.sum"), sum, 0o644)
+	if err := os.WriteFile(filepath.Join(dst, "go.sum"), sum, 0o644); err != nil {
+		return err
+	}
+	for _, r := range raises(mod) {
+		// go get, not go mod edit: the raised version's own requirements and sums come too.
+		get := exec.Command("go", "get", r.Path+"@"+r.To)
+		get.Dir = dst
+		get.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+		if out, err := get.CombinedOutput(); err != nil {
+			return fmt.Errorf("raising %s from %s to %s in the copy (%s): %v: %s", r.Path, r.From, r.To, r.Why, err, out)
+		}
+		fmt.Fprintf(os.Stderr, "flbgo-port: %s %s raised to %s in the copy: %s\n", r.Path, r.From, r.To, r.Why)
+	}
+	return nil
+}
+
+// wasip1Minimums are the first versions of modules fluent-bit-go plugins commonly require that
+// build for GOOS=wasip1, with what fails before them. A plugin requiring an older one has it
+// raised in the copy (the native build keeps its own): the plugin is built as it is, with the
+// nearest release of that library that builds for the target, and the build says so.
+var wasip1Minimums = []struct{ Path, Version, Why string }{
+	// Its terminal check has no wasip1 file before v1.9.4 ("undefined: isTerminal"). The AWS
+	// Firehose and CloudWatch plugins require v1.9.0.
+	{"github.com/sirupsen/logrus", "v1.9.4", "earlier versions do not compile for wasip1 (undefined: isTerminal)"},
+}
+
+// raise is one requirement of the plugin's module the copy raises.
+type raise struct{ Path, From, To, Why string }
+
+// raises are the requirements of mod older than what builds for wasip1.
+func raises(mod *modFile) []raise {
+	var out []raise
+	for _, r := range mod.Require {
+		for _, m := range wasip1Minimums {
+			if r.Path == m.Path && semverOlder(r.Version, m.Version) {
+				out = append(out, raise{r.Path, r.Version, m.Version, m.Why})
+			}
+		}
+	}
+	return out
+}
+
+// semverOlder says whether module version a is before b (vMAJOR.MINOR.PATCH, with any
+// pre-release or pseudo-version suffix ordered before its release, as a pseudo-version of the
+// next patch is).
+func semverOlder(a, b string) bool {
+	core := func(v string) (n [3]int, pre bool) {
+		v = strings.TrimPrefix(v, "v")
+		if i := strings.IndexAny(v, "-+"); i >= 0 {
+			v, pre = v[:i], true
+		}
+		for i, part := range strings.SplitN(v, ".", 3) {
+			fmt.Sscan(part, &n[i])
+		}
+		return n, pre
+	}
+	x, xp := core(a)
+	y, yp := core(b)
+	if x != y {
+		return older(fmt.Sprintf("%d.%d.%d", x[0], x[1], x[2]), fmt.Sprintf("%d.%d.%d", y[0], y[1], y[2]))
+	}
+	return xp && !yp
 }
 
 // older says whether Go version a (as a go.mod writes it) is before b.

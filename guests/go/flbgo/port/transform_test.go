@@ -391,6 +391,48 @@ func TestModuleCopiesChoosesFilesAndRefusesExcludedOnes(t *testing.T) {
 	}
 }
 
+// The usual layout of public plugins (aws/amazon-kinesis-firehose-for-fluent-bit,
+// aws/amazon-cloudwatch-logs-for-fluent-bit, newrelic/newrelic-fluent-bit-output): the main
+// package at the module's root and the logic in subdirectories importing fluent-bit-go's output
+// package; vendor is never rewritten.
+func TestModuleRewritesSubpackagesOfAMainPackageAtTheRoot(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/plugin\n\ngo 1.20\n\nrequire github.com/fluent/fluent-bit-go v0.0.0-20230731091245-a7a013e2473c\n")
+	write("go.sum", "")
+	write("main.go", typical)
+	lib := "package lib\n\nimport fluentbit \"github.com/fluent/fluent-bit-go/output\"\n\nconst OK = fluentbit.FLB_OK\n"
+	write("lib/lib.go", lib)
+	vendored := "package output\n\n/*\nstatic int x(void) { return 1; }\n*/\nimport \"C\"\n"
+	write("vendor/github.com/fluent/fluent-bit-go/output/output.go", vendored)
+	sdk, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "copy")
+	main, err := Module(dir, dst, sdk)
+	if err != nil {
+		t.Fatalf("Module: %v", err)
+	}
+	if main != dst {
+		t.Errorf("expected the copy's main package at %s, got %s", dst, main)
+	}
+	got, _ := os.ReadFile(filepath.Join(dst, "lib/lib.go"))
+	if want := strings.Replace(lib, "github.com/fluent/fluent-bit-go/output", "outwasm/flbgo/output", 1); string(got) != want {
+		t.Errorf("a subpackage of a main package at the root is rewritten; expected\n%s\ngot\n%s", want, got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "vendor/github.com/fluent/fluent-bit-go/output/output.go")); string(got) != vendored {
+		t.Errorf("vendor is left as it is, got\n%s", got)
+	}
+}
+
 func TestIsPluginLooksAtImports(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"C\") }\n"), 0o644); err != nil {
@@ -404,5 +446,32 @@ func TestIsPluginLooksAtImports(t *testing.T) {
 	}
 	if plugin, err := IsPlugin(dir); err != nil || !plugin {
 		t.Errorf("import \"C\" is a fluent-bit-go plugin's: %v %v", plugin, err)
+	}
+}
+
+func TestRaisesOnlyWhatDoesNotBuildForWasip1(t *testing.T) {
+	mod := &modFile{}
+	for _, r := range [][2]string{
+		{"github.com/sirupsen/logrus", "v1.9.0"},
+		{"github.com/sirupsen/logrus/hooks", "v1.0.0"},
+		{"github.com/aws/aws-sdk-go", "v1.44.0"},
+	} {
+		mod.Require = append(mod.Require, struct{ Path, Version string }{r[0], r[1]})
+	}
+	got := raises(mod)
+	if len(got) != 1 || got[0].Path != "github.com/sirupsen/logrus" || got[0].From != "v1.9.0" || got[0].To != "v1.9.4" {
+		t.Fatalf("expected logrus v1.9.0 raised to v1.9.4 and nothing else, got %+v", got)
+	}
+	for _, v := range []string{"v1.9.4", "v1.10.2", "v2.0.0"} {
+		mod.Require[0].Version = v
+		if got := raises(mod); len(got) != 0 {
+			t.Errorf("%s builds for wasip1 and is kept, got %+v", v, got)
+		}
+	}
+	for _, v := range []string{"v1.9.3", "v1.9.4-rc.1", "v1.9.4-0.20250101000000-abcdefabcdef", "v1.4.2"} {
+		mod.Require[0].Version = v
+		if got := raises(mod); len(got) != 1 {
+			t.Errorf("%s is older than v1.9.4 and is raised, got %+v", v, got)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -59,7 +60,15 @@ func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) int 
 		log.Printf("[flbhttp] %v", err)
 		return output.FLB_ERROR
 	}
-	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	if err != nil {
+		log.Printf("[flbhttp] %v", err)
+		return output.FLB_ERROR
+	}
+	req.Header.Set("Content-Type", "application/json")
+	// Set as well as req.ContentLength, as SDKs do (aws-sdk-go signs it): net/http sends it once.
+	req.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp, err := client.Do(req)
 	if err != nil {
 		log.Printf("[flbhttp] %v", err)
 		return output.FLB_RETRY
