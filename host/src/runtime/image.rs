@@ -294,7 +294,7 @@ mod tests {
         // Same size, same path, same inode: only the stamps tell the change.
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(second, 0).unwrap();
         assert_eq!(file_digest(&path).unwrap(), digest(second), "a rewrite in place is read again");
-        std::fs::write(&path.with_extension("new"), first).unwrap();
+        std::fs::write(path.with_extension("new"), first).unwrap();
         std::fs::rename(path.with_extension("new"), &path).unwrap();
         assert_eq!(file_digest(&path).unwrap(), digest(first), "a rename onto the path is read again");
         std::fs::remove_file(&path).unwrap();
