@@ -314,14 +314,7 @@ var _ = input.FLB_OK
 // were.
 func TestModuleCopiesChoosesFilesAndRefusesExcludedOnes(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, text string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := writer(t, dir)
 	write("go.mod", "module example.com/plugin\n\ngo 1.20\n\nrequire github.com/fluent/fluent-bit-go v0.0.0-20230731091245-a7a013e2473c\n\nreplace github.com/fluent/fluent-bit-go => ../fluent-bit-go\n\nreplace example.com/lib => ./lib\n")
 	write("go.sum", "")
 	write("plugin/main.go", typical)
@@ -397,14 +390,7 @@ func TestModuleCopiesChoosesFilesAndRefusesExcludedOnes(t *testing.T) {
 // package; vendor is never rewritten.
 func TestModuleRewritesSubpackagesOfAMainPackageAtTheRoot(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, text string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := writer(t, dir)
 	write("go.mod", "module example.com/plugin\n\ngo 1.20\n\nrequire github.com/fluent/fluent-bit-go v0.0.0-20230731091245-a7a013e2473c\n")
 	write("go.sum", "")
 	write("main.go", typical)
@@ -472,6 +458,18 @@ func TestRaisesOnlyWhatDoesNotBuildForWasip1(t *testing.T) {
 		mod.Require[0].Version = v
 		if got := raises(mod); len(got) != 1 {
 			t.Errorf("%s is older than v1.9.4 and is raised, got %+v", v, got)
+		}
+	}
+}
+
+// writer writes files (their directories made) under dir, failing t on an error.
+func writer(t *testing.T, dir string) func(name, text string) {
+	return func(name, text string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
