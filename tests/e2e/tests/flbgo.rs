@@ -158,6 +158,17 @@ fn run(agent: &OsString, test: &str, side: Side, config: &str, ready: impl Fn(&s
         });
         (text, thread)
     };
+    // A test that fails while the agent runs (a wait that times out) must not leave it running.
+    struct KillOnPanic(libc::pid_t);
+    impl Drop for KillOnPanic {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                // SAFETY: kill(2) on the agent this test started; it is reaped by no one else.
+                unsafe { libc::kill(self.0, libc::SIGKILL) };
+            }
+        }
+    }
+    let _kill = KillOnPanic(child.id() as libc::pid_t);
     let (stdout, out_thread) = drain(Box::new(child.stdout.take().unwrap()));
     let (log, err_thread) = drain(Box::new(child.stderr.take().unwrap()));
     let mut exited = None;
