@@ -8,9 +8,9 @@
 //! has the BLAKE3 hash of its artifact beside it (`.blake3`), checked before use, and entries
 //! appear by atomic rename. BLAKE3 rather than SHA-256 because the check runs on every cached
 //! start over the whole artifact (an interpreter's is 50 to 80 MiB): it takes a fraction of
-//! SHA-256's time here, and the check is about integrity (a torn
-//! copy of a cache volume, a damaged disk), not identity. Entries of earlier releases
-//! (`.sha256` beside them) are not used: the component is compiled once more and stored anew.
+//! SHA-256's time here, and the check is about integrity (a torn copy of a cache volume, a
+//! damaged disk), not identity. Entries of earlier releases (`.sha256` beside them) are not
+//! used: the component is compiled once more and stored anew.
 //! Anything off (a foreign or open directory, a torn, truncated or stale entry) means compiling
 //! from source, never failing.
 //!

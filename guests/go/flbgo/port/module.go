@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"golang.org/x/mod/semver"
 )
 
 // EntryFile is the name of the generated file in the copy's main package.
@@ -357,34 +359,12 @@ func raises(mod *modFile) []raise {
 	var out []raise
 	for _, r := range mod.Require {
 		for _, m := range wasip1Minimums {
-			if r.Path == m.Path && semverOlder(r.Version, m.Version) {
+			if r.Path == m.Path && semver.Compare(r.Version, m.Version) < 0 {
 				out = append(out, raise{r.Path, r.Version, m.Version, m.Why})
 			}
 		}
 	}
 	return out
-}
-
-// semverOlder says whether module version a is before b (vMAJOR.MINOR.PATCH, with any
-// pre-release or pseudo-version suffix ordered before its release, as a pseudo-version of the
-// next patch is).
-func semverOlder(a, b string) bool {
-	core := func(v string) (n [3]int, pre bool) {
-		v = strings.TrimPrefix(v, "v")
-		if i := strings.IndexAny(v, "-+"); i >= 0 {
-			v, pre = v[:i], true
-		}
-		for i, part := range strings.SplitN(v, ".", 3) {
-			fmt.Sscan(part, &n[i])
-		}
-		return n, pre
-	}
-	x, xp := core(a)
-	y, yp := core(b)
-	if x != y {
-		return older(fmt.Sprintf("%d.%d.%d", x[0], x[1], x[2]), fmt.Sprintf("%d.%d.%d", y[0], y[1], y[2]))
-	}
-	return xp && !yp
 }
 
 // older says whether Go version a (as a go.mod writes it) is before b.
