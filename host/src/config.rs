@@ -153,7 +153,8 @@ impl FormatKey {
 /// What a guest instance may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// `wasm_memory_limit` (default 128M): bytes of each linear memory.
+    /// `wasm_memory_limit` (default 128M): bytes of all of a guest instance's linear memories and
+    /// tables together (`sandbox::memory`).
     pub memory: usize,
     /// `wasm_flush_timeout` (default 10s): how long one flush (or exit) may run.
     pub flush_timeout: Duration,
@@ -256,8 +257,8 @@ impl HostConfig {
         };
         if limits.idle_budget > limits.flush_timeout {
             bail!(
-                "wasm_idle_budget ({} ms) must not exceed wasm_flush_timeout ({} ms): an idle call runs under the \
-                 flush deadline",
+                "wasm_idle_budget ({} ms) must not exceed wasm_flush_timeout ({} ms): a flush that arrives during \
+                 an idle call waits for it",
                 limits.idle_budget.as_millis(),
                 limits.flush_timeout.as_millis()
             );

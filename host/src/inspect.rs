@@ -228,6 +228,7 @@ impl Session {
         let instance = runtime.block_on(within_init_timeout(async {
             let sandbox = Sandbox {
                 max_level: Level::Trace,
+                output: "check",
                 log: LogSink::new(events.clone()),
                 memory_limit: Limits::default().memory,
                 deadlines: true,

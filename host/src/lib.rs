@@ -68,5 +68,8 @@ mod telemetry;
 
 pub mod inspect;
 
+/// The budgets of a guest's text, for the tests that hold a hostile guest to them.
+pub use log::{LOG_BYTES_PER_CALL, LOG_LINES_PER_CALL, MAX_LINE_BYTES, STDIO_BYTES_PER_CALL};
+
 #[global_allocator]
 static ALLOCATOR: allocator::PluginAllocator = allocator::PluginAllocator;

@@ -73,8 +73,8 @@ impl Capabilities {
     /// Opens exactly what was granted in a fresh WASI context; what the guest does that the
     /// host logs goes to `log`. Returns the instance's network policy, which judges its
     /// sockets here and its lookups and HTTP requests where those are provided.
-    pub fn apply(&self, builder: &mut WasiCtxBuilder, log: &LogSink) -> Result<Arc<NetPolicy>> {
-        stdio::apply(builder, self.stdout, self.stderr, log);
+    pub fn apply(&self, builder: &mut WasiCtxBuilder, log: &LogSink, output: &str) -> Result<Arc<NetPolicy>> {
+        stdio::apply(builder, self.stdout, self.stderr, log, output);
         env::apply(builder, &self.env);
         filesystem::apply(builder, &self.dirs)?;
         Ok(network::apply(builder, &self.net, log))

@@ -118,6 +118,7 @@ impl Shared {
         let agent = self.agent;
         let recipe = Recipe {
             image: image.clone(),
+            output: self.name.clone(),
             limits: self.host.limits,
             capabilities: self.host.capabilities.clone(),
             meters: Meters { guest: self.metrics.clone(), host: self.host_metrics.clone() },

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 
 use crate::agent::logger::Logger;
 use crate::config::Limits;
-use crate::log::{LOG_LINES_PER_CALL, Level, Lines, LogSink};
+use crate::log::{Dropped, LOG_BYTES_PER_CALL, LOG_LINES_PER_CALL, Level, Lines, LogSink, STDIO_BYTES_PER_CALL};
 use crate::runtime::engine::WORKER_STACK;
 use crate::runtime::fault::Fault;
 use crate::runtime::image::GuestImage;
@@ -63,6 +63,8 @@ pub enum Phase {
     Setup,
     /// Serving: `flush`, `exit` (`wasm_flush_timeout`).
     Serve,
+    /// Background work: `idle` (`wasm_idle_budget` and [`IDLE_MARGIN`]).
+    Idle,
 }
 
 /// The future of a call on an instance: the guest's answer, or the fault that ended it.
@@ -155,6 +157,8 @@ struct Probe {
 /// What a worker's guest instance is made of.
 pub struct Recipe {
     pub image: Arc<GuestImage>,
+    /// The output's name, which the guest's lines on the agent's stderr carry.
+    pub output: String,
     pub limits: Limits,
     pub capabilities: Arc<Capabilities>,
     pub meters: Meters,
@@ -304,6 +308,7 @@ async fn within<'a, T>(
     let (limit, key) = match phase {
         Phase::Setup => (limits.init_timeout, "wasm_init_timeout"),
         Phase::Serve => (limits.flush_timeout, "wasm_flush_timeout"),
+        Phase::Idle => (limits.idle_budget + IDLE_MARGIN, "wasm_idle_budget"),
     };
     if !limits.deadlines {
         return future(None).await;
@@ -332,13 +337,14 @@ fn serve(
     lines: &Arc<WorkerLines>,
     probe: &Probe,
 ) {
-    let Recipe { image, limits, capabilities, config, connections, .. } = recipe;
+    let Recipe { image, output, limits, capabilities, config, connections, .. } = recipe;
     let done = |outcome: Result<(), Fault>| lines.events.send(Event::Done(outcome)).is_ok();
     // WASI's host side is built on tokio; give it this instance's runtime instead of letting it
     // start a global one whose threads would outlive the instance.
     let _runtime = runtime.enter();
     let sandbox = Sandbox {
         max_level,
+        output,
         log: LogSink::new(lines.clone()),
         memory_limit: limits.memory,
         deadlines: limits.deadlines,
@@ -382,7 +388,7 @@ fn serve(
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
                     lines.idle.store(true, Ordering::Release);
-                    let next = idle(&mut instance, runtime, limits, probe);
+                    let next = idle(&mut instance, runtime, limits, lines, probe);
                     lines.idle.store(false, Ordering::Release);
                     match next {
                         Ok(next) => idle_at = next.map(|after| Instant::now() + after.max(limits.idle_interval)),
@@ -411,14 +417,7 @@ fn serve(
             runtime.block_on(within(limits, name, phase, |deadline| run(&mut instance, deadline)))
         }))
         .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest call")));
-        let dropped = instance.dropped_log_lines();
-        if dropped > 0 {
-            let line = format!(
-                "guest wrote {dropped} more log lines in one {name} call; dropped (at most {LOG_LINES_PER_CALL} a call)"
-            );
-            let _ = lines.events.send(Event::Log(Level::Warn, line));
-            probe.host.log_lines_dropped(dropped);
-        }
+        report_dropped(&instance, name, lines, probe);
         let poisoned = outcome.is_err();
         let (size, cap) = instance.memory();
         if size as f64 > cap as f64 * RECYCLE_AT {
@@ -439,19 +438,54 @@ fn serve(
     probe.host.instance_ended(reported);
 }
 
-/// One `idle` call, under the flush deadline, with the idle budget.
+/// Says what the call `name` wrote past its text budgets (to the waiting agent thread, or the
+/// deferred log during `idle`), and counts it.
+fn report_dropped(instance: &GuestInstance, name: &str, lines: &WorkerLines, probe: &Probe) {
+    let Dropped { lines: dropped, stdio_bytes } = instance.dropped_text();
+    if dropped > 0 {
+        lines.line(
+            Level::Warn,
+            format!(
+                "guest wrote {dropped} more log lines in one {name} call; dropped (at most {LOG_LINES_PER_CALL} \
+                 lines and {} KiB a call)",
+                LOG_BYTES_PER_CALL >> 10
+            ),
+        );
+        probe.host.log_lines_dropped(dropped);
+    }
+    if stdio_bytes > 0 {
+        lines.line(
+            Level::Warn,
+            format!(
+                "guest wrote {stdio_bytes} more bytes to stdout or stderr in one {name} call; dropped (at most {} \
+                 MiB a call)",
+                STDIO_BYTES_PER_CALL >> 20
+            ),
+        );
+    }
+}
+
+/// How long past `wasm_idle_budget` an `idle` call may run before it is stopped: room for a
+/// collection, a host call in flight when the budget ends, or a loaded machine (a stopped call
+/// discards the instance and whatever its goroutines held), well under a flush's deadline. With
+/// the defaults a guest that spins in `idle` gets at most 300 ms of every 1.3 s.
+pub const IDLE_MARGIN: Duration = Duration::from_millis(250);
+
+/// One `idle` call, with the idle budget, stopped at the budget plus [`IDLE_MARGIN`].
 fn idle(
     instance: &mut GuestInstance,
     runtime: &tokio::runtime::Handle,
     limits: &Limits,
+    lines: &WorkerLines,
     probe: &Probe,
 ) -> Result<Option<Duration>, Fault> {
     instance.begin_call();
     let budget = limits.idle_budget;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(within(limits, "idle", Phase::Serve, |_| Box::pin(instance.idle(budget))))
+        runtime.block_on(within(limits, "idle", Phase::Idle, |_| Box::pin(instance.idle(budget))))
     }))
     .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest's idle call")));
+    report_dropped(instance, "idle", lines, probe);
     probe.host.idled();
     outcome
 }

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use anyhow::{Result, anyhow, bail};
@@ -54,12 +55,16 @@ mod status {
 /// Runs `body`; a panic becomes `on_panic` and one line on stderr, never an unwind into C.
 fn guard<T>(symbol: &str, on_panic: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        // Outside `catch_unwind` nothing may panic: `eprintln!` does when stderr is closed or
+        // full, so the line is written with its failure ignored, and the payload is dropped
+        // inside a guard of its own (a payload's destructor may panic too).
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic".to_owned());
-        eprintln!("[out_wasm] internal error: panic in {symbol}: {what}");
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        let _ = writeln!(std::io::stderr(), "[out_wasm] internal error: panic in {symbol}: {what}");
         on_panic
     })
 }
@@ -247,20 +252,20 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
 /// As [`FLBPluginFlushCtx`], without the context.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn FLBPluginFlush(data: *const c_void, size: usize, tag: *const c_char) -> c_int {
-    guard("FLBPluginFlush", status::FLUSH_PANICKED, || match registry::live().as_slice() {
-        // SAFETY: live instances stay valid until their exit call; data and tag as documented.
-        [only] => match unsafe { flush(&*only.0, data, size, tag) } {
+    guard("FLBPluginFlush", status::FLUSH_PANICKED, || match registry::lease_only() {
+        // SAFETY: the lease keeps the instance from being freed (an exit waits for it to end);
+        // data and tag as documented.
+        Ok(lease) => match unsafe { flush(&*lease.instance().0, data, size, tag) } {
             Ok(flushed) => status::flush(flushed),
             Err(err) => {
                 eprintln!("[out_wasm] flush refused: {err:#}");
                 status::flush(FlushStatus::Error)
             }
         },
-        live => {
+        Err(live) => {
             eprintln!(
-                "[out_wasm] the agent called the legacy FLBPluginFlush with {} live instances; \
-                 it cannot say which one the chunk is for, so the chunk is refused",
-                live.len()
+                "[out_wasm] the agent called the legacy FLBPluginFlush with {live} live instances; \
+                 it cannot say which one the chunk is for, so the chunk is refused"
             );
             status::flush(FlushStatus::Error)
         }

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Trap, WasmBacktrace};
 
 /// Why a guest call did not return normally.
@@ -31,7 +32,8 @@ pub enum FaultKind {
     Trap,
     /// The call ran past `wasm_flush_timeout` / `wasm_init_timeout`.
     Deadline,
-    /// The guest grew its memory past `wasm_memory_limit`.
+    /// The guest grew its memory past `wasm_memory_limit`, or held more host-side handles than
+    /// its cap.
     Memory,
     /// The host failed around the call (instantiation, a worker thread gone).
     Host,
@@ -68,12 +70,18 @@ impl Fault {
     pub fn from_call(err: wasmtime::Error) -> Self {
         let trap = err.downcast_ref::<Trap>().copied();
         let memory = err.downcast_ref::<crate::sandbox::memory::MemoryLimitExceeded>().is_some();
+        let handles = err.chain().any(|cause| cause.downcast_ref::<ResourceTableError>().is_some());
         let backtrace = err
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| bt.to_string().trim_end().to_owned())
             .filter(|bt| !bt.is_empty());
         let exit = err.downcast_ref::<wasmtime_wasi::I32Exit>().map(|exit| exit.0);
         let message = match (trap, exit) {
+            _ if handles => format!(
+                "guest exceeded its handle limit: it holds {} host resources at once (files, sockets, streams, \
+                 pollables, HTTP requests and header fields it has not dropped)",
+                crate::sandbox::memory::HostSideCaps::HANDLES
+            ),
             (Some(trap), _) => format!("guest trapped: {trap}"),
             // `exit` in the guest (Go's os.Exit and log.Fatal, C's exit): what it printed before
             // is in the log already.
@@ -83,7 +91,7 @@ impl Fault {
             // A host-raised trap (the memory cap): its own message, the backtrace kept apart.
             (None, None) => format!("guest trapped: {}", anyhow::Error::from(err).root_cause()),
         };
-        Self { trap, deadline: false, memory, message, backtrace, during: None }
+        Self { trap, deadline: false, memory: memory || handles, message, backtrace, during: None }
     }
 
     /// The same fault, said to have happened in the export `call`.

@@ -13,7 +13,7 @@ use crate::bindings::{
     ConfigEntry, ConfigKey, EventFormat, EventTypes, FlushContext, FlushError, InitContext, OutputPlugin, WitVersion,
     v0_1_0, v0_2_0,
 };
-use crate::log::{Level, LogSink};
+use crate::log::{Dropped, Level, LogSink};
 use crate::runtime::fault::Fault;
 use crate::runtime::image::{GuestImage, Pre};
 use crate::runtime::store::HostState;
@@ -22,7 +22,7 @@ use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
 use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
-use crate::sandbox::memory::MemoryCap;
+use crate::sandbox::memory::{GuestBudget, HostSideCaps};
 use crate::sandbox::metrics::{GuestMetrics, Metrics};
 
 /// The guest's exports, bound at the WIT version it was built against.
@@ -41,6 +41,8 @@ pub struct GuestInstance {
 /// What an instance is made with, besides its component.
 pub struct Sandbox<'a> {
     pub max_level: Level,
+    /// The output's name (`init-context.instance`), which the guest's stderr lines carry.
+    pub output: &'a str,
     pub log: LogSink,
     pub memory_limit: usize,
     pub deadlines: bool,
@@ -60,18 +62,25 @@ impl GuestInstance {
     /// Instantiates `image` with a WASI context that opens only what the sandbox's capabilities
     /// grant, and its memory limit of linear memory at most; growing past it traps.
     pub async fn instantiate(image: &GuestImage, sandbox: Sandbox<'_>) -> anyhow::Result<Self> {
-        let Sandbox { max_level, log, memory_limit, deadlines, capabilities, metrics, config, connections } = sandbox;
+        let Sandbox { max_level, output, log, memory_limit, deadlines, capabilities, metrics, config, connections } =
+            sandbox;
         let mut wasi = WasiCtxBuilder::new();
-        let net = capabilities.apply(&mut wasi, &log)?;
+        let net = capabilities.apply(&mut wasi, &log, output)?;
+        // What the guest can make the host keep besides its memories: bounded handles, each
+        // bounded in bytes (sandbox::memory).
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(HostSideCaps::HANDLES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(HostSideCaps::FIELD_BYTES);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             http_policy: HttpPolicy::new(net, capabilities.tls.client(), connections),
             logging: Logging::new(max_level, log.clone()),
             metrics: Metrics::new(metrics, log.clone()),
             config,
-            memory: MemoryCap::new(memory_limit),
+            memory: GuestBudget::new(memory_limit),
             log,
         };
         let mut store = Store::new(image.engine(), state);
@@ -102,8 +111,8 @@ impl GuestInstance {
         self.store.data().log.begin_call();
     }
 
-    /// Log lines the guest wrote past its budget in the current call.
-    pub fn dropped_log_lines(&self) -> u64 {
+    /// What the guest wrote past its text budgets in the current call.
+    pub fn dropped_text(&self) -> Dropped {
         self.store.data().log.dropped()
     }
 
@@ -211,7 +220,7 @@ impl GuestInstance {
         }
     }
 
-    /// How far this instance's linear memory has grown, and the cap (`wasm_memory_limit`).
+    /// What this instance's memories and tables take together, and the cap (`wasm_memory_limit`).
     pub fn memory(&self) -> (usize, usize) {
         self.store.data().memory.usage()
     }

@@ -13,7 +13,7 @@ use crate::log::LogSink;
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
-use crate::sandbox::memory::MemoryCap;
+use crate::sandbox::memory::GuestBudget;
 use crate::sandbox::metrics::Metrics;
 use crate::sandbox::network::Lookup;
 
@@ -26,7 +26,8 @@ pub struct HostState {
     pub logging: Logging,
     pub metrics: Metrics,
     pub config: ConfigLookup,
-    pub memory: MemoryCap,
+    /// Its memories and tables against `wasm_memory_limit`.
+    pub memory: GuestBudget,
     /// The sink every capability above writes its log lines to, kept here to start each call
     /// with a fresh budget and to count what the budget dropped.
     pub log: LogSink,

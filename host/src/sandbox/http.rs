@@ -76,6 +76,12 @@ impl WasiHttpHooks for HttpPolicy {
         let (net, connections) = (self.net.clone(), self.connections.clone());
         Box::new(async move { send(request, port, options.unwrap_or_default(), tls, &net, connections).await })
     }
+
+    /// A write to a request body may hand the host this much: what a body not yet sent keeps
+    /// in host memory is bounded (see `sandbox::memory::HostSideCaps`).
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::sandbox::memory::HostSideCaps::BODY_WRITE_BYTES
+    }
 }
 
 /// A connection, plain or TLS, as hyper drives it.

@@ -1,9 +1,14 @@
 //! `wasm_stdout`, `wasm_stderr`: where a guest's stdout and stderr go. `agent` (the default)
-//! is the agent's own stdout / stderr, `log` makes each text line a line of the agent's log
-//! (stdout at info, stderr at warn, within the guest's log budget), `off` discards them.
+//! is the agent's own stdout / stderr, within a byte budget per call
+//! ([`crate::log::STDIO_BYTES_PER_CALL`]) and with control characters written out (a guest
+//! cannot drive the terminal); on stderr, where the agent writes its log, each line carries the
+//! instance's name, so none passes for the agent's. `log` makes each text line a line of the
+//! agent's log (stdout at info, stderr at warn, within the guest's log budget), `off` discards
+//! them.
 
-use std::io;
+use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::{Result, bail};
@@ -41,17 +46,106 @@ impl Stdio {
     }
 }
 
-/// Connects the guest's stdout and stderr as configured; `log` streams write to `log`.
-pub fn apply(builder: &mut WasiCtxBuilder, stdout: Stdio, stderr: Stdio, log: &LogSink) {
+/// Connects the guest's stdout and stderr as configured; `log` streams write to `log`, and
+/// `agent` streams spend its budget. `instance` is the output's name, which guest lines on the
+/// agent's stderr carry.
+pub fn apply(builder: &mut WasiCtxBuilder, stdout: Stdio, stderr: Stdio, log: &LogSink, instance: &str) {
     match stdout {
-        Stdio::Agent => drop(builder.inherit_stdout()),
+        Stdio::Agent => drop(builder.stdout(AgentStream { fd: Fd::Stdout, prefix: None, log: log.clone() })),
         Stdio::Log => drop(builder.stdout(LogStream { level: Level::Info, prefix: "stdout: ", log: log.clone() })),
         Stdio::Off => {}
     }
+    let prefix: Arc<str> = format!("[out_wasm:{instance}] ").into();
     match stderr {
-        Stdio::Agent => drop(builder.inherit_stderr()),
+        Stdio::Agent => drop(builder.stderr(AgentStream { fd: Fd::Stderr, prefix: Some(prefix), log: log.clone() })),
         Stdio::Log => drop(builder.stderr(LogStream { level: Level::Warn, prefix: "stderr: ", log: log.clone() })),
         Stdio::Off => {}
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Fd {
+    Stdout,
+    Stderr,
+}
+
+/// `wasm_stdout agent` / `wasm_stderr agent`: the agent's own stream, written as the guest
+/// writes it but within the call's budget, control characters written out, and on stderr each
+/// line starting with the instance's name.
+#[derive(Clone)]
+struct AgentStream {
+    fd: Fd,
+    prefix: Option<Arc<str>>,
+    log: LogSink,
+}
+
+impl IsTerminal for AgentStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for AgentStream {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(AgentWriter { stream: self.clone(), at_line_start: true })
+    }
+}
+
+struct AgentWriter {
+    stream: AgentStream,
+    /// The next byte starts a line (and so takes the prefix).
+    at_line_start: bool,
+}
+
+impl AgentWriter {
+    /// `buf` made printable: line breaks and tabs kept, other control bytes written out, the
+    /// prefix before each line. Bytes that are not UTF-8 pass as they are (a guest may print
+    /// another encoding), except the control bytes.
+    fn render(&mut self, buf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(buf.len() + 16);
+        for &byte in buf {
+            if self.at_line_start
+                && let Some(prefix) = &self.stream.prefix
+            {
+                out.extend_from_slice(prefix.as_bytes());
+            }
+            self.at_line_start = byte == b'\n';
+            match byte {
+                b'\n' | b'\t' => out.push(byte),
+                0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{byte:02x}").as_bytes()),
+                _ => out.push(byte),
+            }
+        }
+        out
+    }
+}
+
+impl AsyncWrite for AgentWriter {
+    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        // Past the budget the bytes are taken and dropped (counted, and said after the call):
+        // failing the write would make some guests retry it forever.
+        if !self.stream.log.take_stdio(buf.len()) {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let out = self.render(buf);
+        // The agent's own streams, written whole and at once as WASI's inherited ones are.
+        let written = match self.stream.fd {
+            Fd::Stdout => io::stdout().lock().write_all(&out),
+            Fd::Stderr => io::stderr().lock().write_all(&out),
+        };
+        Poll::Ready(written.map(|()| buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let flushed = match self.stream.fd {
+            Fd::Stdout => io::stdout().flush(),
+            Fd::Stderr => io::stderr().flush(),
+        };
+        Poll::Ready(flushed)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
     }
 }
 

@@ -200,6 +200,16 @@ pub fn init_err(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> Call<i32> {
     }
 }
 
+/// The first message at `level` with `needle` in its first line, with the lines that follow it
+/// at that level (the host writes each line of a message as a log line of its own, so a trap's
+/// wasm backtrace follows its fault line).
+pub fn message_at<T>(call: &Call<T>, level: i32, needle: &str) -> Option<String> {
+    let start = call.logs.iter().position(|l| l.level == level && l.message.contains(needle))?;
+    let lines: Vec<&str> =
+        call.logs[start..].iter().take_while(|l| l.level == level).map(|l| l.message.as_str()).collect();
+    Some(lines.join("\n"))
+}
+
 /// Records `[[EventTime, {}], body]` with the given bodies (JSON), stamped `seconds.nanos`.
 pub fn chunk(bodies: &[&str], seconds: u32, nanoseconds: u32) -> Vec<u8> {
     chunk_with(

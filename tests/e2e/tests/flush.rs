@@ -116,13 +116,10 @@ fn a_trap_retries_the_chunk_and_a_fresh_instance_serves_the_next() {
     let (plugin, instance) = probe(&[]);
     let call = instance.flush(&chunk(&[r#"{"a":1}"#, r#"{"probe":"trap"}"#], 1, 0), "t");
     assert_eq!(call.value, FLB_RETRY, "a trap keeps the chunk: FLB_RETRY, log:\n{}", call.log_text());
-    let fault = call
-        .logs
-        .iter()
-        .find(|l| l.level == 1 && l.message.contains("faulted in flush"))
+    let fault = out_wasm_e2e::message_at(&call, 1, "faulted in flush")
         .unwrap_or_else(|| panic!("expected an error line about the fault, log:\n{}", call.log_text()));
     for needle in ["probe.wasm", "guest trapped", "will be retried", "probe::Probe"] {
-        assert!(fault.message.contains(needle), "expected {needle:?} (with the wasm backtrace) in:\n{}", fault.message);
+        assert!(fault.contains(needle), "expected {needle:?} (with the wasm backtrace) in:\n{fault}");
     }
 
     let next = instance.flush(&chunk(&[r#"{"a":2}"#], 1, 0), "t");

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use out_wasm_e2e::sync::{EVENT_TIMEOUT, SyncDir, watchdog};
-use out_wasm_e2e::{chunk, go_test_guest, guest_path, init_err, init_ok, lines_with, open_plugin};
+use out_wasm_e2e::{chunk, go_test_guest, guest_path, init_err, init_ok, lines_with, message_at, open_plugin};
 use out_wasm_loader::{Call, FLB_ERROR, FLB_OK, FLB_RETRY, Instance, Plugin, status_name};
 
 const EVIL: &str = r#"{"evil":true}"#;
@@ -29,9 +29,11 @@ fn hostile(mode: &str, extra: &[(&str, &str)]) -> (Plugin, Instance) {
     (plugin, instance)
 }
 
+/// A message at `level` (its first line with `needles[0]`, with the lines that follow it) has
+/// every one of `needles`.
 fn assert_logged(call: &Call<i32>, level: i32, needles: &[&str]) {
-    let found = call.logs.iter().any(|l| l.level == level && needles.iter().all(|n| l.message.contains(n)));
-    assert!(found, "expected a level-{level} line with all of {needles:?}; log:\n{}", call.log_text());
+    let found = message_at(call, level, needles[0]).is_some_and(|m| needles.iter().all(|n| m.contains(n)));
+    assert!(found, "expected a level-{level} message with all of {needles:?}; log:\n{}", call.log_text());
 }
 
 /// The chunk after a fault is delivered by a fresh instance (the warm spare, whose init ran
@@ -49,7 +51,7 @@ fn faults_are_answered_retry_logged_and_followed_by_a_fresh_instance() {
         ("spin", &["exceeded its flush deadline of 300 ms (wasm_flush_timeout)"]),
         ("sleep", &["exceeded its flush deadline of 300 ms (wasm_flush_timeout)"]),
         ("alloc-until-cap", &["exceeded its memory limit", "wasm_memory_limit is 32 MiB"]),
-        ("huge-alloc", &["exceeded its memory limit: it asked for 15", "wasm_memory_limit is 32 MiB"]),
+        ("huge-alloc", &["exceeded its memory limit", "would take 15", "wasm_memory_limit is 32 MiB"]),
         ("oob-load", &["guest trapped", "out of bounds memory access", "hostile::"]),
         ("recursion", &["guest trapped", "call stack exhausted"]),
         ("panic", &["guest trapped", "unreachable", "hostile::"]),
@@ -381,5 +383,324 @@ fn real_agent_shuts_down_while_a_guest_is_stuck_in_a_flush() {
     assert!(status.success(), "the agent stopped with {status}; log:\n{log}");
     for needle in ["exceeded its flush deadline of 5000 ms (wasm_flush_timeout)", "service has stopped"] {
         assert!(log.contains(needle), "expected {needle:?} in the agent's log:\n{log}");
+    }
+}
+
+/// A component that implements WIT 0.1.0 (every call answers ok) from one core module with, beside
+/// its own memory of one page, `memories` more linear memories of `pages` pages and `tables`
+/// tables of `elements` elements: what a guest can declare beyond the memory it runs in.
+fn sprawl(memories: usize, pages: u32, tables: usize, elements: u32) -> std::path::PathBuf {
+    let mut core = String::from("(module\n  (memory (export \"memory\") 1)\n");
+    for _ in 0..memories {
+        core += &format!("  (memory {pages})\n");
+    }
+    for _ in 0..tables {
+        core += &format!("  (table {elements} funcref)\n");
+    }
+    // A bump allocator for the host's arguments; results live in the zeroed first page (an empty
+    // list, `ok`, the first enum case).
+    core += r#"
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $at i32)
+    (local.set $at (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                            (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $at) (local.get 3)))
+    (block $fits
+      (br_if $fits (i32.le_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536))))
+      (drop (memory.grow (i32.add (i32.shr_u (global.get $heap) (i32.const 16)) (i32.const 1)))))
+    (local.get $at))
+  (func (export "out-wasm:output/output@0.1.0#config-schema") (result i32) (i32.const 16))
+  (func (export "out-wasm:output/output@0.1.0#preferred-event-format") (result i32) (i32.const 0))
+  (func (export "out-wasm:output/output@0.1.0#init")
+    (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32) (i32.const 32))
+  (func (export "out-wasm:output/output@0.1.0#flush") (param i32 i32 i32 i32) (result i32) (i32.const 32))
+  (func (export "out-wasm:output/output@0.1.0#exit"))
+)
+"#;
+    let dir = out_wasm_e2e::scratch_dir("sprawl");
+    let name = format!("m{memories}x{pages}-t{tables}x{elements}");
+    let core_path = dir.join(format!("{name}.core.wasm"));
+    std::fs::write(&core_path, wat::parse_str(&core).expect("the sprawl module assembles")).unwrap();
+    let out = dir.join(format!("{name}.wasm"));
+    // wasm-tools (installed by guests/c/setup, pinned in guests/toolchains.sh) makes it a
+    // component of the frozen 0.1.0 world.
+    let script = r#"set -e; . guests/toolchains.sh
+        tools="$OUT_WASM_TOOLCHAIN_CACHE/wasm-tools-$WASM_TOOLS_VERSION/bin/wasm-tools"
+        "$tools" component embed --world output-plugin wit/v0.1.0 "$1" -o "$2.embedded"
+        "$tools" component new "$2.embedded" -o "$2""#;
+    let status = std::process::Command::new("bash")
+        .args(["-c", script, "sprawl"])
+        .arg(&core_path)
+        .arg(&out)
+        .current_dir(out_wasm_e2e::workspace_root())
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "making the sprawl component failed ({status}); is guests/c/setup done?");
+    out
+}
+
+#[test]
+fn all_memories_and_tables_of_a_guest_share_its_one_budget() {
+    let run = |path: &std::path::Path| {
+        vec![("wasm_path", path.to_str().unwrap().to_owned()), ("wasm_memory_limit", "128M".to_owned())]
+    };
+    let pairs = |run: &Vec<(&'static str, String)>| run.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let mut plugin = open_plugin();
+    // The component itself is a working plugin: what refuses the others is their size.
+    let small = sprawl(2, 16, 2, 1000);
+    let owned = pairs(&run(&small));
+    let borrowed: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let instance = init_ok(&mut plugin, &borrowed);
+    let call = instance.flush(&chunk(&[PLAIN], 1, 0), "t");
+    assert_eq!(call.value, FLB_OK, "{}", call.log_text());
+    instance.exit();
+    for (path, needles) in [
+        // Eight memories of 100 MiB: each under 128M, 800 MiB together.
+        (
+            sprawl(8, 1600, 0, 0),
+            &["exceeded its memory limit", "growing a linear memory", "wasm_memory_limit is 128 MiB"][..],
+        ),
+        // Twenty tables of a million elements (8 MB each in the host).
+        (sprawl(0, 0, 20, 1_000_000), &["exceeded its memory limit", "growing a table"][..]),
+        // Many small memories: past the count a store may hold.
+        (sprawl(40, 1, 0, 0), &["memory count too high"][..]),
+    ] {
+        let owned = pairs(&run(&path));
+        let borrowed: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let call = init_err(&mut plugin, &borrowed);
+        let text = call.log_text();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            call.logs
+                .iter()
+                .any(|l| l.level == 1 && l.message.contains(name) && needles.iter().all(|n| l.message.contains(n))),
+            "{name}: expected an error naming the guest and {needles:?}; log:\n{text}"
+        );
+    }
+    plugin.close();
+}
+
+#[test]
+fn a_guest_holding_host_handles_is_stopped_at_its_cap() {
+    let _hang = watchdog("a flush of a guest holding handles");
+    let (plugin, instance) = hostile("hold-fields", &[("count", "100")]);
+    let call = instance.flush(&chunk(&[EVIL], 1, 0), "t");
+    assert_eq!(call.value, FLB_OK, "100 sets of fields are nothing to refuse; log:\n{}", call.log_text());
+    assert_eq!(lines_with(&call, "hostile holds 100 fields").len(), 1, "{}", call.log_text());
+    instance.exit();
+    plugin.close();
+    // The issue's case: 2,000 sets of fields of 8 KiB each per flush, all kept.
+    let (plugin, instance) = hostile("hold-fields", &[]);
+    let call = instance.flush(&chunk(&[EVIL], 1, 0), "t");
+    assert_eq!(call.value, FLB_RETRY, "{}", call.log_text());
+    assert_logged(&call, 1, &["hostile.wasm", "faulted in flush", "exceeded its handle limit", "1024 host resources"]);
+    assert_fresh_instance_delivers(&instance);
+    instance.exit();
+    plugin.close();
+}
+
+#[test]
+fn guest_text_never_passes_for_the_agents_own_lines() {
+    let (plugin, instance) = hostile("forge-log", &[("wasm_stdout", "log"), ("wasm_stderr", "log")]);
+    let call = instance.flush(&chunk(&[EVIL], 1, 0), "t");
+    assert_eq!(call.value, FLB_OK, "{}", call.log_text());
+    let text = call.log_text();
+    let forged = lines_with(&call, "forged by a guest");
+    assert_eq!(forged.len(), 3, "the log line, stdout's and stderr's:\n{text}");
+    for line in &forged {
+        assert!(!line.contains(['\n', '\r', '\u{1b}']), "a control character reached the log: {line:?}");
+        assert!(line.starts_with("[output:wasm:wasm.0] "), "every line carries its instance: {line:?}");
+    }
+    // A log message is one line: its line break is written out. Stdout and stderr are text, so
+    // a line break there starts a new log line, which carries the instance and the stream.
+    assert_eq!(lines_with(&call, "hostile forged\\n[2026/12/07 10:00:00] [error] [engine]").len(), 1, "{text}");
+    for stream in ["stdout", "stderr"] {
+        let needle = format!("[output:wasm:wasm.0] {stream}: [2026/12/07 10:00:00] [error] [engine] forged by a guest");
+        assert_eq!(lines_with(&call, &needle).len(), 1, "{needle:?} in:\n{text}");
+    }
+    instance.exit();
+    plugin.close();
+}
+
+/// Runs the hostile guest in `mode` through `out-wasm-loader` on one evil record, with the
+/// guest's stdout and stderr the loader's own (`wasm_stdout agent`, the default).
+fn run_loader(mode: &str) -> std::process::Output {
+    use std::io::Write;
+    let guest = guest_path("hostile");
+    let conf = format!(
+        "[SERVICE]\n    Flush 1\n\n[INPUT]\n    Name stdin\n    Tag t\n\n[OUTPUT]\n    Name wasm\n    Match *\n    \
+         wasm_watch off\n    wasm_path {}\n    mode {mode}\n",
+        guest.display()
+    );
+    let path = out_wasm_e2e::scratch_dir("stdio").join(format!("{mode}.conf"));
+    std::fs::write(&path, conf).unwrap();
+    let mut child = std::process::Command::new(out_wasm_e2e::loader_bin())
+        .arg("-c")
+        .arg(&path)
+        .arg("-e")
+        .arg(out_wasm_e2e::plugin_path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the loader starts");
+    child.stdin.take().unwrap().write_all(format!("{EVIL}\n").as_bytes()).unwrap();
+    child.wait_with_output().expect("the loader runs")
+}
+
+#[test]
+fn the_agents_stdout_and_stderr_take_guest_text_within_a_budget_and_marked() {
+    let output = run_loader("forge-log");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!output.stdout.contains(&0x1b) && !output.stderr.contains(&0x1b), "an escape sequence got through");
+    assert!(stdout.contains("[2026/12/07 10:00:00] [error] [engine] forged by a guest\\x1b[2J"), "stdout:\n{stdout}");
+    let on_stderr: Vec<&str> = stderr.lines().filter(|l| l.contains("forged by a guest")).collect();
+    assert!(!on_stderr.is_empty(), "stderr:\n{stderr}");
+    for line in on_stderr {
+        assert!(line.contains("[out_wasm:wasm.0] ") || line.contains("[output:wasm:wasm.0] "), "unmarked: {line:?}");
+    }
+    let output = run_loader("flood-stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        output.stdout.len() <= out_wasm::STDIO_BYTES_PER_CALL,
+        "{} bytes of stdout from one call of 64 MiB",
+        output.stdout.len()
+    );
+    assert!(output.stdout.len() >= out_wasm::STDIO_BYTES_PER_CALL / 2, "the budget's worth is written");
+    assert!(
+        stderr.contains("more bytes to stdout or stderr in one flush call; dropped (at most 16 MiB a call)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn idle_work_is_bounded_in_time_and_in_the_text_it_leaves() {
+    out_wasm_loader::metrics::load_agent_symbols().expect("the agent-symbols library loads");
+    // A guest that floods its log from idle, with no chunk ever routed to it.
+    let sync = out_wasm_e2e::sync::SyncDir::new("idle-flood");
+    let grant = sync.grant();
+    let (plugin, instance) = hostile(
+        "idle-flood",
+        &[
+            ("sync_dir", out_wasm_e2e::sync::SyncDir::GUEST),
+            ("wasm_allow_dirs", grant.as_str()),
+            ("wasm_idle_interval", "10ms"),
+            // Not what this half is about: no loaded machine should stop these calls.
+            ("wasm_idle_budget", "2s"),
+            ("wasm_flush_timeout", "10s"),
+            ("wasm_warm_spare", "off"),
+        ],
+    );
+    sync.wait_for_marks("idle", 30, "idle calls (20 MiB of log lines each)");
+    let call = instance.flush(&chunk(&[PLAIN], 1, 0), "t");
+    assert_eq!(call.value, FLB_OK, "{}", call.log_text());
+    let queued: Vec<&str> = call.logs.iter().map(|l| l.message.as_str()).filter(|m| m.contains("iiii")).collect();
+    let bytes: usize = queued.iter().map(|m| m.len()).sum();
+    // The queue is drained when the agent's call starts and again when it ends (an idle call
+    // may have run in between): each time at most its bound.
+    assert!(bytes <= 2 * out_wasm::LOG_BYTES_PER_CALL, "{bytes} bytes of idle lines were kept for the flush");
+    assert!(queued.iter().all(|m| m.len() < 5000 && m.ends_with("more bytes cut]")), "lines are cut");
+    assert_logged(&call, 2, &["log lines written between the agent's calls were dropped"]);
+    instance.exit();
+    plugin.close();
+
+    // A guest that spins in idle is stopped at its budget and a margin, as a flush is.
+    let sync = out_wasm_e2e::sync::SyncDir::new("idle-spin");
+    let grant = sync.grant();
+    let (plugin, instance) = hostile(
+        "idle-spin",
+        &[
+            ("sync_dir", out_wasm_e2e::sync::SyncDir::GUEST),
+            ("wasm_allow_dirs", grant.as_str()),
+            ("wasm_idle_interval", "10ms"),
+            ("wasm_warm_spare", "off"),
+            ("alias", "idle-spin"),
+        ],
+    );
+    sync.wait_for_marks("idle", 1, "the idle call that spins");
+    out_wasm_e2e::sync::wait_until("the idle call's deadline fault", || {
+        let metrics = out_wasm_loader::metrics::snapshot().of("idle-spin");
+        metrics.value("fluentbit_wasm_faults_total", &["idle-spin", "deadline"]).is_some_and(|n| n >= 1.0)
+    });
+    let call = instance.flush(&chunk(&[PLAIN], 1, 0), "t");
+    assert_eq!(call.value, FLB_OK, "a fresh instance delivers; log:\n{}", call.log_text());
+    assert_logged(
+        &call,
+        1,
+        &["hostile.wasm", "faulted in idle and is discarded", "idle deadline of 300 ms (wasm_idle_budget)"],
+    );
+    instance.exit();
+    plugin.close();
+}
+
+/// The agent's peak resident memory so far, in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the agent's status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib << 10
+}
+
+/// In the real agent, each hostile guest of the issue's cases is held to its budget while the
+/// agent's other output keeps delivering: peak RSS stays under the agent's own, plus
+/// (workers + spare) x (`wasm_memory_limit` + the host-side margin of docs/security.md).
+#[test]
+fn real_agent_holds_hostile_guests_to_their_budget_while_another_output_delivers() {
+    let Some(agent) = std::env::var_os("FLUENT_BIT") else {
+        eprintln!(
+            "SKIP real_agent_holds_hostile_guests_to_their_budget_while_another_output_delivers: FLUENT_BIT is not \
+             set (the path of a fluent-bit binary); this test needs the real agent"
+        );
+        return;
+    };
+    // The agent, the plugin, its engine and a compiled guest, with room to spare (measured:
+    // docs/security.md); the guest's own budget is 32 MiB, with 21 MiB of host-side margin.
+    const AGENT_AND_PLUGIN: u64 = 96 << 20;
+    const PER_INSTANCE: u64 = (32 + 21) << 20;
+    for (mode, matched, event, marks) in [("hold-fields", "evil", "flush", 8), ("idle-flood", "nothing", "idle", 40)] {
+        let sync = SyncDir::new(&format!("agent-{mode}"));
+        let dir = out_wasm_e2e::scratch_dir("sandbox-agent");
+        let delivered = dir.join(format!("{mode}.out"));
+        let _ = std::fs::remove_file(&delivered);
+        let config = dir.join(format!("{mode}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "[SERVICE]\n    Flush 0.2\n    Grace 1\n    Log_Level info\n\n\
+                 [INPUT]\n    Name dummy\n    Tag evil\n    Dummy {EVIL}\n    Rate 5\n\n\
+                 [INPUT]\n    Name dummy\n    Tag good\n    Dummy {PLAIN}\n    Rate 5\n\n\
+                 [OUTPUT]\n    Name wasm\n    Match {matched}\n    wasm_path {}\n    mode {mode}\n    sync_dir {}\n    \
+                 wasm_allow_dirs {}\n    wasm_memory_limit 32M\n    wasm_idle_interval 10ms\n    wasm_idle_budget 2s\n    \
+                 wasm_watch off\n\n\
+                 [OUTPUT]\n    Name file\n    Match good\n    Path {}\n    File {}\n",
+                guest_path("hostile").display(),
+                SyncDir::GUEST,
+                sync.grant(),
+                dir.display(),
+                delivered.file_name().unwrap().to_str().unwrap(),
+            ),
+        )
+        .unwrap();
+        let agent = out_wasm_e2e::RealAgent::start(&agent, &config, std::process::Stdio::null());
+        sync.wait_for_marks(event, marks, &format!("{mode}: the guest's {event} calls in the agent"));
+        let before = std::fs::read_to_string(&delivered).map(|text| text.lines().count()).unwrap_or(0);
+        out_wasm_e2e::sync::wait_until(&format!("{mode}: the file output delivering meanwhile"), || {
+            std::fs::read_to_string(&delivered).is_ok_and(|text| text.lines().count() > before)
+        });
+        let peak = peak_rss(agent.child.id());
+        let log = agent.stop();
+        let bound = AGENT_AND_PLUGIN + 2 * PER_INSTANCE;
+        eprintln!("{mode}: the agent's peak RSS {} MiB (bound {} MiB)", peak >> 20, bound >> 20);
+        assert!(peak < bound, "{mode}: the agent's peak RSS {} MiB, over {} MiB; log:\n{log}", peak >> 20, bound >> 20);
+        if mode == "hold-fields" {
+            assert!(log.contains("exceeded its handle limit") && log.contains("hostile.wasm"), "{log}");
+        }
     }
 }

@@ -36,7 +36,18 @@
 //!   - `lookup`: resolves the name `target` with `wasi:sockets/ip-name-lookup`; success logs
 //!     `hostile lookup succeeded: <addresses>` (comma-separated) and answers ok; failure
 //!     answers error with `hostile lookup denied: <error-code>`.
+//!   - `hold-fields`: creates `count` (default 2000) `wasi:http/types.fields`, each with one
+//!     header of `size` bytes (default 8192), and keeps them all, flush after flush; then logs
+//!     `hostile holds <n> fields` and answers ok.
+//!   - `forge-log`: logs, and prints on stdout and stderr, text made to pass for the agent's
+//!     own log line (a line break, a timestamp, `[error] [engine]`, a terminal escape
+//!     sequence), then answers ok.
+//!   - `flood-stdout`: prints 64 MiB on stdout, then answers ok.
 //! - Mode `trap-every`: every `every`-th flush panics, evil or not; the others deliver.
+//! - Modes that misbehave in `idle` (WIT 0.3.0), whether or not a chunk ever comes:
+//!   `idle-flood` logs 20 lines of 1 MiB each call and asks to be called again at once;
+//!   `idle-spin` loops forever in its first `idle` call. With `sync_dir`, each of their idle
+//!   calls first creates the mark `idle.<n>`.
 //! - exit logs `hostile exit`; in mode `panic-exit` it then panics.
 
 #[path = "../../sync.rs"]
@@ -55,7 +66,14 @@ struct Hostile {
     sleep: Duration,
     sync_dir: Option<String>,
     flushes: u64,
+    count: usize,
+    size: usize,
+    /// What `hold-fields` keeps.
+    held: Vec<wasi::http::types::Fields>,
 }
+
+/// Text made to pass for a line of the agent's own log.
+const FORGED: &str = "hostile forged\n[2026/12/07 10:00:00] [error] [engine] forged by a guest\u{1b}[2J\u{1b}[31m";
 
 #[inline(never)]
 #[allow(unconditional_recursion, reason = "exhausting the stack is the point")]
@@ -64,7 +82,7 @@ fn recurse(depth: u64) -> u64 {
 }
 
 impl Hostile {
-    fn evil(&self) -> Result<(), FlushError> {
+    fn evil(&mut self) -> Result<(), FlushError> {
         match self.mode.as_str() {
             "spin" => loop {
                 black_box(());
@@ -135,6 +153,35 @@ impl Hostile {
                 Err(code) => Err(FlushError::Error(format!("hostile lookup denied: {}", code.name()))),
             },
             "env" => self.report(std::env::var(&self.target).map(|v| v.len()).map_err(std::io::Error::other)),
+            "hold-fields" => {
+                let name = "x-hostile".to_owned();
+                let value = vec![b'h'; self.size];
+                for _ in 0..self.count {
+                    let fields = wasi::http::types::Fields::new();
+                    // A refusal (the value is past the host's cap) keeps the empty fields all
+                    // the same: the handle is what the host holds.
+                    let _ = fields.append(&name, &value);
+                    self.held.push(fields);
+                }
+                info!("hostile holds {} fields", self.held.len());
+                Ok(())
+            }
+            "forge-log" => {
+                info!("{FORGED}");
+                println!("{FORGED}");
+                eprintln!("{FORGED}");
+                Ok(())
+            }
+            "flood-stdout" => {
+                use std::io::Write;
+                let block = vec![b'o'; 64 << 10];
+                let mut stdout = std::io::stdout().lock();
+                for _ in 0..1024 {
+                    stdout.write_all(&block).map_err(|err| FlushError::Error(err.to_string()))?;
+                }
+                drop(stdout.flush());
+                Ok(())
+            }
             other => Err(FlushError::Error(format!("unknown mode {other}"))),
         }
     }
@@ -177,6 +224,8 @@ impl Output for Hostile {
             ConfigKey::optional("every", "trap-every: which flushes panic").default("3"),
             ConfigKey::optional("sleep_ms", "how long a delivering flush takes").default("0"),
             ConfigKey::optional("sync_dir", "a granted directory for the marks tests count"),
+            ConfigKey::optional("count", "hold-fields: fields made per flush").default("2000"),
+            ConfigKey::optional("size", "hold-fields: bytes of each header value").default("8192"),
         ]
     }
 
@@ -202,6 +251,9 @@ impl Output for Hostile {
             sleep: Duration::from_millis(ctx.config.parse("sleep_ms")?.unwrap_or(0)),
             sync_dir,
             flushes: 0,
+            count: ctx.config.parse("count")?.unwrap_or(2000),
+            size: ctx.config.parse("size")?.unwrap_or(8192),
+            held: Vec::new(),
         })
     }
 
@@ -225,6 +277,27 @@ impl Output for Hostile {
         std::thread::sleep(self.sleep);
         info!("hostile delivered {records} records in flush #{}", self.flushes);
         Ok(())
+    }
+
+    fn idle(&mut self, _budget: Duration) -> Option<Duration> {
+        if let Some(dir) = &self.sync_dir
+            && self.mode.starts_with("idle-")
+        {
+            let _ = sync::mark(dir, "idle");
+        }
+        match self.mode.as_str() {
+            "idle-flood" => {
+                let line = "i".repeat(1 << 20);
+                for _ in 0..20 {
+                    info!("{line}");
+                }
+                Some(Duration::ZERO)
+            }
+            "idle-spin" => loop {
+                black_box(());
+            },
+            _ => None,
+        }
     }
 
     fn exit(&mut self) {
