@@ -65,6 +65,9 @@ enum Control {
 pub struct Watcher {
     control: Sender<Control>,
     thread: Option<JoinHandle<()>>,
+    /// The registry of a followed tag: a poll in flight is abandoned when the watcher stops, so
+    /// exit (and a hot reload) never waits on a registry.
+    oci: Option<std::sync::Arc<OciSource>>,
 }
 
 impl Watcher {
@@ -72,11 +75,12 @@ impl Watcher {
     /// version was read.
     pub fn start(shared: Arc<Shared>, loaded: Option<FileStamp>) -> Result<Self> {
         let (control, requests) = mpsc::channel();
+        let oci = shared.oci().map(|(source, _)| source);
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-watch-{}", shared.name))
             .spawn(move || run(&shared, loaded, &requests))
             .context("failed to start a thread")?;
-        Ok(Self { control, thread: Some(thread) })
+        Ok(Self { control, thread: Some(thread), oci })
     }
 
     /// Hands over a worker of a retired version, to be exited off the flush path.
@@ -88,6 +92,9 @@ impl Watcher {
 
     /// Stops the thread after the exit calls it still owes, and waits for it.
     pub fn stop(mut self) {
+        if let Some(source) = &self.oci {
+            source.registry.cancel();
+        }
         let _ = self.control.send(Control::Stop);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
