@@ -478,7 +478,10 @@ mod tests {
                 &[("wasm_path", "oci://localhost:5000/g:v1"), ("wasm_oci_insecure_http", "maybe")][..],
                 "wasm_oci_insecure_http",
             ),
-            (&[("wasm_path", "oci://localhost:5000/g:v1"), ("wasm_oci_pull_timeout", "0s")][..], "wasm_oci_pull_timeout"),
+            (
+                &[("wasm_path", "oci://localhost:5000/g:v1"), ("wasm_oci_pull_timeout", "0s")][..],
+                "wasm_oci_pull_timeout",
+            ),
         ] {
             let pairs: &'static [(&'static str, &'static str)] = Box::leak(pairs.to_vec().into_boxed_slice());
             let err = format!("{:#}", with(pairs).unwrap_err());

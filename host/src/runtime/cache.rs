@@ -13,6 +13,7 @@
 //!   read the key never verifies, whatever they can write;
 //! - entries, MACs and the key are written under random names with `O_EXCL | O_NOFOLLOW` and
 //!   appear by rename (the key by a link that never replaces one).
+//!
 //! The entry is opened once (`O_NOFOLLOW`, the agent's, writable by no one else), its MAC
 //! computed from that descriptor, and the same file mapped (through `/proc/self/fd`), so no
 //! name is resolved between the check and the mapping. BLAKE3 because the check runs on every

@@ -392,8 +392,8 @@ impl Registry {
                 }
                 // A registry that names no digest: the manifest itself, hashed (capped as any).
                 let answer = self.fetch.get(&path, MANIFEST_TYPES).await?;
-                let body = fetch::read_capped(answer.response, MANIFEST_CAP, &format!("the manifest of {reference}"))
-                    .await?;
+                let body =
+                    fetch::read_capped(answer.response, MANIFEST_CAP, &format!("the manifest of {reference}")).await?;
                 Ok::<_, PullError>(sha256_of(&body))
             })
             .map_err(|err| match err {

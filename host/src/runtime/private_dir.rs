@@ -158,7 +158,8 @@ impl PrivateDir {
     fn temporary_with(&self, write: impl FnOnce(&mut File) -> Result<()>) -> Result<String> {
         let mut random = [0u8; 12];
         getrandom::fill(&mut random).map_err(|err| anyhow::anyhow!("failed to get random bytes: {err}"))?;
-        let tmp: String = std::iter::once(".tmp-".to_owned()).chain(random.iter().map(|b| format!("{b:02x}"))).collect();
+        let tmp: String =
+            std::iter::once(".tmp-".to_owned()).chain(random.iter().map(|b| format!("{b:02x}"))).collect();
         let mut file = self.create_new(&tmp)?;
         if let Err(err) = write(&mut file) {
             self.remove(&tmp);
@@ -246,10 +247,10 @@ mod tests {
         let base = scratch("owner");
         let cache = base.join("theirs/cache");
         PrivateDir::create(&cache).unwrap();
-        rustix::fs::chown(&base.join("theirs"), Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        rustix::fs::chown(base.join("theirs"), Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
         let err = format!("{:#}", PrivateDir::open(&cache).err().expect("a parent of another uid is refused"));
         assert!(err.contains("belongs to uid 65534, neither root nor the agent's"), "{err}");
-        rustix::fs::chown(&base.join("theirs"), Some(rustix::fs::Uid::from_raw(0)), None).unwrap();
+        rustix::fs::chown(base.join("theirs"), Some(rustix::fs::Uid::from_raw(0)), None).unwrap();
         rustix::fs::chown(&cache, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
         let err = format!("{:#}", PrivateDir::open(&cache).err().expect("a directory of another uid is refused"));
         assert!(err.contains("belongs to uid 65534, not to the agent's"), "{err}");
@@ -265,7 +266,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, base.join("cache/planted")).unwrap();
         assert!(dir.create_new("planted").is_err(), "a symlink planted at a new file's name is refused");
         assert!(dir.create_once("planted", b"ours").is_ok_and(|made| !made), "nor replaced");
-        let err = format!("{:#}", dir.read("planted", 64).err().expect("a symlink is not read"));
+        let err = format!("{:#}", dir.read("planted", 64).expect_err("a symlink is not read"));
         assert!(err.contains("a symlink is refused"), "{err}");
         assert_eq!(std::fs::read(&outside).unwrap(), b"theirs");
         dir.write_atomically("entry", b"ours").unwrap();

@@ -139,8 +139,8 @@ fn the_compile_cache_is_the_pods_own_and_private_in_both_variants() {
         let private = init.iter().any(|c| {
             let command: Vec<&str> = c["command"].as_vec().into_iter().flatten().filter_map(Yaml::as_str).collect();
             let mounted = c["volumeMounts"].as_vec().into_iter().flatten().any(|m| {
-                m["name"] == cache_volume["name"] && m["mountPath"].as_str().map(|p| p.trim_end_matches('/'))
-                    == Some(cache_dir.as_str())
+                m["name"] == cache_volume["name"]
+                    && m["mountPath"].as_str().map(|p| p.trim_end_matches('/')) == Some(cache_dir.as_str())
             });
             mounted && command == ["chmod", "0700", cache_dir.as_str()]
         });
@@ -149,7 +149,10 @@ fn the_compile_cache_is_the_pods_own_and_private_in_both_variants() {
         let config = config_map["data"]["fluent-bit.conf"].as_str().expect("fluent-bit.conf");
         for output in sections(config, "OUTPUT").iter().filter(|o| get(o, "name") == Some("wasm")) {
             let cache = get(output, "wasm_cache_dir").expect("wasm_cache_dir is set");
-            assert!(cache.starts_with(&format!("{cache_dir}/")), "{agent}: wasm_cache_dir {cache} is not in {cache_dir}");
+            assert!(
+                cache.starts_with(&format!("{cache_dir}/")),
+                "{agent}: wasm_cache_dir {cache} is not in {cache_dir}"
+            );
         }
     }
 }

@@ -304,8 +304,7 @@ fn a_signature_made_for_another_repository_is_refused() {
     let manifest = push(&registry, "tally", "guests/tally:v1");
     assert_eq!(push(&registry, "tally", "guests/other:v1"), manifest);
     let (private, public) = key_pair(&registry.dir, "fleet");
-    out_wasm(&registry, &["sign", &registry.reference("guests/other:v1"), "--key", private.to_str().unwrap()])
-        .unwrap();
+    out_wasm(&registry, &["sign", &registry.reference("guests/other:v1"), "--key", private.to_str().unwrap()]).unwrap();
     // Whoever can push to guests/tally copies the signature the same key made for guests/other
     // (tag, manifest revision and blob links, as a registry-side copy leaves them).
     let (other, tally) = (registry.repository_dir("guests/other"), registry.repository_dir("guests/tally"));
@@ -371,11 +370,7 @@ fn a_registry_that_sends_a_manifest_without_end_or_at_a_trickle_is_cut_off() {
     let _ = std::fs::remove_dir_all(&scratch);
     let mut plugin = open_plugin();
 
-    let big = with(
-        plain_keys(&server.reference("guests/big:v1"), &scratch.join("c1")),
-        "wasm_oci_insecure_http",
-        "on",
-    );
+    let big = with(plain_keys(&server.reference("guests/big:v1"), &scratch.join("c1")), "wasm_oci_insecure_http", "on");
     let failed = init_err(&mut plugin, &pairs(&big));
     let log = failed.log_text();
     assert!(log.contains("is more than the 1048576 bytes the host reads"), "{log}");

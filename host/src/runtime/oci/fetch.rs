@@ -54,8 +54,7 @@ pub fn is_loopback(registry: &str) -> bool {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => registry.rsplit_once(':').map_or(registry, |(host, _)| host),
     };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The reads of one registry for one repository.
@@ -189,9 +188,10 @@ impl Fetcher {
             }
             Err(err) if not_tls(&err) => {
                 return Err(PullError::Registry(anyhow!(
-                    "{} did not answer over TLS ({err}): if it is a registry serving plain HTTP on a network you \
+                    "{} did not answer over TLS ({:#}): if it is a registry serving plain HTTP on a network you \
                      trust, set wasm_oci_insecure_http on",
-                    self.registry
+                    self.registry,
+                    describe(err, &url)
                 )));
             }
             Err(err) => return Err(PullError::Registry(describe(err, &url))),
@@ -230,7 +230,11 @@ impl Fetcher {
     }
 
     /// The `Authorization` answering the challenge of a 401 `response` to `path`.
-    async fn answer_challenge(&self, response: &reqwest::Response, path: &str) -> Result<Option<HeaderValue>, PullError> {
+    async fn answer_challenge(
+        &self,
+        response: &reqwest::Response,
+        path: &str,
+    ) -> Result<Option<HeaderValue>, PullError> {
         let header = response.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).unwrap_or_default();
         let challenges: Vec<_> = http_auth::ChallengeParser::new(header).filter_map(Result::ok).collect();
         let param = |challenge: &http_auth::ChallengeRef<'_>, name: &str| {
@@ -337,23 +341,28 @@ fn describe(err: reqwest::Error, url: &str) -> anyhow::Error {
 /// Whether a failed HTTPS request failed because the other end does not speak TLS (it
 /// connected, and the handshake failed), rather than because nothing answered.
 fn not_tls(err: &reqwest::Error) -> bool {
-    let mut source: Option<&dyn std::error::Error> = Some(err);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(err) = source {
-        if err.downcast_ref::<rustls::Error>().is_some() {
+        if is_handshake_failure(err) {
             return true;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) {
-                return true;
-            }
-            // A plain server that closes on a ClientHello it cannot parse.
-            if io.kind() == std::io::ErrorKind::UnexpectedEof || io.kind() == std::io::ErrorKind::ConnectionReset {
-                return true;
-            }
         }
         source = err.source();
     }
     false
+}
+
+/// A rustls error, or an I/O error that is one (the TLS stack wraps it in an I/O error, and
+/// hyper-rustls that in another: `io::Error::source` skips what it wraps), or a plain server
+/// closing on a ClientHello it cannot parse.
+fn is_handshake_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    if err.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    let Some(io) = err.downcast_ref::<std::io::Error>() else { return false };
+    if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) {
+        return true;
+    }
+    io.get_ref().is_some_and(|inner| is_handshake_failure(inner))
 }
 
 /// The body of `response`, refused past `cap` bytes: as the `Content-Length` says, or as it
@@ -366,8 +375,10 @@ pub async fn read_capped(mut response: reqwest::Response, cap: u64, what: &str) 
     }
     let url = response.url().to_string();
     let mut body = Vec::new();
-    while let Some(piece) =
-        response.chunk().await.map_err(|err| PullError::Registry(anyhow!("{what} broke off: {}", describe(err, &url))))?
+    while let Some(piece) = response
+        .chunk()
+        .await
+        .map_err(|err| PullError::Registry(anyhow!("{what} broke off: {}", describe(err, &url))))?
     {
         if (body.len() + piece.len()) as u64 > cap {
             return Err(refused(anyhow!("{what} is more than the {cap} bytes the host reads")));
@@ -386,7 +397,8 @@ mod tests {
         for registry in ["localhost:5000", "LOCALHOST", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
             assert!(is_loopback(registry), "{registry}");
         }
-        for registry in ["ghcr.io", "10.0.0.1:5000", "0.0.0.0:5000", "localhost.example.com:5000", "[2001:db8::1]:5000"] {
+        for registry in ["ghcr.io", "10.0.0.1:5000", "0.0.0.0:5000", "localhost.example.com:5000", "[2001:db8::1]:5000"]
+        {
             assert!(!is_loopback(registry), "{registry}");
         }
     }
