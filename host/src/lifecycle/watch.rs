@@ -270,6 +270,8 @@ fn poll(shared: &Shared, state: &mut TagState, logger: &Logger) -> Duration {
             state.failed = Some(manifest);
             shared.host_metrics.swap_failed();
         }
+        // Abandoned because the output is stopping: nothing to report, no next poll.
+        Err((_, PullError::Registry(_))) if source.registry.cancelled() => return Duration::from_secs(3600),
         Err((_, PullError::Registry(err))) => {
             if state.errors.is_multiple_of(10) {
                 logger.warn(&format!(

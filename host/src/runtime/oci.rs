@@ -344,6 +344,11 @@ impl Registry {
         self.fetch.cancel();
     }
 
+    /// Whether [`Registry::cancel`] was called: a pull that failed then failed for that.
+    pub fn cancelled(&self) -> bool {
+        self.fetch.cancelled()
+    }
+
     pub(crate) fn fetcher(&self) -> &fetch::Fetcher {
         &self.fetch
     }

@@ -93,6 +93,11 @@ impl Fetcher {
         self.cancel.cancel();
     }
 
+    /// Whether the output stopped (see [`Fetcher::cancel`]).
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
     /// Whether the registry is spoken to over plain HTTP (known after the first answer).
     pub fn plain_http(&self) -> bool {
         *self.scheme.lock().unwrap_or_else(std::sync::PoisonError::into_inner) == Some(Scheme::Http)
