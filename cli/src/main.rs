@@ -113,11 +113,15 @@ struct RegistryArgs {
     /// CA certificates (PEM) the registry's certificate may chain to (`wasm_tls_ca_file`).
     #[arg(long, value_name = "CA.pem")]
     ca_file: Option<PathBuf>,
+    /// Speak plain HTTP to a registry not on loopback (`wasm_oci_insecure_http on`); a registry
+    /// on loopback (`localhost:5000`) is spoken to over plain HTTP when it does not speak TLS.
+    #[arg(long)]
+    insecure_http: bool,
 }
 
 impl RegistryArgs {
     fn access(self) -> oci::Access {
-        oci::Access { auth_file: self.auth_file, ca_file: self.ca_file }
+        oci::Access { auth_file: self.auth_file, ca_file: self.ca_file, insecure_http: self.insecure_http }
     }
 }
 

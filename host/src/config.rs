@@ -61,13 +61,22 @@ pub struct OciConfig {
     /// `wasm_oci_auth_file` (default `~/.docker/config.json` if it exists): the registry
     /// credentials.
     pub auth_file: Option<PathBuf>,
+    /// `wasm_oci_insecure_http` (default `off`): plain HTTP to a registry not on loopback;
+    /// `wasm_oci_pull_timeout` (default 60s): how long one pull may take in all.
+    pub reach: crate::runtime::oci::Reach,
 }
 
 impl OciConfig {
     fn from_lookup(path: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
         use crate::runtime::oci::{OciRef, Verify, is_reference};
         if !is_reference(path) {
-            for key in ["wasm_oci_verify", "wasm_oci_poll_interval", "wasm_oci_auth_file"] {
+            for key in [
+                "wasm_oci_verify",
+                "wasm_oci_poll_interval",
+                "wasm_oci_auth_file",
+                "wasm_oci_insecure_http",
+                "wasm_oci_pull_timeout",
+            ] {
                 if lookup(key).is_some() {
                     bail!("key '{key}' applies to a guest pulled from a registry (wasm_path oci://...), not to a file");
                 }
@@ -100,7 +109,19 @@ impl OciConfig {
         };
         let auth_file =
             lookup("wasm_oci_auth_file").map(|v| PathBuf::from(v.trim())).filter(|p| !p.as_os_str().is_empty());
-        Ok(Some(Self { reference, verify, poll_interval, auth_file }))
+        let insecure_http = match lookup("wasm_oci_insecure_http") {
+            None => false,
+            Some(value) => parse_switch(&value)
+                .with_context(|| format!("invalid value {value:?} for key 'wasm_oci_insecure_http' (on, off)"))?,
+        };
+        let pull_timeout = match lookup("wasm_oci_pull_timeout") {
+            None => crate::runtime::oci::DEFAULT_PULL_TIMEOUT,
+            Some(value) => parse_duration(&value)
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("invalid value {value:?} for key 'wasm_oci_pull_timeout' (e.g. 60s, 5m)"))?,
+        };
+        let reach = crate::runtime::oci::Reach { insecure_http, pull_timeout };
+        Ok(Some(Self { reference, verify, poll_interval, auth_file, reach }))
     }
 }
 
@@ -423,11 +444,15 @@ mod tests {
         let tag = with(&[("wasm_path", "oci://localhost:5000/guests/tally:v1")]).unwrap().oci.unwrap();
         assert!(tag.reference.follows());
         assert_eq!((tag.verify, tag.poll_interval, tag.auth_file), (Verify::Off, DEFAULT_OCI_POLL_INTERVAL, None));
+        assert_eq!(tag.reach, crate::runtime::oci::Reach::default());
+        assert!(!tag.reach.insecure_http);
         let keyed = with(&[
             ("wasm_path", "oci://localhost:5000/guests/tally:v1"),
             ("wasm_oci_verify", "/etc/cosign.pub"),
             ("wasm_oci_poll_interval", "5s"),
             ("wasm_oci_auth_file", "/etc/out_wasm/config.json"),
+            ("wasm_oci_insecure_http", "on"),
+            ("wasm_oci_pull_timeout", "2m"),
         ])
         .unwrap()
         .oci
@@ -435,6 +460,8 @@ mod tests {
         assert_eq!(keyed.verify, Verify::Key("/etc/cosign.pub".into()));
         assert_eq!(keyed.poll_interval, Duration::from_secs(5));
         assert_eq!(keyed.auth_file, Some("/etc/out_wasm/config.json".into()));
+        assert!(keyed.reach.insecure_http);
+        assert_eq!(keyed.reach.pull_timeout, Duration::from_secs(120));
         let pinned = format!("oci://localhost:5000/g@sha256:{}", "a".repeat(64));
         let pinned: &'static str = Box::leak(pinned.into_boxed_str());
         let digest = with(Box::leak(Box::new([("wasm_path", pinned), ("wasm_oci_verify", "digest")]))).unwrap();
@@ -446,6 +473,15 @@ mod tests {
             (
                 &[("wasm_path", "oci://localhost:5000/g:v1"), ("wasm_oci_poll_interval", "0s")][..],
                 "wasm_oci_poll_interval",
+            ),
+            (&[("wasm_path", "/g.wasm"), ("wasm_oci_insecure_http", "on")][..], "not to a file"),
+            (
+                &[("wasm_path", "oci://localhost:5000/g:v1"), ("wasm_oci_insecure_http", "maybe")][..],
+                "wasm_oci_insecure_http",
+            ),
+            (
+                &[("wasm_path", "oci://localhost:5000/g:v1"), ("wasm_oci_pull_timeout", "0s")][..],
+                "wasm_oci_pull_timeout",
             ),
         ] {
             let pairs: &'static [(&'static str, &'static str)] = Box::leak(pairs.to_vec().into_boxed_slice());

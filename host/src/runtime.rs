@@ -12,4 +12,5 @@ pub mod image;
 pub mod instance;
 pub mod linker;
 pub mod oci;
+pub mod private_dir;
 pub mod store;

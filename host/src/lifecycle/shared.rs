@@ -81,7 +81,7 @@ impl Shared {
     fn open_oci(&self, config: &crate::config::OciConfig) -> Result<OciSource> {
         let agent = self.agent;
         let lookup = move |key: &str| agent.property(key);
-        let registry = Registry::connect(&config.reference, config.auth_file.as_deref(), &lookup)?;
+        let registry = Registry::connect(&config.reference, config.auth_file.as_deref(), config.reach, &lookup)?;
         // Beside the compile cache; with the cache off, where it would be by default: pulled
         // guests must survive a restart for an outage not to stop the agent.
         let base = self.host.cache_dir.clone().or_else(CompileCache::default_dir).context(

@@ -65,6 +65,9 @@ enum Control {
 pub struct Watcher {
     control: Sender<Control>,
     thread: Option<JoinHandle<()>>,
+    /// The registry of a followed tag: a poll in flight is abandoned when the watcher stops, so
+    /// exit (and a hot reload) never waits on a registry.
+    oci: Option<std::sync::Arc<OciSource>>,
 }
 
 impl Watcher {
@@ -72,11 +75,12 @@ impl Watcher {
     /// version was read.
     pub fn start(shared: Arc<Shared>, loaded: Option<FileStamp>) -> Result<Self> {
         let (control, requests) = mpsc::channel();
+        let oci = shared.oci().map(|(source, _)| source);
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-watch-{}", shared.name))
             .spawn(move || run(&shared, loaded, &requests))
             .context("failed to start a thread")?;
-        Ok(Self { control, thread: Some(thread) })
+        Ok(Self { control, thread: Some(thread), oci })
     }
 
     /// Hands over a worker of a retired version, to be exited off the flush path.
@@ -88,6 +92,9 @@ impl Watcher {
 
     /// Stops the thread after the exit calls it still owes, and waits for it.
     pub fn stop(mut self) {
+        if let Some(source) = &self.oci {
+            source.registry.cancel();
+        }
         let _ = self.control.send(Control::Stop);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -263,6 +270,8 @@ fn poll(shared: &Shared, state: &mut TagState, logger: &Logger) -> Duration {
             state.failed = Some(manifest);
             shared.host_metrics.swap_failed();
         }
+        // Abandoned because the output is stopping: nothing to report, no next poll.
+        Err((_, PullError::Registry(_))) if source.registry.cancelled() => return Duration::from_secs(3600),
         Err((_, PullError::Registry(err))) => {
             if state.errors.is_multiple_of(10) {
                 logger.warn(&format!(

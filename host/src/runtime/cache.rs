@@ -3,30 +3,39 @@
 //!
 //! An entry is keyed by the component's SHA-256 and the engine's compatibility hash (wasmtime
 //! version, compiler settings, CPU features), so an engine that could not run it never finds
-//! it. Loading an entry maps native code, so the cache is trusted only as far as it can be:
-//! the directory must belong to the agent's user and be writable by nobody else, every entry
-//! has the BLAKE3 hash of its artifact beside it (`.blake3`), checked before use, and entries
-//! appear by atomic rename. BLAKE3 rather than SHA-256 because the check runs on every cached
-//! start over the whole artifact (an interpreter's is 50 to 80 MiB): it takes a fraction of
-//! SHA-256's time here, and the check is about integrity (a torn copy of a cache volume, a
-//! damaged disk), not identity. Entries of earlier releases (`.sha256` beside them) are not
-//! used: the component is compiled once more and stored anew.
-//! Anything off (a foreign or open directory, a torn, truncated or stale entry) means compiling
-//! from source, never failing.
+//! it. Loading an entry maps native code the agent then runs, so an entry is used only if the
+//! agent itself wrote it (docs/security.md, "The compile cache"):
+//! - the directory passes [`PrivateDir`]'s rule (every path component root's or the agent's,
+//!   writable by no other user, the directory the agent's alone), checked again at every load;
+//! - every entry has beside it (`.cwasm.mac`) a keyed BLAKE3 MAC of its name and bytes, under a
+//!   key (`key`, 32 random bytes, 0600) the agent created in the directory and reads, checked
+//!   (the agent's, 0600, not a symlink) at every load: an entry written by anyone who cannot
+//!   read the key never verifies, whatever they can write;
+//! - entries, MACs and the key are written under random names with `O_EXCL | O_NOFOLLOW` and
+//!   appear by rename (the key by a link that never replaces one).
 //!
-//! An entry is wasmtime's serialized artifact as it is, so loading maps the file
-//! (`Component::deserialize_file`) instead of copying it onto the heap: its code is file-backed,
-//! paged in as it runs, and shared through the page cache by every process on the node that
-//! maps the same entry (the agents of a DaemonSet's pods sharing a cache volume).
+//! The entry is opened once (`O_NOFOLLOW`, the agent's, writable by no one else), its MAC
+//! computed from that descriptor, and the same file mapped (through `/proc/self/fd`), so no
+//! name is resolved between the check and the mapping. BLAKE3 because the check runs on every
+//! cached start over the whole artifact (an interpreter's is 50 to 80 MiB): it takes a fraction
+//! of SHA-256's (or HMAC-SHA256's) time here. Entries of earlier releases (`.blake3` or
+//! `.sha256` beside them, no MAC) are not used: the component is compiled once more and stored
+//! anew. Anything off (a foreign or open directory, a torn, truncated, stale or planted entry)
+//! means compiling from source, never failing.
+//!
+//! An entry is wasmtime's serialized artifact as it is, so loading maps the file instead of
+//! copying it onto the heap: its code is file-backed, paged in as it runs, and shared through
+//! the page cache by every process of the agent's user that maps the same entry.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+pub(crate) use crate::runtime::private_dir::PrivateDir;
 
 /// Where compiled components are kept.
 #[derive(Clone, Debug)]
@@ -43,10 +52,15 @@ pub enum Origin {
     Shared,
 }
 
+/// The MAC key's file in the cache directory.
+const KEY_FILE: &str = "key";
+const KEY_LEN: usize = blake3::KEY_LEN;
+
 impl CompileCache {
-    /// The cache at `dir` (created 0700 if missing), if it is safe to trust.
+    /// The cache at `dir` (created 0700 if missing, with its key), if it is safe to trust.
     pub fn open(dir: &Path) -> Result<Self> {
-        open_private(dir)?;
+        let private = PrivateDir::create(dir)?;
+        key(&private, true)?;
         Ok(Self { dir: dir.to_owned() })
     }
 
@@ -59,10 +73,14 @@ impl CompileCache {
         Some(base.join("out_wasm"))
     }
 
-    fn entry(&self, engine: &Engine, digest: &str) -> PathBuf {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entry(&self, engine: &Engine, digest: &str) -> String {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        self.dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
+        format!("{digest}-{:016x}.cwasm", hasher.finish())
     }
 
     /// The component whose file has the SHA-256 `digest`: from the cache, or compiled from the
@@ -84,97 +102,98 @@ impl CompileCache {
         Ok((component, Origin::Compiled))
     }
 
-    fn load(&self, engine: &Engine, entry: &Path) -> Option<Component> {
-        let expected = std::fs::read_to_string(sidecar(entry)).ok()?;
-        if file_hash(entry).ok()? != expected.trim() {
-            // Torn or tampered: drop it so the next store replaces it.
-            let _ = std::fs::remove_file(entry);
+    fn load(&self, engine: &Engine, entry: &str) -> Option<Component> {
+        // Every load checks the directory and the key anew: what held when the cache was opened
+        // (a directory's mode, a parent's owner) may not hold now.
+        let dir = PrivateDir::open(&self.dir).ok()?;
+        let key = key(&dir, false).ok()?;
+        let expected = dir.read(&mac_name(entry), 2 * blake3::OUT_LEN as u64).ok()??;
+        let file = dir.open_file(entry).ok()??;
+        // `Hash`'s comparison takes the same time wherever the bytes differ.
+        let expected = blake3::Hash::from_hex(&expected).ok();
+        if expected != Some(mac(&key, entry, &file).ok()?) {
+            // Torn, tampered with, or not written under this key: dropped so the next store
+            // replaces it.
+            dir.remove(entry);
             return None;
         }
+        // The same open file, mapped: `/proc/self/fd/N` opens the inode the descriptor holds,
+        // whatever the entry's name leads to now.
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         // SAFETY: the file was written by `store` from `Component::serialize` of an engine with
-        // the same compatibility hash (part of the entry's name), is byte-for-byte what was
-        // written (its SHA-256 matches the one stored beside it), sits in a directory only the
-        // agent's user can write, and is only ever replaced by a rename, never modified in
+        // the same compatibility hash (part of the entry's name, which the MAC covers), and is
+        // byte-for-byte what was written: its keyed MAC, computed just now from this descriptor,
+        // is the one stored beside it under a key only the agent's user can read. It is a
+        // regular file of the agent's user that no other user can write, in a directory only
+        // that user can write, and the agent only ever replaces entries by a rename, never in
         // place, so the mapping cannot change under the code. Wasmtime checks the version and
         // settings again and refuses a mismatch.
-        unsafe { Component::deserialize_file(engine, entry) }.ok()
+        let component = unsafe { Component::deserialize_file(engine, &proc_path) }.ok();
+        drop(file);
+        component
     }
 
-    fn store(&self, entry: &Path, component: &Component) -> Result<()> {
+    fn store(&self, entry: &str, component: &Component) -> Result<()> {
+        let dir = PrivateDir::open(&self.dir)?;
+        let key = key(&dir, false)?;
         let artifact = component.serialize().map_err(anyhow::Error::from)?;
-        let hash = blake3::hash(&artifact).to_hex();
-        // The hash first: an entry is only used with a hash that matches it, so a crash between
-        // the two renames leaves a stale hash, which refuses the old entry.
-        write_atomically(&sidecar(entry), hash.as_bytes())?;
-        write_atomically(entry, &artifact)?;
+        let mut hasher = keyed(&key, entry);
+        hasher.update(&artifact);
+        // The MAC first: an entry is only used with a MAC that matches it, so a crash between
+        // the two renames leaves a stale MAC, which refuses the old entry.
+        dir.write_atomically(&mac_name(entry), hasher.finalize().to_hex().as_bytes())?;
+        dir.write_atomically(entry, &artifact)?;
         // An earlier release's check of the same entry, if there was one, now checks nothing.
-        let _ = std::fs::remove_file(entry.with_extension("cwasm.sha256"));
+        dir.remove(&format!("{entry}.blake3"));
+        dir.remove(&format!("{entry}.sha256"));
         Ok(())
     }
 }
 
-/// Creates `dir` (0700) if missing and checks that it can be trusted with what the host maps or
-/// runs from it: it belongs to the agent's user and nobody else can write it. The rule of the
-/// compile cache and of the artifact store of pulled guests (`runtime::oci::store`).
-pub(crate) fn open_private(dir: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("failed to create cache directory {}", dir.display()))?;
-    let meta = std::fs::metadata(dir).with_context(|| format!("failed to inspect {}", dir.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if meta.uid() != euid {
-        bail!("cache directory {} belongs to uid {}, not to the agent's uid {euid}", dir.display(), meta.uid());
+/// The cache's MAC key: read, and checked (the agent's, mode 0600, a regular file, not a
+/// symlink, 32 bytes); with `create`, made if missing (random, 0600, never replacing one).
+fn key(dir: &PrivateDir, create: bool) -> Result<[u8; KEY_LEN]> {
+    if create {
+        let mut fresh = [0u8; KEY_LEN];
+        getrandom::fill(&mut fresh).map_err(|err| anyhow::anyhow!("failed to get random bytes: {err}"))?;
+        dir.create_once(KEY_FILE, &fresh)?;
     }
-    if meta.permissions().mode() & 0o022 != 0 {
-        bail!("cache directory {} is writable by other users", dir.display());
+    let file = dir.open_file(KEY_FILE)?.with_context(|| format!("{} has no key", dir.path().display()))?;
+    let mode = file.metadata()?.permissions();
+    if std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077 != 0 {
+        bail!("the cache key {} is readable by other users", dir.path().join(KEY_FILE).display());
     }
-    Ok(())
-}
-
-/// The file holding the BLAKE3 hash of `entry`.
-fn sidecar(entry: &Path) -> PathBuf {
-    entry.with_extension("cwasm.blake3")
-}
-
-/// Lowercase hex BLAKE3 of a file, read in pieces. Not hashed from a mapping of it: every
-/// page of a mapping counts in the process's resident memory while it is mapped, which would
-/// add the whole artifact (up to 80 MiB) to the agent's peak for the check; read, the pages
-/// stay the page cache's, and `deserialize_file` then maps only what runs.
-fn file_hash(path: &Path) -> std::io::Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(std::fs::File::open(path)?)?;
-    Ok(hasher.finalize().to_hex().to_string())
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename: readers see the old file or
-/// the new one, whole.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomically_with(path, |file| Ok(file.write_all(bytes)?))
-}
-
-/// As [`write_atomically`], with the content written by `write` (which may stream it): the file
-/// appears at `path` only if `write` succeeds.
-pub(crate) fn write_atomically_with(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
-    let tmp = temporary(path);
-    let written = std::fs::File::create(&tmp).map_err(anyhow::Error::from).and_then(|mut file| {
-        write(&mut file)?;
-        file.sync_all()?;
-        Ok(())
-    });
-    // Concurrent writers each rename a complete file; the last one wins, all are valid.
-    let renamed = written.and_then(|()| Ok(std::fs::rename(&tmp, path)?));
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mut key = [0u8; KEY_LEN];
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, KEY_LEN as u64 + 1), &mut bytes)?;
+    if bytes.len() != KEY_LEN {
+        bail!("the cache key {} is not {KEY_LEN} bytes", dir.path().join(KEY_FILE).display());
     }
-    renamed
+    key.copy_from_slice(&bytes);
+    Ok(key)
 }
 
-/// A name beside `path` no other writer (process or thread) uses.
-fn temporary(path: &Path) -> PathBuf {
-    path.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()))
+/// The file holding the MAC of `entry`.
+fn mac_name(entry: &str) -> String {
+    format!("{entry}.mac")
+}
+
+/// A keyed hasher that has taken the entry's name (what it claims to be) first.
+fn keyed(key: &[u8; KEY_LEN], entry: &str) -> blake3::Hasher {
+    let mut hasher = blake3::Hasher::new_keyed(key);
+    hasher.update(entry.as_bytes());
+    hasher.update(&[0]);
+    hasher
+}
+
+/// The MAC of the entry `entry` read from `file`, read in pieces. Not hashed
+/// from a mapping of it: every page of a mapping counts in the process's resident memory while
+/// it is mapped, which would add the whole artifact (up to 80 MiB) to the agent's peak for the
+/// check; read, the pages stay the page cache's, and the mapping then maps only what runs.
+fn mac(key: &[u8; KEY_LEN], entry: &str, file: &std::fs::File) -> std::io::Result<blake3::Hash> {
+    let mut hasher = keyed(key, entry);
+    hasher.update_reader(file)?;
+    Ok(hasher.finalize())
 }
 
 /// Compiles without any cache.
@@ -184,44 +203,123 @@ pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("out-wasm-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
+    /// The smallest component: `(component)`.
+    const EMPTY: &[u8] = b"\0asm\x0d\0\x01\0";
 
     #[test]
     fn an_entry_is_used_only_whole_and_as_stored() {
-        let dir = std::env::temp_dir().join(format!("out-wasm-cache-entry-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let dir = scratch("entry");
         let cache = CompileCache::open(&dir).unwrap();
         let engine = Engine::default();
-        // The smallest component: `(component)`.
-        let bytes = b"\0asm\x0d\0\x01\0";
-        let read = || Ok(bytes.to_vec());
+        let read = || Ok(EMPTY.to_vec());
         let (_, origin) = cache.load_or_compile(&engine, "d1", read).unwrap();
         assert_eq!(origin, Origin::Compiled);
         let (_, origin) = cache.load_or_compile(&engine, "d1", || panic!("read only to compile")).unwrap();
         assert_eq!(origin, Origin::Cache, "the stored entry is mapped");
-        let entry = cache.entry(&engine, "d1");
+        let entry = dir.join(cache.entry(&engine, "d1"));
         let mut artifact = std::fs::read(&entry).unwrap();
         let last = artifact.len() - 1;
         artifact[last] ^= 1;
         std::fs::write(&entry, &artifact).unwrap();
         let (_, origin) = cache.load_or_compile(&engine, "d1", read).unwrap();
         assert_eq!(origin, Origin::Compiled, "a flipped bit is refused and the component compiled again");
-        std::fs::remove_file(sidecar(&entry)).unwrap();
+        std::fs::remove_file(dir.join(mac_name(&cache.entry(&engine, "d1")))).unwrap();
         let (_, origin) = cache.load_or_compile(&engine, "d1", read).unwrap();
-        assert_eq!(origin, Origin::Compiled, "an entry without its digest is not used");
+        assert_eq!(origin, Origin::Compiled, "an entry without its MAC is not used");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_entry_planted_by_another_writer_is_refused_at_load() {
+        let dir = scratch("planted");
+        let cache = CompileCache::open(&dir).unwrap();
+        let engine = Engine::default();
+        let (component, _) = cache.load_or_compile(&engine, "d1", || Ok(EMPTY.to_vec())).unwrap();
+        let name = cache.entry(&engine, "d1");
+        // Another writer of the directory (a container sharing the volume, root squashed to the
+        // same uid) plants an artifact with a hash beside it, as the cache of earlier releases
+        // took: without the key, its MAC cannot be right.
+        let planted = component.serialize().unwrap();
+        std::fs::write(dir.join(&name), &planted).unwrap();
+        std::fs::write(dir.join(mac_name(&name)), blake3::hash(&planted).to_hex().as_bytes()).unwrap();
+        let mut other_key = [7u8; KEY_LEN];
+        other_key[0] = 1;
+        let mut hasher = keyed(&other_key, &name);
+        hasher.update(&planted);
+        std::fs::write(dir.join(format!("{name}.blake3")), blake3::hash(&planted).to_hex().as_bytes()).unwrap();
+        let (_, origin) = cache.load_or_compile(&engine, "d1", || Ok(EMPTY.to_vec())).unwrap();
+        assert_eq!(origin, Origin::Compiled, "a plain hash is not a MAC");
+        std::fs::write(dir.join(mac_name(&name)), hasher.finalize().to_hex().as_bytes()).unwrap();
+        let (_, origin) = cache.load_or_compile(&engine, "d1", || Ok(EMPTY.to_vec())).unwrap();
+        assert_eq!(origin, Origin::Compiled, "a MAC under another key is refused");
+
+        // An entry of its own, stored under a name it does not belong to, is refused too.
+        let (_, origin) = cache.load_or_compile(&engine, "d1", || Ok(EMPTY.to_vec())).unwrap();
+        assert_eq!(origin, Origin::Cache);
+        let other = cache.entry(&engine, "d2");
+        std::fs::copy(dir.join(&name), dir.join(&other)).unwrap();
+        std::fs::copy(dir.join(mac_name(&name)), dir.join(mac_name(&other))).unwrap();
+        let (_, origin) = cache.load_or_compile(&engine, "d2", || Ok(EMPTY.to_vec())).unwrap();
+        assert_eq!(origin, Origin::Compiled, "the MAC covers the entry's name");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_load_checks_the_directory_and_the_key_again() {
+        let dir = scratch("recheck");
+        let cache = CompileCache::open(&dir).unwrap();
+        let engine = Engine::default();
+        let read = || Ok(EMPTY.to_vec());
+        cache.load_or_compile(&engine, "d1", read).unwrap();
+        assert_eq!(cache.load_or_compile(&engine, "d1", read).unwrap().1, Origin::Cache);
+        // Opened (and checked) while private; opened up afterwards: no longer trusted.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(cache.load_or_compile(&engine, "d1", read).unwrap().1, Origin::Compiled);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(cache.load_or_compile(&engine, "d1", read).unwrap().1, Origin::Cache);
+        // A key others can read is no key.
+        std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(cache.load_or_compile(&engine, "d1", read).unwrap().1, Origin::Compiled);
+        // Nor is a key swapped for a symlink to a key someone else knows.
+        std::fs::write(dir.join("known"), [9u8; KEY_LEN]).unwrap();
+        std::fs::set_permissions(dir.join("known"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::remove_file(dir.join(KEY_FILE)).unwrap();
+        std::os::unix::fs::symlink(dir.join("known"), dir.join(KEY_FILE)).unwrap();
+        assert_eq!(cache.load_or_compile(&engine, "d1", read).unwrap().1, Origin::Compiled);
+        assert!(CompileCache::open(&dir).is_err(), "a symlinked key is refused");
+        // An entry swapped for a symlink to a file with the right bytes is not followed.
+        std::fs::remove_file(dir.join(KEY_FILE)).unwrap();
+        let cache = CompileCache::open(&dir).unwrap();
+        cache.load_or_compile(&engine, "d1", read).unwrap();
+        let name = cache.entry(&engine, "d1");
+        std::fs::rename(dir.join(&name), dir.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), dir.join(&name)).unwrap();
+        assert_eq!(cache.load_or_compile(&engine, "d1", read).unwrap().1, Origin::Compiled);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn refuses_a_directory_others_can_write() {
-        let dir = std::env::temp_dir().join(format!("out-wasm-cache-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("open");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = CompileCache::open(&dir).unwrap_err().to_string();
+        let err = format!("{:#}", CompileCache::open(&dir).unwrap_err());
         assert!(err.contains("writable by other users"), "{err}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         CompileCache::open(&dir).expect("a private directory is trusted");
+        let mode = std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is the agent's alone");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,21 +14,28 @@
 //! signature against a public key ([`verify`]). Only a component that passed every check is
 //! stored, so the store is what an air-gapped node, a restart or a registry outage starts from.
 //!
+//! What a registry can make the host hold is bounded (docs/security.md): the reads of a pull
+//! go through [`fetch`], each with a byte cap ([`MANIFEST_CAP`], [`SIGNATURE_CAP`],
+//! [`COMPONENT_CAP`]; configs are never downloaded), and the whole pull (resolve, manifest,
+//! signatures, layer) through one deadline, `wasm_oci_pull_timeout` (default
+//! [`DEFAULT_PULL_TIMEOUT`]); the watcher's pull in flight is abandoned at once when the output
+//! stops (exit, hot reload).
+//!
 //! Every call here blocks on a tokio runtime the caller names: the watcher thread and the
 //! agent's init thread, never the flush path.
 
 pub mod auth;
+pub mod fetch;
 pub mod store;
 pub mod verify;
 
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use futures_util::StreamExt;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
@@ -50,11 +57,29 @@ pub const WASM_CONFIG_V1: &str = "application/vnd.wasm.config.v1+json";
 pub const WASM_LAYER: &str = "application/wasm";
 /// The component layer of the older layout.
 pub const WASM_LAYER_V1: &str = "application/vnd.wasm.content.layer.v1+wasm";
+/// The layer annotation naming the file a layer is (what `oras pull` writes it to).
+pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
+/// The manifest types a pull accepts: an image manifest, OCI's or Docker's.
+const MANIFEST_TYPES: &[&str] = &[OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
 
 /// How long connecting to a registry may take, and a read wait without data: past these a pull
 /// counts as the registry being unreachable, and the current version keeps serving.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of `wasm_oci_pull_timeout`: how long one whole pull (resolve, manifest, signatures,
+/// layer) may take, whatever the registry does; the agent's start, a hot reload's start and a
+/// poll wait no longer. A minute downloads an 80 MiB interpreter at 11 Mbit/s.
+pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest manifest read (the artifact's, a signature's): an artifact manifest is under
+/// 1 KiB, a cosign signature manifest about 500 bytes a signature.
+pub const MANIFEST_CAP: u64 = 1 << 20;
+/// The largest cosign signature payload read (a simple-signing payload is about 250 bytes).
+pub const SIGNATURE_CAP: u64 = 64 << 10;
+/// The most signature layers checked in one signature manifest.
+pub const MAX_SIGNATURES: usize = 32;
+/// The largest component layer pulled (streamed to the store, never held): an interpreter's
+/// component is 15 to 40 MiB.
+pub const COMPONENT_CAP: u64 = 256 << 20;
 
 /// Whether `wasm_path` names a registry artifact rather than a file.
 pub fn is_reference(wasm_path: &str) -> bool {
@@ -147,6 +172,17 @@ impl OciRef {
     fn inner(&self) -> &Reference {
         &self.reference
     }
+
+    /// `/v2/REPOSITORY/manifests/TAG-or-DIGEST`.
+    fn manifest_path(&self) -> String {
+        let at = self.reference.digest().or(self.reference.tag()).unwrap_or("latest");
+        format!("/v2/{}/manifests/{at}", self.reference.repository())
+    }
+
+    /// `/v2/REPOSITORY/blobs/DIGEST`.
+    fn blob_path(&self, digest: &str) -> String {
+        format!("/v2/{}/blobs/{digest}", self.reference.repository())
+    }
 }
 
 /// `wasm_oci_verify`: what a pulled artifact must prove besides its digests.
@@ -233,15 +269,34 @@ fn roots(lookup: &impl Fn(&str) -> Option<String>) -> Result<Vec<Certificate>> {
 
 /// A connection to the registry of one reference, with its credentials.
 pub struct Registry {
-    client: Client,
+    fetch: fetch::Fetcher,
     auth: RegistryAuth,
     /// Where the credentials came from, for messages (never the credentials).
     auth_source: String,
+    /// The TLS roots, for the push client (made when the scheme is known).
+    roots: Vec<Certificate>,
+    /// `wasm_oci_pull_timeout`.
+    pull_timeout: Duration,
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry").field("auth", &self.auth_source).finish_non_exhaustive()
+    }
+}
+
+/// How a registry is reached, besides TLS and credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reach {
+    /// `wasm_oci_insecure_http`: plain HTTP to a registry not on loopback.
+    pub insecure_http: bool,
+    /// `wasm_oci_pull_timeout`.
+    pub pull_timeout: Duration,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Self { insecure_http: false, pull_timeout: DEFAULT_PULL_TIMEOUT }
     }
 }
 
@@ -251,23 +306,27 @@ impl Registry {
     pub fn connect(
         reference: &OciRef,
         auth_file: Option<&Path>,
+        reach: Reach,
         lookup: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
         // reqwest takes rustls' process default; this library's rustls is its own (statically
         // linked), and ring is the provider the rest of the host names.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = ClientConfig {
-            tls_certs_only: roots(lookup)?,
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            // An index (a multi-platform image) is not a component artifact.
-            platform_resolver: None,
-            user_agent: concat!("out_wasm/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(config).context("failed to set up the registry client")?;
+        let roots = roots(lookup)?;
+        let mut certificates = Vec::with_capacity(roots.len());
+        for root in &roots {
+            certificates.push(reqwest::Certificate::from_der(&root.data).context("failed to read a TLS root")?);
+        }
+        let http = reqwest::Client::builder()
+            .tls_certs_only(certificates)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("out_wasm/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("failed to set up the registry client")?;
         let (auth, auth_source) = auth::credentials(reference.registry(), auth_file)?;
-        Ok(Self { client, auth, auth_source })
+        let fetch = fetch::Fetcher::new(http, reference.registry(), reach.insecure_http, auth.clone());
+        Ok(Self { fetch, auth, auth_source, roots, pull_timeout: reach.pull_timeout })
     }
 
     /// Where the credentials come from: `anonymous`, or the file and registry entry.
@@ -275,18 +334,77 @@ impl Registry {
         &self.auth_source
     }
 
-    fn block_on<T>(runtime: &tokio::runtime::Handle, future: impl Future<Output = T>) -> T {
-        runtime.block_on(future)
+    /// When a pull started now must be over.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.pull_timeout
+    }
+
+    /// Abandons the pull in flight, and any later one: the output is stopping.
+    pub fn cancel(&self) {
+        self.fetch.cancel();
+    }
+
+    /// Whether [`Registry::cancel`] was called: a pull that failed then failed for that.
+    pub fn cancelled(&self) -> bool {
+        self.fetch.cancelled()
+    }
+
+    pub(crate) fn fetcher(&self) -> &fetch::Fetcher {
+        &self.fetch
+    }
+
+    /// oci-client, for pushing (`out-wasm push` and `sign`): over the scheme the registry
+    /// answers on (plain HTTP on loopback or under `wasm_oci_insecure_http`).
+    fn push_client(&self, runtime: &tokio::runtime::Handle) -> Result<Client> {
+        let deadline = self.deadline();
+        let plain = self
+            .fetch
+            .run(runtime, deadline, "failed to reach the registry", self.fetch.probe())
+            .map_err(|err| anyhow!("{err}"))?;
+        let config = ClientConfig {
+            protocol: if plain { ClientProtocol::Http } else { ClientProtocol::Https },
+            tls_certs_only: self.roots.clone(),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
+            // An index (a multi-platform image) is not a component artifact.
+            platform_resolver: None,
+            user_agent: concat!("out_wasm/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        };
+        Client::try_from(config).context("failed to set up the registry client")
     }
 
     /// The manifest digest `reference` names now: the pinned one, or what the tag points to
     /// (a `HEAD` request: polling an unchanged tag downloads nothing).
-    pub fn resolve(&self, runtime: &tokio::runtime::Handle, reference: &OciRef) -> Result<String, PullError> {
+    pub fn resolve(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        reference: &OciRef,
+        deadline: Instant,
+    ) -> Result<String, PullError> {
         if let Some(digest) = reference.digest() {
             return Ok(digest.to_owned());
         }
-        let digest = Self::block_on(runtime, self.client.fetch_manifest_digest(reference.inner(), &self.auth))
-            .map_err(|err| registry_error(err, &format!("failed to resolve {reference}")))?;
+        let what = format!("failed to resolve {reference}");
+        let path = reference.manifest_path();
+        let digest = self
+            .fetch
+            .run(runtime, deadline, &what, async {
+                let answer = self.fetch.head(&path, MANIFEST_TYPES).await?;
+                let header = answer.response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok());
+                if let Some(digest) = header {
+                    return Ok(digest.trim().to_owned());
+                }
+                // A registry that names no digest: the manifest itself, hashed (capped as any).
+                let answer = self.fetch.get(&path, MANIFEST_TYPES).await?;
+                let body =
+                    fetch::read_capped(answer.response, MANIFEST_CAP, &format!("the manifest of {reference}")).await?;
+                Ok::<_, PullError>(sha256_of(&body))
+            })
+            .map_err(|err| match err {
+                PullError::Registry(err) => PullError::Registry(err.context(what.clone())),
+                other => other,
+            })?;
         if !digest.starts_with("sha256:") {
             return Err(refused(anyhow!("{reference} resolves to {digest}, not a sha256 digest")));
         }
@@ -299,18 +417,22 @@ impl Registry {
         runtime: &tokio::runtime::Handle,
         reference: &OciRef,
         digest: &str,
+        deadline: Instant,
     ) -> Result<OciImageManifest, PullError> {
         let at = reference.at(digest);
-        let accepted = [OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
-        let (body, _) = Self::block_on(runtime, self.client.pull_manifest_raw(at.inner(), &self.auth, &accepted))
+        let what = format!("failed to pull the manifest of {at}");
+        let body = self
+            .fetch
+            .run(runtime, deadline, &what, async {
+                let answer = self.fetch.get(&at.manifest_path(), MANIFEST_TYPES).await?;
+                fetch::read_capped(answer.response, MANIFEST_CAP, &format!("the manifest of {at}")).await
+            })
             .map_err(|err| match err {
-                OciDistributionError::DigestError(_) => {
-                    refused(anyhow!("{at}: the manifest the registry sent does not match its digest"))
-                }
-                err => registry_error(err, &format!("failed to pull the manifest of {at}")),
+                PullError::Registry(err) => PullError::Registry(err.context(what.clone())),
+                PullError::Refused(err) => PullError::Refused(err.context(format!("{at} is refused"))),
             })?;
-        // The client checked the body against the digest it was asked for; checked here again
-        // because everything after (the signature, the layer) rests on it.
+        // Everything after (the signature, the layer) rests on the manifest being the one the
+        // digest names.
         if sha256_of(&body) != digest {
             return Err(refused(anyhow!("{at}: the manifest the registry sent does not match its digest")));
         }
@@ -328,6 +450,7 @@ impl Registry {
         digest: &str,
         verify: &Verify,
         store: &ArtifactStore,
+        deadline: Instant,
     ) -> Result<Artifact, PullError> {
         let key = match verify {
             Verify::Key(path) => Some(PublicKey::read(path).map_err(PullError::Refused)?),
@@ -339,10 +462,10 @@ impl Registry {
             return Ok(artifact);
         }
         let at = reference.at(digest);
-        let manifest = self.manifest(runtime, reference, digest)?;
+        let manifest = self.manifest(runtime, reference, digest, deadline)?;
         let layer = component_layer(&at, &manifest)?;
         if let Some(key) = &key {
-            verify::check(&self.client, &self.auth, runtime, reference, digest, key).map_err(|err| match err {
+            verify::check(self, runtime, reference, digest, key, deadline).map_err(|err| match err {
                 PullError::Refused(err) => PullError::Refused(err.context(format!("{at} is refused"))),
                 other => other,
             })?;
@@ -354,7 +477,7 @@ impl Registry {
             .ok_or_else(|| refused(anyhow!("{at}: the component layer's digest {} is not sha256", layer.digest)))?;
         let path = match store.component(&component) {
             Some(path) => path,
-            None => self.download(runtime, &at, &layer, &component, store)?,
+            None => self.download(runtime, &at, &layer, &component, store, deadline)?,
         };
         store.record(digest, &Record { component: component.clone(), policy }).map_err(PullError::Registry)?;
         store.remember(reference, digest);
@@ -370,22 +493,26 @@ impl Registry {
         layer: &OciDescriptor,
         component: &str,
         store: &ArtifactStore,
+        deadline: Instant,
     ) -> Result<PathBuf, PullError> {
         let expected = u64::try_from(layer.size).unwrap_or(0);
+        if expected > COMPONENT_CAP {
+            return Err(refused(anyhow!(
+                "{at}: the component layer is {expected} bytes, more than the {COMPONENT_CAP} the host pulls"
+            )));
+        }
         let mut outcome: Option<PullError> = None;
+        let what = format!("failed to pull the component layer of {at}");
         let written = store.write(component, |file| {
-            let result = Self::block_on(runtime, async {
-                let mut stream = self
-                    .client
-                    .pull_blob_stream(at.inner(), layer)
-                    .await
-                    .map_err(|err| registry_error(err, &format!("failed to pull the component layer of {at}")))?;
+            let result = self.fetch.run(runtime, deadline, &what, async {
+                let answer = self.fetch.get(&at.blob_path(&layer.digest), &[]).await?;
+                let mut response = answer.response;
                 let mut hasher = Sha256::new();
                 let mut got: u64 = 0;
                 let mut broke = None;
-                while let Some(piece) = stream.next().await {
-                    match piece {
-                        Ok(bytes) => {
+                loop {
+                    match response.chunk().await {
+                        Ok(Some(bytes)) => {
                             got += bytes.len() as u64;
                             if got > expected {
                                 return Err(refused(anyhow!(
@@ -395,14 +522,14 @@ impl Registry {
                             hasher.update(&bytes);
                             file.write_all(&bytes).map_err(|err| PullError::Registry(err.into()))?;
                         }
+                        Ok(None) => break,
                         Err(err) => {
                             broke = Some(err);
                             break;
                         }
                     }
                 }
-                // The client's own check ends the stream with an error when the digest is off:
-                // whether the bytes are all there tells a damaged layer from a broken transfer.
+                // Whether the bytes are all there tells a damaged layer from a broken transfer.
                 let actual: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
                 if got == expected && actual != component {
                     return Err(refused(anyhow!(
@@ -418,7 +545,7 @@ impl Registry {
                         "the download of {at} ended after {got} of {expected} bytes"
                     )));
                 }
-                Ok(())
+                Ok::<_, PullError>(())
             });
             result.map_err(|err| {
                 let message = anyhow!("{err}");
@@ -446,7 +573,15 @@ impl Registry {
 
     /// Pushes `component` as a CNCF WebAssembly artifact to `reference` (a tag); returns the
     /// manifest digest.
-    pub fn push(&self, runtime: &tokio::runtime::Handle, reference: &OciRef, component: &[u8]) -> Result<String> {
+    /// The layer is titled `title` (`org.opencontainers.image.title`, the file name `oras pull`
+    /// writes it to).
+    pub fn push(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        reference: &OciRef,
+        component: &[u8],
+        title: &str,
+    ) -> Result<String> {
         crate::runtime::image::check_header(component)?;
         let layer_digest = format!("sha256:{}", crate::runtime::image::digest(component));
         // The CNCF layout's config: what the artifact is, with its one layer.
@@ -461,16 +596,20 @@ impl Registry {
             "mediaType": OCI_IMAGE_MEDIA_TYPE,
             "artifactType": WASM_CONFIG,
             "config": { "mediaType": WASM_CONFIG, "digest": config_digest, "size": config.len() },
-            "layers": [{ "mediaType": WASM_LAYER, "digest": layer_digest, "size": component.len() }],
+            "layers": [{
+                "mediaType": WASM_LAYER, "digest": layer_digest, "size": component.len(),
+                "annotations": { TITLE_ANNOTATION: title },
+            }],
         }))?;
         let manifest_digest = sha256_of(&manifest);
+        let client = self.push_client(runtime)?;
         runtime
             .block_on(async {
                 let inner = reference.inner();
-                self.client.auth(inner, &self.auth, oci_client::RegistryOperation::Push).await?;
-                self.client.push_blob(inner, config.clone(), &config_digest).await?;
-                self.client.push_blob(inner, component.to_vec(), &layer_digest).await?;
-                self.client
+                client.auth(inner, &self.auth, oci_client::RegistryOperation::Push).await?;
+                client.push_blob(inner, config.clone(), &config_digest).await?;
+                client.push_blob(inner, component.to_vec(), &layer_digest).await?;
+                client
                     .push_manifest_raw(inner, manifest.clone(), http::HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE))
                     .await?;
                 Ok::<_, OciDistributionError>(())
@@ -481,8 +620,9 @@ impl Registry {
         Ok(manifest_digest)
     }
 
-    pub(crate) fn client(&self) -> (&Client, &RegistryAuth) {
-        (&self.client, &self.auth)
+    /// The push client and credentials (`out-wasm sign`).
+    pub(crate) fn push_access(&self, runtime: &tokio::runtime::Handle) -> Result<(Client, &RegistryAuth)> {
+        Ok((self.push_client(runtime)?, &self.auth))
     }
 }
 
@@ -557,10 +697,10 @@ impl OciSource {
             _ => None,
         };
         let wanted = policy(&self.verify, key.as_ref());
-        let pulled = self
-            .registry
-            .resolve(runtime, &self.reference)
-            .and_then(|digest| self.registry.pull(runtime, &self.reference, &digest, &self.verify, &self.store));
+        let deadline = self.registry.deadline();
+        let pulled = self.registry.resolve(runtime, &self.reference, deadline).and_then(|digest| {
+            self.registry.pull(runtime, &self.reference, &digest, &self.verify, &self.store, deadline)
+        });
         match pulled {
             Ok(artifact) => Ok(artifact),
             Err(PullError::Refused(err)) => Err(err),
@@ -593,12 +733,13 @@ impl OciSource {
         current: &str,
         refused: Option<&str>,
     ) -> Result<Option<Artifact>, (String, PullError)> {
-        let digest = self.registry.resolve(runtime, &self.reference).map_err(|err| (String::new(), err))?;
+        let deadline = self.registry.deadline();
+        let digest = self.registry.resolve(runtime, &self.reference, deadline).map_err(|err| (String::new(), err))?;
         if digest == current || Some(digest.as_str()) == refused {
             return Ok(None);
         }
         self.registry
-            .pull(runtime, &self.reference, &digest, &self.verify, &self.store)
+            .pull(runtime, &self.reference, &digest, &self.verify, &self.store, deadline)
             .map(Some)
             .map_err(|err| (digest, err))
     }
@@ -647,7 +788,7 @@ pub mod tool {
 
     use anyhow::{Context, Result};
 
-    use super::{ArtifactStore, OciRef, Registry, Verify};
+    use super::{ArtifactStore, OciRef, Reach, Registry, Verify};
 
     /// How the command reaches a registry: the keys an `[OUTPUT]` section would have.
     #[derive(Clone, Debug, Default)]
@@ -656,6 +797,8 @@ pub mod tool {
         pub auth_file: Option<PathBuf>,
         /// `wasm_tls_ca_file`.
         pub ca_file: Option<PathBuf>,
+        /// `wasm_oci_insecure_http`: plain HTTP to a registry not on loopback.
+        pub insecure_http: bool,
     }
 
     /// A runtime with a worker of its own: the registry calls run through `Handle::block_on`,
@@ -670,7 +813,8 @@ pub mod tool {
 
     fn connect(reference: &OciRef, access: &Access) -> Result<Registry> {
         let ca = access.ca_file.as_ref().map(|p| p.display().to_string());
-        Registry::connect(reference, access.auth_file.as_deref(), &|key: &str| match key {
+        let reach = Reach { insecure_http: access.insecure_http, ..Reach::default() };
+        Registry::connect(reference, access.auth_file.as_deref(), reach, &|key: &str| match key {
             "wasm_tls_ca_file" => ca.clone(),
             _ => None,
         })
@@ -681,8 +825,10 @@ pub mod tool {
         let reference = OciRef::parse(reference)?;
         anyhow::ensure!(reference.follows(), "push to a tag (oci://REGISTRY/REPOSITORY:TAG), not to a digest");
         let bytes = std::fs::read(guest).with_context(|| format!("failed to read {}", guest.display()))?;
+        // The file's name, as `oras push` titles a layer: what `oras pull` writes it back to.
+        let title = guest.file_name().map_or_else(|| "guest.wasm".into(), |name| name.to_string_lossy());
         let runtime = runtime()?;
-        connect(&reference, access)?.push(runtime.handle(), &reference, &bytes)
+        connect(&reference, access)?.push(runtime.handle(), &reference, &bytes, &title)
     }
 
     /// Signs what `reference` names now with the PKCS#8 PEM key `key`, stored as cosign does;
@@ -691,9 +837,9 @@ pub mod tool {
         let reference = OciRef::parse(reference)?;
         let runtime = runtime()?;
         let registry = connect(&reference, access)?;
-        let digest = registry.resolve(runtime.handle(), &reference)?;
-        let (client, auth) = registry.client();
-        let tag = super::verify::push_signature(client, auth, runtime.handle(), &reference, &digest, key)?;
+        let digest = registry.resolve(runtime.handle(), &reference, registry.deadline())?;
+        let (client, auth) = registry.push_access(runtime.handle())?;
+        let tag = super::verify::push_signature(&client, auth, runtime.handle(), &reference, &digest, key)?;
         Ok((digest, tag.to_string()))
     }
 
@@ -713,8 +859,9 @@ pub mod tool {
         let runtime = runtime()?;
         let registry = connect(&reference, access)?;
         let store = ArtifactStore::open(store_dir)?;
-        let digest = registry.resolve(runtime.handle(), &reference)?;
-        let artifact = registry.pull(runtime.handle(), &reference, &digest, &verify, &store)?;
+        let deadline = registry.deadline();
+        let digest = registry.resolve(runtime.handle(), &reference, deadline)?;
+        let artifact = registry.pull(runtime.handle(), &reference, &digest, &verify, &store, deadline)?;
         Ok((artifact.manifest, artifact.path))
     }
 

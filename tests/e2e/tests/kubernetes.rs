@@ -117,6 +117,46 @@ fn kubernetes_manifests_reference_each_others_paths() {
     }
 }
 
+/// The compile cache (and the artifact store in it) is the pod's own in both variants: an
+/// `emptyDir` (no `hostPath`, which other pods' root containers could mount and plant native
+/// code in), made 0700 by an init container before the agent starts (an `emptyDir` is created
+/// world-writable, which the cache's path rule refuses), with `wasm_cache_dir` inside it.
+#[test]
+fn the_compile_cache_is_the_pods_own_and_private_in_both_variants() {
+    for (daemonset, agent) in
+        [("daemonset.yaml", "agent-config.yaml"), ("registry/daemonset.yaml", "registry/agent-config.yaml")]
+    {
+        let pod = &manifest(daemonset)["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let cache_dir = mount_of(pod, container, |v| !v["emptyDir"].is_badvalue(), "the compile cache emptyDir");
+        let volumes = pod["volumes"].as_vec().expect("volumes");
+        let cache_volume = volumes.iter().find(|v| !v["emptyDir"].is_badvalue()).unwrap();
+        for volume in volumes.iter().filter(|v| !v["hostPath"].is_badvalue()) {
+            let path = text(&volume["hostPath"]["path"], "hostPath");
+            assert!(!path.contains("out_wasm"), "{daemonset}: the cache is on a hostPath ({path})");
+        }
+        let init = pod["initContainers"].as_vec().unwrap_or_else(|| panic!("{daemonset}: no initContainers"));
+        let private = init.iter().any(|c| {
+            let command: Vec<&str> = c["command"].as_vec().into_iter().flatten().filter_map(Yaml::as_str).collect();
+            let mounted = c["volumeMounts"].as_vec().into_iter().flatten().any(|m| {
+                m["name"] == cache_volume["name"]
+                    && m["mountPath"].as_str().map(|p| p.trim_end_matches('/')) == Some(cache_dir.as_str())
+            });
+            mounted && command == ["chmod", "0700", cache_dir.as_str()]
+        });
+        assert!(private, "{daemonset}: no init container makes {cache_dir} 0700");
+        let config_map = manifest(agent);
+        let config = config_map["data"]["fluent-bit.conf"].as_str().expect("fluent-bit.conf");
+        for output in sections(config, "OUTPUT").iter().filter(|o| get(o, "name") == Some("wasm")) {
+            let cache = get(output, "wasm_cache_dir").expect("wasm_cache_dir is set");
+            assert!(
+                cache.starts_with(&format!("{cache_dir}/")),
+                "{agent}: wasm_cache_dir {cache} is not in {cache_dir}"
+            );
+        }
+    }
+}
+
 /// coreutils' decoder, as the kubelet decodes `binaryData`.
 fn decode_base64(text: &str) -> Vec<u8> {
     let file = scratch_dir("kubernetes").join("guest.base64");

@@ -1,7 +1,10 @@
 //! Guests pulled from a real OCI registry (Debian's `docker-registry`, the CNCF distribution
 //! registry) on loopback, with TLS from a private CA and basic auth: pulls by tag and digest,
-//! the refusals (a corrupt layer, an unsigned artifact, a wrong password), a start from the
-//! artifact store with the registry down, and a tag moved under traffic.
+//! the refusals (a corrupt layer, an unsigned artifact, a signature made for another
+//! repository, a wrong password), a start from the artifact store with the registry down, a
+//! tag moved under traffic, a local registry over plain HTTP (and `oras pull` of what `out-wasm
+//! push` pushed), and registries of the tests' own that send a manifest without end or at a
+//! trickle: cut off at the cap and the pull's deadline, and never holding exit.
 //!
 //! Without `/usr/bin/docker-registry` and `htpasswd` (`scripts/setup` installs both) each test
 //! prints a SKIP line.
@@ -11,7 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use out_wasm_e2e::registry::{Registry, registry_bin};
@@ -278,6 +281,253 @@ fn with_the_registry_down_the_output_starts_from_the_last_verified_pull() {
     let log = failed.log_text();
     assert!(log.contains("holds no verified pull"), "{log}");
     plugin.close();
+}
+
+/// Copies `from` into `to`, merging directories.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_signature_made_for_another_repository_is_refused() {
+    let Some(registry) = registry("elsewhere") else { return };
+    // The same component in two repositories: the same manifest digest in both.
+    let manifest = push(&registry, "tally", "guests/tally:v1");
+    assert_eq!(push(&registry, "tally", "guests/other:v1"), manifest);
+    let (private, public) = key_pair(&registry.dir, "fleet");
+    out_wasm(&registry, &["sign", &registry.reference("guests/other:v1"), "--key", private.to_str().unwrap()]).unwrap();
+    // Whoever can push to guests/tally copies the signature the same key made for guests/other
+    // (tag, manifest revision and blob links, as a registry-side copy leaves them).
+    let (other, tally) = (registry.repository_dir("guests/other"), registry.repository_dir("guests/tally"));
+    let sig = format!("{}.sig", manifest.replace(':', "-"));
+    copy_tree(&other.join("_manifests/tags").join(&sig), &tally.join("_manifests/tags").join(&sig));
+    copy_tree(&other.join("_manifests/revisions"), &tally.join("_manifests/revisions"));
+    copy_tree(&other.join("_layers"), &tally.join("_layers"));
+
+    let auth = registry.auth_file("config.json", &registry.password);
+    let tag = registry.reference("guests/tally:v1");
+    let verified = |cache: &str| {
+        with(keys(&registry, &tag, &registry.dir.join(cache), &auth), "wasm_oci_verify", public.to_str().unwrap())
+    };
+    let mut plugin = open_plugin();
+    let failed = init_err(&mut plugin, &pairs(&verified("c1")));
+    let log = failed.log_text();
+    let expected = format!(
+        "is for the repository \"localhost:{}/guests/other\", not for localhost:{}/guests/tally",
+        registry.port, registry.port
+    );
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+    eprintln!("refused: {}", log.lines().find(|l| l.contains("another repository")).unwrap_or_default());
+
+    // Signed for its own repository, the same manifest is served.
+    out_wasm(&registry, &["sign", &tag, "--key", private.to_str().unwrap()]).unwrap();
+    let instance = init_ok(&mut plugin, &pairs(&verified("c2")));
+    served_by(&instance, "tally");
+    instance.exit();
+    plugin.close();
+}
+
+/// The keys of an instance pulling `reference` from a registry on plain HTTP.
+fn plain_keys(reference: &str, cache: &Path) -> Vec<(String, String)> {
+    vec![
+        ("wasm_path".into(), reference.into()),
+        ("wasm_cache_dir".into(), cache.display().to_string()),
+        ("note".into(), "v2 needs this".into()),
+    ]
+}
+
+#[test]
+fn a_registry_that_sends_a_manifest_without_end_or_at_a_trickle_is_cut_off() {
+    let (big_done, big_sent) = mpsc::channel::<u64>();
+    let big_done = Mutex::new(big_done);
+    let server = out_wasm_e2e::registry::HostileRegistry::start(move |request| {
+        let digest = format!("sha256:{}", "e".repeat(64));
+        match (request.method.as_str(), request.path.as_str()) {
+            (_, "/v2/") => request.answer("200 OK", &[], b"{}"),
+            ("HEAD", _) => request.answer("200 OK", &[("Docker-Content-Digest", digest.as_str())], b""),
+            // 256 MiB without a Content-Length: the cap must hold as the bytes come.
+            ("GET", path) if path.starts_with("/v2/guests/big/") => {
+                let sent = request.stream(256 << 20, false, 64 << 10, Duration::ZERO);
+                let _ = big_done.lock().unwrap().send(sent);
+            }
+            // A byte every 100 ms: each read gets data well within any read timeout.
+            ("GET", path) if path.starts_with("/v2/guests/slow/") => {
+                request.stream(100_000, true, 1, Duration::from_millis(100));
+            }
+            _ => request.answer("404 Not Found", &[], b""),
+        }
+    });
+    let scratch = std::env::temp_dir().join(format!("out-wasm-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut plugin = open_plugin();
+
+    let big = with(plain_keys(&server.reference("guests/big:v1"), &scratch.join("c1")), "wasm_oci_insecure_http", "on");
+    let failed = init_err(&mut plugin, &pairs(&big));
+    let log = failed.log_text();
+    assert!(log.contains("is more than the 1048576 bytes the host reads"), "{log}");
+    let sent = big_sent.recv_timeout(EVENT_TIMEOUT).expect("the server's write ended");
+    assert!(sent < 64 << 20, "the host read on: the server wrote {sent} bytes before it stopped");
+    eprintln!("cut off after {sent} bytes written: {}", log.lines().find(|l| l.contains("more than")).unwrap());
+
+    let slow = with(
+        with(plain_keys(&server.reference("guests/slow:v1"), &scratch.join("c2")), "wasm_oci_insecure_http", "on"),
+        "wasm_oci_pull_timeout",
+        "2s",
+    );
+    let started = Instant::now();
+    let failed = init_err(&mut plugin, &pairs(&slow));
+    let took = started.elapsed();
+    let log = failed.log_text();
+    assert!(log.contains("did not finish within the pull's deadline (wasm_oci_pull_timeout)"), "{log}");
+    // The trickle would last 10,000 s, and no read ever waits 30 s (the read timeout).
+    assert!(took < Duration::from_secs(20), "init held for {took:?}");
+    eprintln!("trickle cut off after {} ms", took.as_millis());
+    plugin.close();
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
+fn exit_does_not_wait_on_a_registry_that_trickles() {
+    use sha2::Digest;
+    let component = std::fs::read(guest_path("tally")).unwrap();
+    let hex = |bytes: &[u8]| -> String { sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect() };
+    let layer = format!("sha256:{}", hex(&component));
+    let config = b"{}".to_vec();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.wasm.config.v0+json", "digest": format!("sha256:{}", hex(&config)), "size": config.len() },
+        "layers": [{ "mediaType": "application/wasm", "digest": layer, "size": component.len() }],
+    }))
+    .unwrap();
+    let first = format!("sha256:{}", hex(&manifest));
+    let moved = format!("sha256:{}", "f".repeat(64));
+    let tag_moved = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (first, moved, layer, tag_moved) = (first.clone(), moved.clone(), layer.clone(), tag_moved.clone());
+        out_wasm_e2e::registry::HostileRegistry::start(move |request| {
+            let path = request.path.clone();
+            if path == "/v2/" {
+                request.answer("200 OK", &[], b"{}");
+            } else if request.method == "HEAD" {
+                let at = if tag_moved.load(Ordering::SeqCst) { &moved } else { &first };
+                request.answer("200 OK", &[("Docker-Content-Digest", at.as_str())], b"");
+            } else if path.ends_with(&format!("/manifests/{first}")) {
+                let kind = [("Content-Type", "application/vnd.oci.image.manifest.v1+json")];
+                request.answer("200 OK", &kind, &manifest);
+            } else if path.ends_with(&format!("/blobs/{layer}")) {
+                request.answer("200 OK", &[], &component);
+            } else if path.ends_with(&format!("/manifests/{moved}")) {
+                request.stream(100_000, true, 1, Duration::from_millis(100));
+            } else {
+                request.answer("404 Not Found", &[], b"");
+            }
+        })
+    };
+    let scratch = std::env::temp_dir().join(format!("out-wasm-stuck-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let keys = [
+        ("wasm_oci_insecure_http", "on"),
+        ("wasm_oci_poll_interval", "50ms"),
+        // Far beyond the test: only the stop can end the stuck pull.
+        ("wasm_oci_pull_timeout", "1h"),
+    ]
+    .into_iter()
+    .fold(plain_keys(&server.reference("guests/stuck:v1"), &scratch), |keys, (k, v)| with(keys, k, v));
+    let mut plugin = open_plugin();
+    let instance = init_ok(&mut plugin, &pairs(&keys));
+    served_by(&instance, "tally");
+    tag_moved.store(true, Ordering::SeqCst);
+    server.wait_for(&format!("GET /v2/guests/stuck/manifests/{moved}"));
+    let started = Instant::now();
+    // As the agent's hot reload exits an instance.
+    let exited = instance.exit_with(true);
+    let took = started.elapsed();
+    // Without the stop abandoning the pull, exit waits on the trickle (10,000 s).
+    assert!(took < Duration::from_secs(5), "exit waited {took:?} on the registry");
+    let log = exited.log_text();
+    assert!(!log.contains("cannot poll guest"), "the abandoned poll is not reported as a failure:\n{log}");
+    eprintln!("exit with a pull stuck on the registry took {} ms", took.as_millis());
+    plugin.close();
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// `oras`: `$ORAS`, else where `scripts/setup` installs it.
+fn oras_bin() -> Option<PathBuf> {
+    let bin = std::env::var_os("ORAS").map(PathBuf::from).or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        Some(PathBuf::from(home).join(".cache/out_wasm-toolchains/oras-1.3.6/bin/oras"))
+    })?;
+    bin.exists().then_some(bin)
+}
+
+#[test]
+fn a_local_registry_over_plain_http_is_used_on_loopback_and_elsewhere_only_with_the_key() {
+    if registry_bin().is_none() {
+        eprintln!("SKIP plain http: /usr/bin/docker-registry or htpasswd missing (scripts/setup installs them)");
+        return;
+    }
+    let registry = Registry::start_plain("plain");
+    let manifest = push(&registry, "tally", "guests/tally:v1");
+    let mut plugin = open_plugin();
+    let tag = registry.reference("guests/tally:v1");
+    let call = plugin.init(out_wasm_e2e::props(&pairs(&plain_keys(&tag, &registry.dir.join("c1")))));
+    let log = call.log_text();
+    let instance = call.value.unwrap_or_else(|code| panic!("init failed with {code}:\n{log}"));
+    assert!(log.contains(&format!("pulled guest '{tag}': manifest {manifest}")), "{log}");
+    served_by(&instance, "tally");
+    instance.exit();
+
+    // 0.0.0.0 reaches this host's registry too, but is not a loopback name: plain HTTP is
+    // refused there, with the key that allows it named, and used with it.
+    let elsewhere = format!("oci://0.0.0.0:{}/guests/tally:v1", registry.port);
+    let failed = init_err(&mut plugin, &pairs(&plain_keys(&elsewhere, &registry.dir.join("c2"))));
+    let log = failed.log_text();
+    assert!(log.contains("did not answer over TLS") && log.contains("set wasm_oci_insecure_http on"), "{log}");
+    eprintln!("refused: {}", log.lines().find(|l| l.contains("wasm_oci_insecure_http")).unwrap_or_default());
+    let keys = with(plain_keys(&elsewhere, &registry.dir.join("c3")), "wasm_oci_insecure_http", "on");
+    let instance = init_ok(&mut plugin, &pairs(&keys));
+    served_by(&instance, "tally");
+    instance.exit();
+    plugin.close();
+
+    // The pushed layer is titled with the file's name: `oras pull` writes it as that file.
+    let guest = guest_path("tally");
+    let title = guest.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", registry.port)).unwrap();
+    write!(
+        stream,
+        "GET /v2/guests/tally/manifests/v1 HTTP/1.0\r\nHost: localhost\r\nAccept: \
+         application/vnd.oci.image.manifest.v1+json\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let pushed: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(pushed["layers"][0]["annotations"]["org.opencontainers.image.title"], title.as_str(), "{body}");
+    let Some(oras) = oras_bin() else {
+        eprintln!("SKIP oras pull: no oras (scripts/setup installs it; or set ORAS)");
+        return;
+    };
+    let out = registry.dir.join("oras-out");
+    let pulled = Command::new(&oras)
+        .args(["pull", "--plain-http", &format!("localhost:{}/guests/tally:v1", registry.port), "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(pulled.status.success(), "oras pull failed: {}", String::from_utf8_lossy(&pulled.stderr));
+    assert_eq!(sha256_hex(&out.join(&title)), sha256_hex(&guest), "oras wrote the component as {title}");
+    eprintln!("oras pull wrote {}", out.join(&title).display());
 }
 
 #[test]

@@ -2,10 +2,11 @@
 //! (`<wasm_cache_dir>/oci`), so that a restart, an unreachable registry or an air-gapped node
 //! starts from the last artifact that passed every check.
 //!
-//! The compile cache's trust rules hold here too ([`crate::runtime::cache`]): the directory
-//! belongs to the agent's user and nobody else can write it, files appear by atomic rename,
-//! and a component is used only if its SHA-256 is still the digest it is stored under (checked
-//! on every use; a damaged one is deleted and pulled again). Only what passed its checks is
+//! The compile cache's directory rule holds here too ([`PrivateDir`]: every path component
+//! root's or the agent's and writable by no other user, checked again by every operation, the
+//! compile cache's directory above included), files are created `O_EXCL | O_NOFOLLOW` and
+//! appear by atomic rename, and a component is used only if its SHA-256 is still the digest
+//! it is stored under (checked on every use; a damaged one is deleted and pulled again). Only what passed its checks is
 //! written: `sha256-<digest>.wasm` (a component), `manifest-<digest>.json` (which component a
 //! manifest digest has, and the verification rule it passed), `ref-<hash>.json` (the manifest
 //! digest a reference last resolved to).
@@ -15,9 +16,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
-use crate::runtime::cache::{open_private, write_atomically, write_atomically_with};
 use crate::runtime::oci::{Artifact, OciRef, satisfies};
+use crate::runtime::private_dir::PrivateDir;
+
+/// The largest record or reference file the store reads (they are a few hundred bytes).
+const RECORD_CAP: u64 = 64 << 10;
 
 /// Where pulled components are kept.
 #[derive(Clone, Debug)]
@@ -51,8 +56,13 @@ fn hex(digest: &str) -> Option<&str> {
 impl ArtifactStore {
     /// The store at `dir` (created 0700 if missing), if it is safe to trust.
     pub fn open(dir: &Path) -> Result<Self> {
-        open_private(dir).context("the artifact store of pulled guests cannot be trusted")?;
+        PrivateDir::create(dir).context("the artifact store of pulled guests cannot be trusted")?;
         Ok(Self { dir: dir.to_owned() })
+    }
+
+    /// The directory, checked again.
+    fn private(&self) -> Result<PrivateDir> {
+        PrivateDir::open(&self.dir).context("the artifact store of pulled guests cannot be trusted")
     }
 
     /// The store beside the compile cache at `cache_dir`.
@@ -64,58 +74,66 @@ impl ArtifactStore {
         &self.dir
     }
 
-    fn component_path(&self, digest: &str) -> Option<PathBuf> {
-        Some(self.dir.join(format!("sha256-{}.wasm", hex(digest)?)))
+    fn component_name(digest: &str) -> Option<String> {
+        Some(format!("sha256-{}.wasm", hex(digest)?))
     }
 
     /// The stored component with SHA-256 `digest`, if it is there and still has that digest;
     /// a damaged one is deleted.
     pub fn component(&self, digest: &str) -> Option<PathBuf> {
-        let path = self.component_path(digest)?;
-        match crate::runtime::image::file_digest(&path) {
-            Ok(actual) if actual == hex(digest)? => Some(path),
-            // Damaged (another digest, or no longer a component): pulled again.
-            Ok(_) => {
-                let _ = std::fs::remove_file(&path);
-                None
+        let name = Self::component_name(digest)?;
+        let dir = self.private().ok()?;
+        // Opened without following a symlink, and only if it is the agent's and no one else
+        // can write it; hashed from that descriptor.
+        let file = match dir.open_file(&name) {
+            Ok(Some(file)) => file,
+            Ok(None) => return None,
+            Err(_) => {
+                dir.remove(&name);
+                return None;
             }
-            Err(_) if path.is_file() => {
-                let _ = std::fs::remove_file(&path);
-                None
-            }
-            Err(_) => None,
+        };
+        let mut hasher = sha2::Sha256::new();
+        let read = std::io::copy(&mut &file, &mut hasher);
+        let actual: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if read.is_err() || actual != hex(digest)? {
+            // Damaged (another digest): pulled again.
+            dir.remove(&name);
+            return None;
         }
+        Some(self.dir.join(name))
     }
 
     /// Writes the component `digest` with `write` (which streams it and checks it), appearing
     /// only if `write` succeeds.
     pub fn write(&self, digest: &str, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<PathBuf> {
-        let path = self.component_path(digest).context("not a sha256 digest")?;
-        write_atomically_with(&path, write)?;
-        Ok(path)
+        let name = Self::component_name(digest).context("not a sha256 digest")?;
+        self.private()?.write_atomically_with(&name, write)?;
+        Ok(self.dir.join(name))
     }
 
     /// Deletes the component `digest` (it turned out not to be loadable).
     pub fn forget(&self, digest: &str) {
-        if let Some(path) = self.component_path(digest) {
-            let _ = std::fs::remove_file(path);
+        if let (Some(name), Ok(dir)) = (Self::component_name(digest), self.private()) {
+            dir.remove(&name);
         }
     }
 
-    fn manifest_path(&self, manifest: &str) -> Option<PathBuf> {
-        Some(self.dir.join(format!("manifest-{}.json", hex(manifest)?)))
+    fn manifest_name(manifest: &str) -> Option<String> {
+        Some(format!("manifest-{}.json", hex(manifest)?))
     }
 
     /// Records what manifest `manifest` holds and the rule it passed.
     pub fn record(&self, manifest: &str, record: &Record) -> Result<()> {
-        let path = self.manifest_path(manifest).context("not a sha256 digest")?;
-        write_atomically(&path, &serde_json::to_vec(record)?)
+        let name = Self::manifest_name(manifest).context("not a sha256 digest")?;
+        self.private()?.write_atomically(&name, &serde_json::to_vec(record)?)
     }
 
     /// The stored artifact of manifest `manifest`, if its record satisfies the rule `policy`
     /// and its component is intact.
     pub fn find(&self, manifest: &str, policy: &str) -> Option<Artifact> {
-        let record: Record = serde_json::from_slice(&std::fs::read(self.manifest_path(manifest)?).ok()?).ok()?;
+        let bytes = self.private().ok()?.read(&Self::manifest_name(manifest)?, RECORD_CAP).ok()??;
+        let record: Record = serde_json::from_slice(&bytes).ok()?;
         if !satisfies(&record.policy, policy) {
             return None;
         }
@@ -123,9 +141,9 @@ impl ArtifactStore {
         Some(Artifact { manifest: manifest.to_owned(), digest: record.component, path, offline: None })
     }
 
-    fn reference_path(&self, reference: &OciRef) -> PathBuf {
+    fn reference_name(reference: &OciRef) -> String {
         let name = crate::runtime::image::digest(reference.to_string().as_bytes());
-        self.dir.join(format!("ref-{}.json", &name[..32]))
+        format!("ref-{}.json", &name[..32])
     }
 
     /// Remembers that `reference` resolved to `manifest` (best effort: it only matters to a
@@ -133,14 +151,15 @@ impl ArtifactStore {
     pub fn remember(&self, reference: &OciRef, manifest: &str) {
         let at_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let resolved = Resolved { reference: reference.to_string(), manifest: manifest.to_owned(), at_unix };
-        if let Ok(bytes) = serde_json::to_vec(&resolved) {
-            let _ = write_atomically(&self.reference_path(reference), &bytes);
+        if let (Ok(bytes), Ok(dir)) = (serde_json::to_vec(&resolved), self.private()) {
+            let _ = dir.write_atomically(&Self::reference_name(reference), &bytes);
         }
     }
 
     /// The manifest digest `reference` last resolved to.
     pub fn recall(&self, reference: &OciRef) -> Option<String> {
-        let resolved: Resolved = serde_json::from_slice(&std::fs::read(self.reference_path(reference)).ok()?).ok()?;
+        let bytes = self.private().ok()?.read(&Self::reference_name(reference), RECORD_CAP).ok()??;
+        let resolved: Resolved = serde_json::from_slice(&bytes).ok()?;
         (resolved.reference == reference.to_string()).then_some(resolved.manifest)
     }
 }
@@ -181,5 +200,24 @@ mod tests {
         let err = format!("{:#}", ArtifactStore::open(&dir).unwrap_err());
         assert!(err.contains("writable by other users"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_store_is_not_trusted_below_a_cache_directory_others_can_write() {
+        let cache = std::env::temp_dir().join(format!("out-wasm-oci-parent-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&cache);
+        let store = ArtifactStore::open(&ArtifactStore::beside(&cache)).unwrap();
+        let bytes = b"\0asm\x0d\0\x01\0";
+        let digest = crate::runtime::image::digest(bytes);
+        store.write(&digest, |file| Ok(std::io::Write::write_all(file, bytes)?)).unwrap();
+        let manifest = format!("sha256:{}", "2".repeat(64));
+        store.record(&manifest, &Record { component: digest.clone(), policy: "none".into() }).unwrap();
+        assert!(store.find(&manifest, "none").is_some());
+        // The parent opened up after the store was opened: whoever can write it can swap `oci`.
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(store.find(&manifest, "none").is_none(), "every use checks the whole path again");
+        let err = format!("{:#}", ArtifactStore::open(&ArtifactStore::beside(&cache)).unwrap_err());
+        assert!(err.contains("writable by other users and not sticky"), "{err}");
+        std::fs::remove_dir_all(&cache).unwrap();
     }
 }

@@ -6,23 +6,28 @@
 //! signing" payload (`application/vnd.dev.cosign.simplesigning.v1+json`) whose
 //! `critical.image.docker-manifest-digest` names the signed manifest, with the base64 DER
 //! signature of the payload's bytes in the layer annotation `dev.cosignproject.cosign/signature`.
-//! An artifact is accepted if one layer's payload names its digest and its signature verifies
-//! under the key. (The `sigstore` crate does this too, with Rekor, Fulcio and TUF besides; a
+//! An artifact is accepted if one layer's payload names its digest and the repository it was
+//! pulled from (`critical.identity.docker-reference`: a signature the same key made for another
+//! repository does not vouch for this one) and its signature verifies under the key. The
+//! signature manifest and payloads are read with the caps of [`super::MANIFEST_CAP`],
+//! [`super::SIGNATURE_CAP`] and [`super::MAX_SIGNATURES`]. (The `sigstore` crate does this too, with Rekor, Fulcio and TUF besides; a
 //! pinned key needs none of them, so the host keeps to the ECDSA crate.)
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use base64::Engine;
 use oci_client::Client;
-use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::oci::{OciRef, PullError, sha256_of};
+use crate::runtime::oci::fetch::read_capped;
+use crate::runtime::oci::{MANIFEST_CAP, MAX_SIGNATURES, OciRef, PullError, Registry, SIGNATURE_CAP, sha256_of};
 
 /// The media type of a cosign signature layer.
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -116,34 +121,40 @@ pub fn sign(key: &Path, payload: &[u8]) -> Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(signature.as_bytes()))
 }
 
-/// Checks that the registry holds a signature of manifest `digest` by `key`.
+/// Checks that the registry holds a signature of manifest `digest` of `reference`'s
+/// repository by `key`.
 pub fn check(
-    client: &Client,
-    auth: &RegistryAuth,
+    registry: &Registry,
     runtime: &tokio::runtime::Handle,
     reference: &OciRef,
     digest: &str,
     key: &PublicKey,
+    deadline: Instant,
 ) -> Result<(), PullError> {
     let tag = reference.with_tag(&signature_tag(digest));
-    let pulled = runtime.block_on(client.pull_image_manifest(tag.inner(), auth));
-    let manifest: OciImageManifest = match pulled {
-        Ok((manifest, _)) => manifest,
-        Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => {
+    let fetch = registry.fetcher();
+    let what = format!("failed to pull the signature {tag}");
+    let pulled = fetch.run(runtime, deadline, &what, async {
+        let answer = fetch.get(&tag.manifest_path(), &[OCI_IMAGE_MEDIA_TYPE]).await?;
+        read_capped(answer.response, MANIFEST_CAP, &format!("the signature manifest {tag}")).await
+    });
+    let body = match pulled {
+        Ok(body) => body,
+        Err(err) if err.is_not_found() => {
             return Err(PullError::Refused(anyhow!("it is not signed (no cosign signature at {tag})")));
         }
-        Err(err) if is_not_found(&err) => {
-            return Err(PullError::Refused(anyhow!("it is not signed (no cosign signature at {tag})")));
-        }
-        Err(err) => return Err(super::registry_error(err, &format!("failed to pull the signature {tag}"))),
+        Err(PullError::Registry(err)) => return Err(PullError::Registry(err.context(what))),
+        Err(err) => return Err(err),
     };
+    let manifest: OciImageManifest = serde_json::from_slice(&body)
+        .map_err(|err| PullError::Refused(anyhow!("{tag} is not a cosign signature manifest: {err}")))?;
     let layers: Vec<&OciDescriptor> = manifest.layers.iter().filter(|l| l.media_type == SIMPLE_SIGNING).collect();
     if layers.is_empty() {
         return Err(PullError::Refused(anyhow!("{tag} holds no cosign signature layer")));
     }
     let mut why = Vec::new();
-    for layer in layers {
-        match check_layer(client, runtime, &tag, layer, digest, key) {
+    for layer in layers.into_iter().take(MAX_SIGNATURES) {
+        match check_layer(registry, runtime, &tag, reference, layer, digest, key, deadline) {
             Ok(()) => return Ok(()),
             Err(PullError::Refused(err)) => why.push(format!("{err:#}")),
             Err(err) => return Err(err),
@@ -152,35 +163,51 @@ pub fn check(
     Err(PullError::Refused(anyhow!("no signature by key {} verifies: {}", key.fingerprint(), why.join("; "))))
 }
 
-fn is_not_found(err: &oci_client::errors::OciDistributionError) -> bool {
-    use oci_client::errors::OciDistributionError as E;
-    match err {
-        E::ServerError { code, .. } => *code == 404,
-        E::RegistryError { envelope, .. } => {
-            envelope.errors.iter().any(|e| matches!(e.code, oci_client::errors::OciErrorCode::ManifestUnknown))
-        }
-        _ => false,
-    }
+/// Whether the `docker-reference` a payload signs names `pulled`'s repository: cosign writes
+/// `REGISTRY/REPOSITORY` (Docker Hub as `index.docker.io`); a tag or digest after it is allowed.
+fn names_repository(signed: &str, pulled: &OciRef) -> bool {
+    let signed = signed.trim();
+    let signed = signed.split_once('@').map_or(signed, |(name, _)| name);
+    let signed = match signed.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => signed,
+    };
+    let hub = |registry: &str| match registry {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        other => other.to_ascii_lowercase(),
+    };
+    let (signed_registry, signed_repository) = signed.split_once('/').unwrap_or((signed, ""));
+    let wanted = pulled.repository();
+    let (registry, repository) = wanted.split_once('/').unwrap_or((&wanted, ""));
+    hub(signed_registry) == hub(registry) && signed_repository == repository
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_layer(
-    client: &Client,
+    registry: &Registry,
     runtime: &tokio::runtime::Handle,
     tag: &OciRef,
+    reference: &OciRef,
     layer: &OciDescriptor,
     digest: &str,
     key: &PublicKey,
+    deadline: Instant,
 ) -> Result<(), PullError> {
     let Some(signature) = layer.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION)) else {
         return Err(PullError::Refused(anyhow!("a layer has no {SIGNATURE_ANNOTATION} annotation")));
     };
-    if layer.size > 1 << 20 {
-        return Err(PullError::Refused(anyhow!("a signature payload of {} bytes is not a payload", layer.size)));
+    if layer.size < 0 || layer.size as u64 > SIGNATURE_CAP {
+        return Err(PullError::Refused(anyhow!(
+            "a signature payload of {} bytes is more than the {SIGNATURE_CAP} the host reads",
+            layer.size
+        )));
     }
-    let mut body = Vec::new();
-    runtime
-        .block_on(client.pull_blob(tag.inner(), layer, &mut body))
-        .map_err(|err| super::registry_error(err, &format!("failed to pull a signature payload of {tag}")))?;
+    let fetch = registry.fetcher();
+    let what = format!("failed to pull a signature payload of {tag}");
+    let body = fetch.run(runtime, deadline, &what, async {
+        let answer = fetch.get(&tag.blob_path(&layer.digest), &[]).await?;
+        read_capped(answer.response, SIGNATURE_CAP, "a signature payload").await
+    })?;
     if sha256_of(&body) != layer.digest {
         return Err(PullError::Refused(anyhow!("a signature payload does not match its digest")));
     }
@@ -199,6 +226,14 @@ fn check_layer(
         return Err(PullError::Refused(anyhow!(
             "a valid signature is for {}, not for this manifest",
             payload.critical.image.docker_manifest_digest
+        )));
+    }
+    if !names_repository(&payload.critical.identity.docker_reference, reference) {
+        return Err(PullError::Refused(anyhow!(
+            "a valid signature of this manifest is for the repository {:?}, not for {} (a signature made for \
+             another repository does not vouch for this one)",
+            payload.critical.identity.docker_reference,
+            reference.repository()
         )));
     }
     Ok(())
@@ -244,4 +279,31 @@ pub fn push_signature(
         })
         .map_err(|err| anyhow!("failed to push the signature {tag}: {err}"))?;
     Ok(tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_reference_must_name_the_pulled_repository() {
+        let pulled = OciRef::parse("oci://localhost:5000/guests/tally:v1").unwrap();
+        for same in ["localhost:5000/guests/tally", "localhost:5000/guests/tally:v1", "LOCALHOST:5000/guests/tally"] {
+            assert!(names_repository(same, &pulled), "{same}");
+        }
+        let digest = format!("localhost:5000/guests/tally@sha256:{}", "a".repeat(64));
+        assert!(names_repository(&digest, &pulled));
+        for other in [
+            "localhost:5000/guests/other",
+            "localhost:5000/guests/tally/x",
+            "localhost:5001/guests/tally",
+            "ghcr.io/guests/tally",
+            "localhost:5000/guests",
+            "",
+        ] {
+            assert!(!names_repository(other, &pulled), "{other}");
+        }
+        let hub = OciRef::parse("oci://docker.io/acme/guest:1").unwrap();
+        assert!(names_repository("index.docker.io/acme/guest", &hub));
+    }
 }
