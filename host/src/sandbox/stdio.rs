@@ -110,14 +110,20 @@ impl AgentWriter {
                 out.extend_from_slice(prefix.as_bytes());
             }
             self.at_line_start = byte == b'\n';
-            match byte {
-                b'\n' | b'\t' => out.push(byte),
-                0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{byte:02x}").as_bytes()),
-                _ => out.push(byte),
+            if escaped(byte) {
+                out.extend_from_slice(format!("\\x{byte:02x}").as_bytes());
+            } else {
+                out.push(byte);
             }
         }
         out
     }
+}
+
+/// Whether `byte` is written out as `\xNN` on the agent's streams: a control byte but a line
+/// break or a tab.
+fn escaped(byte: u8) -> bool {
+    matches!(byte, 0..=0x08 | 0x0b..=0x1f | 0x7f)
 }
 
 impl AsyncWrite for AgentWriter {
@@ -127,11 +133,19 @@ impl AsyncWrite for AgentWriter {
         if !self.stream.log.take_stdio(buf.len()) {
             return Poll::Ready(Ok(buf.len()));
         }
-        let out = self.render(buf);
+        // Most writes are plain text for stdout: those are written as they are.
+        let plain = self.stream.prefix.is_none() && !buf.iter().any(|&byte| escaped(byte));
+        let rendered;
+        let out = if plain {
+            buf
+        } else {
+            rendered = self.render(buf);
+            &rendered
+        };
         // The agent's own streams, written whole and at once as WASI's inherited ones are.
         let written = match self.stream.fd {
-            Fd::Stdout => io::stdout().lock().write_all(&out),
-            Fd::Stderr => io::stderr().lock().write_all(&out),
+            Fd::Stdout => io::stdout().lock().write_all(out),
+            Fd::Stderr => io::stderr().lock().write_all(out),
         };
         Poll::Ready(written.map(|()| buf.len()))
     }
