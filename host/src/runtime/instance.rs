@@ -20,6 +20,7 @@ use crate::runtime::store::HostState;
 use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
+use crate::sandbox::descriptors::Holdings;
 use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
 use crate::sandbox::memory::MemoryCap;
@@ -63,6 +64,7 @@ impl GuestInstance {
         let Sandbox { max_level, log, memory_limit, deadlines, capabilities, metrics, config, connections } = sandbox;
         let mut wasi = WasiCtxBuilder::new();
         let net = capabilities.apply(&mut wasi, &log)?;
+        let descriptors = Holdings::new(connections.descriptors().clone(), log.clone());
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -72,6 +74,7 @@ impl GuestInstance {
             metrics: Metrics::new(metrics, log.clone()),
             config,
             memory: MemoryCap::new(memory_limit),
+            descriptors,
             log,
         };
         let mut store = Store::new(image.engine(), state);

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use out_wasm_e2e::sync::{EVENT_TIMEOUT, SyncDir, watchdog};
+use out_wasm_e2e::sync::{EVENT_TIMEOUT, SyncDir, wait_until, watchdog};
 use out_wasm_e2e::{chunk, go_test_guest, guest_path, init_err, init_ok, lines_with, open_plugin};
 use out_wasm_loader::{Call, FLB_ERROR, FLB_OK, FLB_RETRY, Instance, Plugin, status_name};
 
@@ -382,4 +382,112 @@ fn real_agent_shuts_down_while_a_guest_is_stuck_in_a_flush() {
     for needle in ["exceeded its flush deadline of 5000 ms (wasm_flush_timeout)", "service has stopped"] {
         assert!(log.contains(needle), "expected {needle:?} in the agent's log:\n{log}");
     }
+}
+
+/// The descriptors this process holds on `file` (by name), or on TCP connections to `port`:
+/// what a guest holds, whatever the tests running beside it open.
+fn held_on(file: &str, port: u16) -> usize {
+    let tcp = std::fs::read_to_string("/proc/self/net/tcp").unwrap_or_default()
+        + &std::fs::read_to_string("/proc/self/net/tcp6").unwrap_or_default();
+    // sl local_address rem_address st ... inode: the sockets whose remote end is `port`.
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote = u16::from_str_radix(fields.get(2)?.rsplit(':').next()?, 16).ok()?;
+            (remote == port).then(|| format!("socket:[{}]", fields.get(9)?))
+        })
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.ends_with(file) || inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
+        .count()
+}
+
+/// An HTTP/1.1 endpoint on loopback that answers every request with a 5-byte body and keeps
+/// every connection open: a client that never reads a body to its end needs a connection per
+/// request.
+fn holding_http_server() -> u16 {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n"
+                        && reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A guest that opens files, sockets or HTTP connections and closes none is refused past its
+/// output's `wasm_max_descriptors`, with a warn line naming what it was refused: the process
+/// holds at most the cap for it (counted in /proc/self/fd), the same instance serves on,
+/// another output keeps delivering, and the descriptors are closed when the instance exits.
+#[test]
+fn a_guest_that_never_closes_is_refused_past_the_descriptor_cap() {
+    const CAP: usize = 16;
+    let dir = out_wasm_e2e::scratch_dir("descriptors");
+    std::fs::write(dir.join("held.txt"), "held\n").unwrap();
+    let dirs = format!("{}:/data", dir.display());
+    // Connections wait in the listener's backlog (128), never accepted.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let socket_port = listener.local_addr().unwrap().port();
+    let sockets = format!("127.0.0.1:{socket_port}");
+    let http_port = holding_http_server();
+    let http = format!("127.0.0.1:{http_port}");
+    let url = format!("http://{http}/");
+    let refused_http = format!("a new HTTP connection to 127.0.0.1:{http_port}");
+    let cases: [(&str, &str, (&str, &str), &str, u16); 3] = [
+        ("open-files", "/data/held.txt", ("wasm_allow_dirs", &dirs), "the file \"held.txt\"", 0),
+        ("open-sockets", &sockets, ("wasm_allow_net", &sockets), "a TCP socket", socket_port),
+        ("open-http", &url, ("wasm_allow_net", &http), &refused_http, http_port),
+    ];
+    let cap = CAP.to_string();
+    for (mode, target, grant, refused, port) in cases {
+        let (plugin, instance) =
+            hostile(mode, &[("target", target), ("every", "1000"), ("wasm_max_descriptors", &cap), grant]);
+        let (other_plugin, other) = hostile("open-files", &[]);
+        let call = instance.flush(&chunk(&[EVIL], 1, 0), "t");
+        assert_eq!(call.value, FLB_ERROR, "{mode}: the guest reports the refusal; log:\n{}", call.log_text());
+        assert_logged(&call, 1, &[&format!("hostile {mode} refused after {CAP}: ")]);
+        assert_logged(
+            &call,
+            2,
+            &[&format!("the host refused the guest {refused}: "), "hold 16 descriptors", "wasm_max_descriptors"],
+        );
+        let held = held_on("held.txt", port);
+        eprintln!("{mode}: the process holds {held} descriptors for the guest, capped at {CAP}");
+        assert_eq!(held, CAP, "{mode}: the guest holds what it was allowed, no more");
+        // Refused, not faulted: the same instance serves on, and so does another output.
+        let next = instance.flush(&chunk(&[PLAIN], 1, 0), "t");
+        assert_eq!(next.value, FLB_OK, "{mode}: log:\n{}", next.log_text());
+        assert!(lines_with(&next, "hostile init").is_empty(), "{mode}: no new instance:\n{}", next.log_text());
+        let delivered = other.flush(&chunk(&[PLAIN], 1, 0), "t");
+        assert_eq!(delivered.value, FLB_OK, "{mode}: the other output delivers; log:\n{}", delivered.log_text());
+        instance.exit();
+        plugin.close();
+        other.exit();
+        other_plugin.close();
+        // The connections' tasks end as the output's runtime shuts down.
+        wait_until(&format!("{mode}: the guest's descriptors closed with its instance"), || {
+            held_on("held.txt", port) == 0
+        });
+    }
+    drop(listener);
 }
