@@ -396,7 +396,9 @@ fn held_on(file: &str, port: u16) -> usize {
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let remote = u16::from_str_radix(fields.get(2)?.rsplit(':').next()?, 16).ok()?;
-            (remote == port).then(|| format!("socket:[{}]", fields.get(9)?))
+            let inode = fields.get(9)?;
+            // Port 0: the remote end of a listening socket, no connection.
+            (port != 0 && remote == port).then(|| format!("socket:[{inode}]"))
         })
         .collect();
     std::fs::read_dir("/proc/self/fd")
