@@ -235,7 +235,10 @@ impl Session {
                 capabilities: &capabilities,
                 metrics,
                 config: ConfigLookup::new(lookup),
-                connections: Connections::new(None, Descriptors::new(DEFAULT_MAX_DESCRIPTORS)),
+                connections: Connections::new(
+                    None,
+                    Descriptors::new(DEFAULT_MAX_DESCRIPTORS, image.path().display().to_string()),
+                ),
             };
             GuestInstance::instantiate(image, sandbox).await.context("failed to instantiate the guest")
         }))?;

@@ -66,7 +66,10 @@ impl Shared {
             current: Mutex::new(None),
             metrics,
             host_metrics,
-            connections: Connections::new(host.http_keepalive, Descriptors::new(host.max_descriptors)),
+            connections: Connections::new(
+                host.http_keepalive,
+                Descriptors::new(host.max_descriptors, host.wasm_path.display().to_string()),
+            ),
             host,
             oci: Mutex::new(None),
         }

@@ -71,6 +71,8 @@ impl Kind {
 /// The descriptors the guests of one output hold, and the cap.
 #[derive(Debug)]
 pub struct Descriptors {
+    /// The output's guest as `wasm_path` names it, for the refusal lines.
+    guest: String,
     cap: usize,
     live: AtomicUsize,
     refused: [AtomicU64; 3],
@@ -87,8 +89,8 @@ impl Drop for Slot {
 }
 
 impl Descriptors {
-    pub fn new(cap: usize) -> Arc<Self> {
-        Arc::new(Self { cap, live: AtomicUsize::new(0), refused: Default::default() })
+    pub fn new(cap: usize, guest: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self { guest: guest.into(), cap, live: AtomicUsize::new(0), refused: Default::default() })
     }
 
     /// A place for one more descriptor of `kind`, or `None` (counted) at the cap.
@@ -116,9 +118,9 @@ impl Descriptors {
     /// The warn line of a refusal: what the guest was refused, and why.
     pub fn refusal_line(&self, what: &str) -> String {
         format!(
-            "the host refused the guest {what}: the output's guests hold {} descriptors, the most \
+            "the host refused guest '{}' {what}: the output's guests hold {} descriptors, the most \
              wasm_max_descriptors allows (files, sockets and connections they do not close count until they do)",
-            self.cap
+            self.guest, self.cap
         )
     }
 }
@@ -262,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_cap_holds_across_holders_and_places_come_back() {
-        let output = Descriptors::new(2);
+        let output = Descriptors::new(2, "g.wasm");
         let a = output.take(Kind::File).unwrap();
         let b = output.take(Kind::Socket).unwrap();
         assert!(output.take(Kind::Connection).is_none(), "a third is refused");

@@ -461,6 +461,7 @@ fn a_guest_that_never_closes_is_refused_past_the_descriptor_cap() {
         ("open-http", &url, ("wasm_allow_net", &http), &refused_http, http_port),
     ];
     let cap = CAP.to_string();
+    let guest = guest_path("hostile").display().to_string();
     for (mode, target, grant, refused, port) in cases {
         let (plugin, instance) =
             hostile(mode, &[("target", target), ("every", "1000"), ("wasm_max_descriptors", &cap), grant]);
@@ -471,7 +472,7 @@ fn a_guest_that_never_closes_is_refused_past_the_descriptor_cap() {
         assert_logged(
             &call,
             2,
-            &[&format!("the host refused the guest {refused}: "), "hold 16 descriptors", "wasm_max_descriptors"],
+            &[&format!("the host refused guest '{guest}' {refused}: "), "hold 16 descriptors", "wasm_max_descriptors"],
         );
         let held = held_on("held.txt", port);
         eprintln!("{mode}: the process holds {held} descriptors for the guest, capped at {CAP}");
