@@ -387,8 +387,13 @@ fn real_agent_shuts_down_while_a_guest_is_stuck_in_a_flush() {
 /// The descriptors this process holds on `file` (by name), or on TCP connections to `port`:
 /// what a guest holds, whatever the tests running beside it open.
 fn held_on(file: &str, port: u16) -> usize {
-    let tcp = std::fs::read_to_string("/proc/self/net/tcp").unwrap_or_default()
-        + &std::fs::read_to_string("/proc/self/net/tcp6").unwrap_or_default();
+    held_by("self", file, port)
+}
+
+/// As [`held_on`], for the process `pid` (`self`: this one).
+fn held_by(pid: &str, file: &str, port: u16) -> usize {
+    let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default()
+        + &std::fs::read_to_string(format!("/proc/{pid}/net/tcp6")).unwrap_or_default();
     // sl local_address rem_address st ... inode: the sockets whose remote end is `port`.
     let inodes: Vec<String> = tcp
         .lines()
@@ -401,8 +406,8 @@ fn held_on(file: &str, port: u16) -> usize {
             (port != 0 && remote == port).then(|| format!("socket:[{inode}]"))
         })
         .collect();
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the process's descriptors")
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
         .filter(|target| target.ends_with(file) || inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
         .count()
@@ -493,4 +498,100 @@ fn a_guest_that_never_closes_is_refused_past_the_descriptor_cap() {
         });
     }
     drop(listener);
+}
+
+/// The same in the real agent (`FLUENT_BIT`), run with 256 descriptors (`ulimit -n`): beside a
+/// guest that opens a file on every flush and closes none, the agent's own `file` output
+/// opens its file on every flush. With the default `wasm_max_descriptors` (64) the guest holds
+/// exactly 64, is refused past them with a warn line, and the `file` output keeps delivering
+/// (its file grows after the refusals); the agent never runs out of descriptors.
+#[test]
+fn real_agent_keeps_delivering_when_a_guest_never_closes_what_it_opens() {
+    let Some(agent) = std::env::var_os("FLUENT_BIT") else {
+        eprintln!(
+            "SKIP real_agent_keeps_delivering_when_a_guest_never_closes_what_it_opens: FLUENT_BIT is not set (the \
+             path of a fluent-bit binary); this test needs the real agent"
+        );
+        return;
+    };
+    let dir = out_wasm_e2e::scratch_dir("agent-descriptors");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("held.txt"), "held\n").unwrap();
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let config = dir.join("agent.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[SERVICE]\n    Flush 0.2\n    Grace 1\n    Log_Level info\n\n\
+             [INPUT]\n    Name dummy\n    Tag evil\n    Dummy {EVIL}\n    Rate 5\n\n\
+             [INPUT]\n    Name dummy\n    Tag plain\n    Dummy {PLAIN}\n    Rate 5\n\n\
+             [OUTPUT]\n    Name wasm\n    Match evil\n    wasm_path {}\n    mode open-files\n    \
+             target /data/held.txt\n    every 1000\n    wasm_allow_dirs {}:/data\n    wasm_watch off\n\n\
+             [OUTPUT]\n    Name file\n    Match plain\n    Path {}\n    File plain.out\n",
+            guest_path("hostile").display(),
+            data.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let command = format!(
+        "ulimit -n 256 && exec '{}' -e '{}' -c '{}'",
+        std::path::Path::new(&agent).display(),
+        out_wasm_e2e::plugin_path().display(),
+        config.display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the agent starts");
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    // Kills the agent should the test fail before it stopped.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(child);
+    let pid = child.0.id().to_string();
+    let delivered = || std::fs::read_to_string(out.join("plain.out")).map_or(0, |text| text.lines().count());
+    let refusal = "the host refused guest '";
+    wait_until("the guest's refusal at the cap", || log.lock().unwrap().contains(refusal));
+    let at_refusal = delivered();
+    wait_until("the file output's deliveries after the refusal", || delivered() >= at_refusal + 10);
+    let held = held_by(&pid, "held.txt", 0);
+    let total = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    eprintln!(
+        "the agent holds {total} descriptors (limit 256), {held} of them the guest's; the file output delivered \
+         {} records",
+        delivered()
+    );
+    assert_eq!(held, 64, "the guest holds wasm_max_descriptors' default, no more");
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0, "SIGTERM sent");
+    let status = child.0.wait().expect("wait");
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(status.success(), "the agent stopped with {status}; log:\n{log}");
+    assert!(!log.contains("Too many open files"), "the agent ran out of descriptors; log:\n{log}");
+    let line = log.lines().find(|l| l.contains(refusal)).unwrap();
+    assert!(line.contains("[ warn]") && line.contains("the file \"held.txt\": the output's guests hold 64"), "{line}");
 }
