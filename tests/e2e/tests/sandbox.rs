@@ -460,7 +460,9 @@ fn a_guest_that_never_closes_is_refused_past_the_descriptor_cap() {
     let http = format!("127.0.0.1:{http_port}");
     let url = format!("http://{http}/");
     let refused_http = format!("a new HTTP connection to 127.0.0.1:{http_port}");
-    let cases: [(&str, &str, (&str, &str), &str, u16); 3] = [
+    // mode, target, grant, what the host refuses, the port of the connections held.
+    type Case<'a> = (&'a str, &'a str, (&'a str, &'a str), &'a str, u16);
+    let cases: [Case; 3] = [
         ("open-files", "/data/held.txt", ("wasm_allow_dirs", &dirs), "the file \"held.txt\"", 0),
         ("open-sockets", &sockets, ("wasm_allow_net", &sockets), "a TCP socket", socket_port),
         ("open-http", &url, ("wasm_allow_net", &http), &refused_http, http_port),
