@@ -313,9 +313,10 @@ impl NetPolicy {
             IpAddr::V4(_) => format!("{ip}:{port}"),
             IpAddr::V6(_) => format!("[{ip}]:{port}"),
         };
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
         format!(
-            "a {kind} address, which a name's answer does not lead to unless a wasm_allow_net grant names that \
-             address or a range holding it ({example})"
+            "{article} {kind} address, which a name's answer does not lead to unless a wasm_allow_net grant names \
+             that address or a range holding it ({example})"
         )
     }
 
