@@ -43,6 +43,9 @@ pub struct HostConfig {
     /// `wasm_http_keepalive` (default 15s; `off`): how long the output keeps an idle HTTP
     /// connection of its guests open for their next request. `None`: a connection per request.
     pub http_keepalive: Option<Duration>,
+    /// `wasm_max_descriptors` (default 64): the files, sockets and HTTP connections the output's
+    /// guests may hold at once (see [`crate::sandbox::descriptors`]).
+    pub max_descriptors: usize,
 }
 
 /// Default of `wasm_oci_poll_interval`.
@@ -322,6 +325,7 @@ impl HostConfig {
                 format!("invalid value {value:?} for key 'wasm_http_keepalive' (e.g. 15s, or off)")
             })?),
         };
+        let max_descriptors = count("wasm_max_descriptors", crate::sandbox::descriptors::DEFAULT_MAX_DESCRIPTORS)?;
         Ok(Self {
             wasm_path: PathBuf::from(path.trim()),
             oci,
@@ -335,6 +339,7 @@ impl HostConfig {
             capabilities,
             metric_limits,
             http_keepalive,
+            max_descriptors,
         })
     }
 }
@@ -513,6 +518,8 @@ mod tests {
         assert_eq!(set("wasm_memory_limit", "1g").unwrap().limits.memory, 1 << 30);
         assert_eq!(set("wasm_flush_timeout", "250ms").unwrap().limits.flush_timeout, Duration::from_millis(250));
         assert_eq!(set("wasm_on_trap", "Error").unwrap().on_fault, OnFault::Error);
+        assert_eq!(config.max_descriptors, crate::sandbox::descriptors::DEFAULT_MAX_DESCRIPTORS);
+        assert_eq!(set("wasm_max_descriptors", "8").unwrap().max_descriptors, 8);
         for (key, value) in [
             ("wasm_watch", "maybe"),
             ("wasm_watch_interval", "soon"),
@@ -521,6 +528,8 @@ mod tests {
             ("wasm_memory_limit", "1K"),
             ("wasm_flush_timeout", "0"),
             ("wasm_on_trap", "ignore"),
+            ("wasm_max_descriptors", "0"),
+            ("wasm_max_descriptors", "many"),
         ] {
             let err = format!("{:#}", set(key, value).unwrap_err());
             assert!(err.contains(key), "{key}={value}: error names the key: {err}");

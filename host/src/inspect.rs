@@ -29,6 +29,7 @@ use crate::runtime::store::HostState;
 use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
+use crate::sandbox::descriptors::{DEFAULT_MAX_DESCRIPTORS, Descriptors};
 use crate::sandbox::metrics::{GuestMetrics, MetricLimits};
 
 /// One import of the component and whether the host's linker satisfies it.
@@ -235,7 +236,10 @@ impl Session {
                 capabilities: &capabilities,
                 metrics,
                 config: ConfigLookup::new(lookup),
-                connections: Connections::new(None),
+                connections: Connections::new(
+                    None,
+                    Descriptors::new(DEFAULT_MAX_DESCRIPTORS, image.path().display().to_string()),
+                ),
             };
             GuestInstance::instantiate(image, sandbox).await.context("failed to instantiate the guest")
         }))?;

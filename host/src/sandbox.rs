@@ -11,6 +11,8 @@
 //!   kept-alive [`connections`] (`wasm_http_keepalive`).
 //! - [`stdio`]: `wasm_stdout`, `wasm_stderr`.
 //! - [`memory`]: `wasm_memory_limit`, the cap on its linear memory.
+//! - [`descriptors`]: `wasm_max_descriptors`, the cap on the files, sockets and connections
+//!   the guests of an output hold at once.
 //! - [`logging`], [`metrics`] and [`config`]: the interfaces of the WIT a guest imports
 //!   (`wasm_metrics_*`; `config` reads any key of the section but the host's and the agent's,
 //!   whose lists are there).
@@ -20,6 +22,7 @@
 
 pub mod config;
 pub mod connections;
+pub mod descriptors;
 pub mod env;
 pub mod filesystem;
 pub mod http;

@@ -318,6 +318,7 @@ impl OutputInstance {
         let metrics = &self.shared.host_metrics;
         metrics.flushed(result, held);
         metrics.http_connections(self.shared.connections.counts());
+        metrics.descriptors(self.shared.connections.descriptors());
         metrics.sync(on_engine);
         if on_engine && held > STALL_THRESHOLD {
             metrics.stalled();

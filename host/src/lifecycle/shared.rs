@@ -19,6 +19,7 @@ use crate::runtime::image::GuestImage;
 use crate::runtime::oci::{Artifact, ArtifactStore, OciSource, Registry};
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
+use crate::sandbox::descriptors::Descriptors;
 use crate::sandbox::metrics::GuestMetrics;
 use crate::telemetry::host::{HostMetrics, Meters};
 
@@ -65,7 +66,10 @@ impl Shared {
             current: Mutex::new(None),
             metrics,
             host_metrics,
-            connections: Connections::new(host.http_keepalive),
+            connections: Connections::new(
+                host.http_keepalive,
+                Descriptors::new(host.max_descriptors, host.wasm_path.display().to_string()),
+            ),
             host,
             oci: Mutex::new(None),
         }

@@ -20,6 +20,7 @@ use crate::runtime::store::HostState;
 use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
+use crate::sandbox::descriptors::Holdings;
 use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
 use crate::sandbox::memory::{GuestBudget, HostSideCaps};
@@ -72,6 +73,7 @@ impl GuestInstance {
         table.set_max_capacity(HostSideCaps::HANDLES);
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(HostSideCaps::FIELD_BYTES);
+        let descriptors = Holdings::new(connections.descriptors().clone(), log.clone());
         let state = HostState {
             wasi: wasi.build(),
             table,
@@ -81,6 +83,7 @@ impl GuestInstance {
             metrics: Metrics::new(metrics, log.clone()),
             config,
             memory: GuestBudget::new(memory_limit),
+            descriptors,
             log,
         };
         let mut store = Store::new(image.engine(), state);

@@ -14,6 +14,8 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("failed to link WASI")?;
     sandbox::network::add_to_linker(&mut linker, HostState::lookup).context("failed to link the name lookup policy")?;
+    sandbox::descriptors::add_to_linker(&mut linker, HostState::holding)
+        .context("failed to link the count of descriptors")?;
     sandbox::http::add_to_linker(&mut linker)?;
     sandbox::logging::add_to_linker(&mut linker, |state| &mut state.logging)
         .context("failed to link the logging interface")?;

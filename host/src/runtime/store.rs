@@ -11,6 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::log::LogSink;
 use crate::sandbox::config::ConfigLookup;
+use crate::sandbox::descriptors::{Holding, Holdings};
 use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
 use crate::sandbox::memory::GuestBudget;
@@ -28,6 +29,7 @@ pub struct HostState {
     pub config: ConfigLookup,
     /// Its memories and tables against `wasm_memory_limit`.
     pub memory: GuestBudget,
+    pub descriptors: Holdings,
     /// The sink every capability above writes its log lines to, kept here to start each call
     /// with a fresh budget and to count what the budget dropped.
     pub log: LogSink,
@@ -52,5 +54,10 @@ impl HostState {
             sockets: wasmtime_wasi::sockets::WasiSocketsCtxView { ctx: self.wasi.sockets(), table: &mut self.table },
             policy: self.http_policy.net(),
         }
+    }
+
+    /// What the host's count of descriptors needs (see `sandbox::descriptors`).
+    pub fn holding(&mut self) -> Holding<'_> {
+        Holding { table: &mut self.table, wasi: &mut self.wasi, holdings: &mut self.descriptors }
     }
 }

@@ -6,6 +6,9 @@
 //! exits (its tasks run on the instance's I/O runtime, which exit shuts down: no thread of its
 //! own). Taking one back is no shortcut past the sandbox: every request is judged by the
 //! network policy before it is sent (`sandbox::http`), whichever connection carries it.
+//!
+//! Each connection, in use or idle, holds a place among the output's descriptors
+//! ([`crate::sandbox::descriptors`], `wasm_max_descriptors`) for as long as it is open.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +17,8 @@ use std::time::Duration;
 
 use hyper::client::conn::http1::SendRequest;
 use wasmtime_wasi_http::WasiBody;
+
+use crate::sandbox::descriptors::Descriptors;
 
 /// Which connections may carry a request: the same scheme, host and port.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -41,17 +46,25 @@ pub struct Connections {
     /// Connections made, and requests sent on a kept one, since the output started.
     opened: AtomicU64,
     reused: AtomicU64,
+    /// The output's descriptors, which its connections count against.
+    descriptors: Arc<Descriptors>,
 }
 
 impl Connections {
-    pub fn new(keep_alive: Option<Duration>) -> Arc<Self> {
+    pub fn new(keep_alive: Option<Duration>, descriptors: Arc<Descriptors>) -> Arc<Self> {
         Arc::new(Self {
             keep_alive,
             idle: Mutex::default(),
             next: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             reused: AtomicU64::new(0),
+            descriptors,
         })
+    }
+
+    /// The descriptors of the output: its guests' files and sockets, and these connections.
+    pub fn descriptors(&self) -> &Arc<Descriptors> {
+        &self.descriptors
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<Endpoint, Vec<Idle>>> {

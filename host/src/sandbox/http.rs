@@ -2,10 +2,12 @@
 //! instance's network policy before any connection (a denied one fails with
 //! `HTTP-request-denied`), then sent over HTTP/1.1, with TLS for `https` trusting the roots
 //! of [`crate::sandbox::tls`], on a kept-alive connection of the output's when one is idle
-//! ([`crate::sandbox::connections`]).
+//! ([`crate::sandbox::connections`]). A new connection goes to an address the host judged: the
+//! request's address itself, or an answer of the host's own lookup of the granted name that the
+//! policy allows (no second lookup), and takes a place among the output's descriptors.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -26,6 +28,7 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
 
 use crate::sandbox::connections::{Connections, Endpoint, Sender};
+use crate::sandbox::descriptors::Kind;
 use crate::sandbox::network::{NetPolicy, NetUse};
 
 /// The per-instance HTTP policy.
@@ -110,7 +113,7 @@ async fn send(
     let mut sender = match connections.take(&endpoint) {
         Some(sender) => sender,
         None => {
-            let sender = connect(&endpoint, &options, tls, net).await?;
+            let sender = connect(&endpoint, &options, tls, net, &connections).await?;
             connections.opened();
             sender
         }
@@ -132,15 +135,25 @@ async fn send(
 }
 
 /// A new connection to `endpoint`, TCP then TLS for `https`, its HTTP/1.1 side driven by a task
-/// of the instance's I/O runtime for as long as it lives.
+/// of the instance's I/O runtime for as long as it lives, holding a place among the output's
+/// descriptors meanwhile.
 async fn connect(
     endpoint: &Endpoint,
     options: &RequestOptions,
     tls: Option<Arc<ClientConfig>>,
     net: &NetPolicy,
+    connections: &Connections,
 ) -> Result<Sender, Error> {
     let Endpoint { host, port, .. } = endpoint;
-    let tcp = within(options.connect_timeout, TcpStream::connect((host.as_str(), *port)))
+    let Some(slot) = connections.descriptors().take(Kind::Connection) else {
+        // The idle connections are the ones the output can do without: closed, they make room
+        // for a later request.
+        connections.close_all();
+        net.warn(connections.descriptors().refusal_line(&format!("a new HTTP connection to {host}:{port}")));
+        return Err(Error::ConnectionLimitReached);
+    };
+    let addresses = addresses(host, *port, options, net).await?;
+    let tcp = within(options.connect_timeout, connect_any(&addresses))
         .await
         .map_err(|()| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
@@ -167,9 +180,45 @@ async fn connect(
     // Ends when the server closes the connection, when it fails (the request it carries then
     // fails with the reason), or when the last sender is dropped.
     tokio::spawn(async move {
+        let _slot = slot;
         let _ = connection.await;
     });
     Ok(sender)
+}
+
+/// Where a request to `host` may connect: the address itself (judged by the request's authority
+/// already), or the answers of the host's own lookup of the name the policy allows for it, in
+/// the resolver's order. What is connected to is one of these: the name is not looked up again.
+async fn addresses(host: &str, port: u16, options: &RequestOptions, net: &NetPolicy) -> Result<Vec<SocketAddr>, Error> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let answers: Vec<SocketAddr> = within(options.connect_timeout, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|()| Error::DnsTimeout)?
+        .map_err(|err| Error::DnsError { rcode: Some(err.to_string()), info_code: None })?
+        .collect();
+    if answers.is_empty() {
+        return Err(Error::DestinationNotFound);
+    }
+    let allowed: Vec<SocketAddr> = answers.into_iter().filter(|addr| net.http_answer(host, *addr)).collect();
+    if allowed.is_empty() {
+        return Err(Error::DestinationIpProhibited);
+    }
+    Ok(allowed)
+}
+
+/// A TCP connection to the first of `addresses` that accepts one (as a client tries a name's
+/// addresses), or the last failure.
+async fn connect_any(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
+    let mut failure = None;
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(err) => failure = Some(err),
+        }
+    }
+    Err(failure.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
 }
 
 /// A connection waiting for its response body to be read to the end before it goes back.

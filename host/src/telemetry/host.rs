@@ -19,6 +19,7 @@ use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
 use crate::bindings::EventType;
 use crate::runtime::fault::FaultKind;
+use crate::sandbox::descriptors::{Descriptors, Kind as DescriptorKind};
 use crate::sandbox::metrics::{GuestMetrics, MetricSink};
 use crate::telemetry::guest::GuestExport;
 
@@ -90,6 +91,9 @@ struct Inner {
     idle_calls: Series,
     /// `new`, `reused`.
     http_connections: Vec<Series>,
+    /// By [`DescriptorKind`].
+    descriptor_refusals: Vec<Series>,
+    descriptors: Series,
     stalls: Series,
     swaps_done: Series,
     swaps_failed: Series,
@@ -260,6 +264,16 @@ impl HostMetrics {
         }
     }
 
+    /// The descriptors the output's guests hold now, and the refusals at its cap so far.
+    pub fn descriptors(&self, descriptors: &Descriptors) {
+        if let Some(inner) = &self.inner {
+            inner.descriptors.set(descriptors.live() as f64);
+            for (series, refused) in inner.descriptor_refusals.iter().zip(descriptors.refusals()) {
+                series.set(refused as f64);
+            }
+        }
+    }
+
     /// Publishes what plugin threads left for an agent thread. Call on an agent thread;
     /// `on_engine`: the agent's engine thread, the only one where new metrics may be created.
     pub fn sync(&self, on_engine: bool) {
@@ -333,6 +347,13 @@ impl Inner {
             "connection",
             &["new", "reused"],
         )?;
+        let descriptor_refusals = by(
+            "descriptor_refusals_total",
+            "Files, sockets and HTTP connections the guests were refused because the output's guests held \
+             wasm_max_descriptors already, by kind (file, socket, connection).",
+            "kind",
+            &DescriptorKind::ALL.map(DescriptorKind::as_str),
+        )?;
         let limit = gauge("memory_limit_bytes", "Linear memory one guest instance may use (wasm_memory_limit).")?;
         limit.set(memory_limit as f64);
         let component = ctx.create(
@@ -357,6 +378,11 @@ impl Inner {
                 "Flushes that held the agent's engine thread for more than 100 ms (workers 0).",
             )?,
             http_connections,
+            descriptor_refusals,
+            descriptors: gauge(
+                "descriptors",
+                "Files, sockets and HTTP connections the output's guests hold open (at most wasm_max_descriptors).",
+            )?,
             idle_calls: counter(
                 "idle_calls_total",
                 "Calls of the guest's idle export: time for its background work while no flush runs.",

@@ -163,6 +163,20 @@ pub fn go_test_guest(name: &str) -> PathBuf {
     out
 }
 
+/// A name of this machine other than `localhost` that resolves (from /etc/hosts, without DNS)
+/// to the loopback only, and that address: the machine's own host name on most systems. `None`
+/// (the test says it skips) where the host name resolves otherwise.
+pub fn loopback_name() -> Option<(String, std::net::IpAddr)> {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?.trim().to_ascii_lowercase();
+    if name.is_empty() || name == "localhost" || name.ends_with(".localhost") {
+        return None;
+    }
+    let answers: Vec<std::net::IpAddr> = (name.as_str(), 0).to_socket_addrs().ok()?.map(|a| a.ip()).collect();
+    let first = *answers.iter().find(|ip| ip.is_ipv4())?;
+    answers.iter().all(|ip| ip.is_loopback()).then_some((name, first))
+}
+
 /// Where test runs keep generated files (configs, corpus chunks).
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = target_dir().join("e2e-scratch").join(name);

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use out_wasm_e2e::{chunk, guest_path, init_err, init_ok, lines_with, open_plugin};
+use out_wasm_e2e::{chunk, guest_path, init_err, init_ok, lines_with, loopback_name, open_plugin};
 use out_wasm_loader::{FLB_ERROR, FLB_OK};
 
 fn scratch(test: &str) -> PathBuf {
@@ -121,6 +121,46 @@ fn names_are_looked_up_only_when_a_grant_names_them() {
     let (status, log) = attempt("connect", &by_ip, &[("wasm_allow_net", &by_name)]);
     assert_eq!(status, FLB_ERROR, "a name grant opens only the addresses its lookups returned; log:\n{log}");
     assert!(listener.accept().is_err(), "no other connection arrived");
+}
+
+/// Whoever answers for a granted name chooses its addresses: a granted name whose lookup
+/// answers a loopback address (the machine's own name here) does not lead the guest there. The
+/// answer is withheld from the guest's lookup, with a warn line naming it and the grant that
+/// would allow it, so the connection by name fails; granted with the address or a range
+/// holding it, it connects. `localhost` itself names the loopback
+/// ([`names_are_looked_up_only_when_a_grant_names_them`]).
+#[test]
+fn a_granted_name_leads_to_a_special_address_only_when_a_grant_names_it() {
+    let Some((name, ip)) = loopback_name() else {
+        eprintln!(
+            "SKIP a_granted_name_leads_to_a_special_address_only_when_a_grant_names_it: the host name does not \
+             resolve to the loopback only"
+        );
+        return;
+    };
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let by_name = format!("{name}:{port}");
+
+    let (status, log) = attempt("lookup", &name, &[("wasm_allow_net", &by_name)]);
+    assert_eq!(status, FLB_OK, "the granted name is looked up; log:\n{log}");
+    let shown = log.lines().find(|l| l.contains("hostile lookup succeeded:")).unwrap_or_default();
+    assert!(shown.ends_with("succeeded: "), "the loopback answer is not shown to the guest; log:\n{log}");
+    let withheld = format!("the host withheld {ip} from the guest's lookup of {name:?}: a loopback address");
+    assert!(log.contains(&withheld), "the host says what it withheld:\n{log}");
+    assert!(log.contains(&format!("({ip}:{port})")), "and the grant that would allow it:\n{log}");
+
+    let (status, log) = attempt("connect", &by_name, &[("wasm_allow_net", &by_name)]);
+    assert_eq!(status, FLB_ERROR, "the name alone does not lead to the loopback; log:\n{log}");
+    assert!(log.contains(&withheld), "{log}");
+    assert!(listener.accept().is_err(), "no connection arrived");
+
+    for grant in [format!("{ip}:{port}"), format!("127.0.0.0/8:{port}")] {
+        let (status, log) = attempt("connect", &by_name, &[("wasm_allow_net", &format!("{by_name}, {grant}"))]);
+        assert_eq!(status, FLB_OK, "with {grant} granted too, the name leads there; log:\n{log}");
+        listener.accept().expect("the guest's connection arrived");
+    }
 }
 
 #[test]

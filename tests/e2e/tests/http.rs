@@ -376,3 +376,34 @@ fn connections_are_kept_alive_across_flushes_and_instances() {
     }
     let _ = std::fs::remove_file(ca_file);
 }
+
+/// The host resolves a granted name itself for an HTTP request and connects to an answer it
+/// judged, never looking the name up again: a loopback answer of a name other than `localhost`
+/// (the machine's own name, from /etc/hosts) is refused with a warn line naming it and the grant
+/// that would allow it (the guest gets `destination-IP-prohibited`, a retry, and nothing
+/// reaches the endpoint); with the address or a range holding it granted too, it is delivered.
+/// `localhost` names the loopback: granted by that name, it is delivered.
+#[test]
+fn rust_a_name_answering_the_loopback_is_reached_only_with_a_grant_of_the_address() {
+    let Some((name, ip)) = out_wasm_e2e::loopback_name().filter(|(_, ip)| ip.to_string() == "127.0.0.1") else {
+        eprintln!("SKIP rust_a_name_answering_the_loopback_...: the host name does not resolve to 127.0.0.1 only");
+        return;
+    };
+    let server = Server::start();
+    let port = server.port;
+    let url = format!("http://{name}:{port}/ingest");
+    let by_name = format!("{name}:{port}");
+    let (status, log) = flush_to("rust", &url, &by_name);
+    assert_eq!(status, FLB_RETRY, "log:\n{log}");
+    let refused = format!("the host refused to connect the guest's HTTP request for {name}:{port} to {ip}: a loopback");
+    assert!(log.contains(&refused), "the host says what it refused:\n{log}");
+    assert!(log.contains(&format!("({ip}:{port})")) && log.contains("DestinationIpProhibited"), "{log}");
+    assert_eq!(server.connections.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the endpoint");
+    for grant in [format!("{by_name}, {ip}:{port}"), format!("{by_name}, 127.0.0.0/8:{port}")] {
+        let (status, log) = flush_to("rust", &url, &grant);
+        assert_eq!(status, FLB_OK, "granted {grant}: log:\n{log}");
+    }
+    let (status, log) = flush_to("rust", &format!("http://localhost:{port}/ingest"), &format!("localhost:{port}"));
+    assert_eq!(status, FLB_OK, "localhost is the loopback: log:\n{log}");
+    assert_eq!(server.seen.lock().unwrap().len(), 3, "the three granted requests arrived");
+}

@@ -235,6 +235,41 @@ fn dropped_log_lines_and_recycles_are_counted() {
     plugin.close();
 }
 
+/// A guest that opens files and closes none is refused past `wasm_max_descriptors`: the
+/// descriptors its output holds and the refusals are published.
+#[test]
+fn descriptors_held_and_refused_are_counted() {
+    let mut plugin = agent_plugin();
+    let hostile = guest_path("hostile");
+    let dir = out_wasm_e2e::scratch_dir("metrics-descriptors");
+    std::fs::write(dir.join("held.txt"), "held\n").unwrap();
+    let grant = format!("{}:/data", dir.display());
+    let instance = init_ok(
+        &mut plugin,
+        &[
+            ("wasm_path", hostile.to_str().unwrap()),
+            ("mode", "open-files"),
+            ("target", "/data/held.txt"),
+            ("every", "5"),
+            ("wasm_allow_dirs", &grant),
+            ("wasm_max_descriptors", "8"),
+            ("alias", "opener"),
+        ],
+    );
+    let evil = chunk(&[r#"{"evil":true}"#], 1, 0);
+    assert_eq!(flush(&instance, &evil), FLB_OK, "5 of 8");
+    let m = metrics_of("opener");
+    assert_eq!(value(&m, "fluentbit_wasm_descriptors", &["opener"]), 5.0, "{}", m.prometheus());
+    assert_eq!(value(&m, "fluentbit_wasm_descriptor_refusals_total", &["opener", "file"]), 0.0);
+    assert_ne!(flush(&instance, &evil), FLB_OK, "3 more, then refused");
+    let m = metrics_of("opener");
+    assert_eq!(value(&m, "fluentbit_wasm_descriptors", &["opener"]), 8.0, "{}", m.prometheus());
+    assert_eq!(value(&m, "fluentbit_wasm_descriptor_refusals_total", &["opener", "file"]), 1.0);
+    assert_eq!(value(&m, "fluentbit_wasm_descriptor_refusals_total", &["opener", "socket"]), 0.0);
+    instance.exit();
+    plugin.close();
+}
+
 /// A private copy of `first` as `guest.wasm`, for swap tests.
 fn swap_file(test: &str, first: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("out-wasm-metrics-{test}-{}", std::process::id()));

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use out_wasm_e2e::sync::{EVENT_TIMEOUT, SyncDir, watchdog};
+use out_wasm_e2e::sync::{EVENT_TIMEOUT, SyncDir, wait_until, watchdog};
 use out_wasm_e2e::{chunk, go_test_guest, guest_path, init_err, init_ok, lines_with, message_at, open_plugin};
 use out_wasm_loader::{Call, FLB_ERROR, FLB_OK, FLB_RETRY, Instance, Plugin, status_name};
 
@@ -703,4 +703,218 @@ fn real_agent_holds_hostile_guests_to_their_budget_while_another_output_delivers
             assert!(log.contains("exceeded its handle limit") && log.contains("hostile.wasm"), "{log}");
         }
     }
+}
+
+/// The descriptors this process holds on `file` (by name), or on TCP connections to `port`:
+/// what a guest holds, whatever the tests running beside it open.
+fn held_on(file: &str, port: u16) -> usize {
+    held_by("self", file, port)
+}
+
+/// As [`held_on`], for the process `pid` (`self`: this one).
+fn held_by(pid: &str, file: &str, port: u16) -> usize {
+    let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default()
+        + &std::fs::read_to_string(format!("/proc/{pid}/net/tcp6")).unwrap_or_default();
+    // sl local_address rem_address st ... inode: the sockets whose remote end is `port`.
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote = u16::from_str_radix(fields.get(2)?.rsplit(':').next()?, 16).ok()?;
+            let inode = fields.get(9)?;
+            // Port 0: the remote end of a listening socket, no connection.
+            (port != 0 && remote == port).then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the process's descriptors")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.ends_with(file) || inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
+        .count()
+}
+
+/// An HTTP/1.1 endpoint on loopback that answers every request with a 5-byte body and keeps
+/// every connection open: a client that never reads a body to its end needs a connection per
+/// request.
+fn holding_http_server() -> u16 {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n"
+                        && reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A guest that opens files, sockets or HTTP connections and closes none is refused past its
+/// output's `wasm_max_descriptors`, with a warn line naming what it was refused: the process
+/// holds at most the cap for it (counted in /proc/self/fd), the same instance serves on,
+/// another output keeps delivering, and the descriptors are closed when the instance exits.
+#[test]
+fn a_guest_that_never_closes_is_refused_past_the_descriptor_cap() {
+    const CAP: usize = 16;
+    let dir = out_wasm_e2e::scratch_dir("descriptors");
+    std::fs::write(dir.join("held.txt"), "held\n").unwrap();
+    let dirs = format!("{}:/data", dir.display());
+    // Connections wait in the listener's backlog (128), never accepted.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let socket_port = listener.local_addr().unwrap().port();
+    let sockets = format!("127.0.0.1:{socket_port}");
+    let http_port = holding_http_server();
+    let http = format!("127.0.0.1:{http_port}");
+    let url = format!("http://{http}/");
+    let refused_http = format!("a new HTTP connection to 127.0.0.1:{http_port}");
+    // mode, target, grant, what the host refuses, the port of the connections held.
+    type Case<'a> = (&'a str, &'a str, (&'a str, &'a str), &'a str, u16);
+    let cases: [Case; 3] = [
+        ("open-files", "/data/held.txt", ("wasm_allow_dirs", &dirs), "the file \"held.txt\"", 0),
+        ("open-sockets", &sockets, ("wasm_allow_net", &sockets), "a TCP socket", socket_port),
+        ("open-http", &url, ("wasm_allow_net", &http), &refused_http, http_port),
+    ];
+    let cap = CAP.to_string();
+    let guest = guest_path("hostile").display().to_string();
+    for (mode, target, grant, refused, port) in cases {
+        let (plugin, instance) =
+            hostile(mode, &[("target", target), ("every", "1000"), ("wasm_max_descriptors", &cap), grant]);
+        let (other_plugin, other) = hostile("open-files", &[]);
+        let call = instance.flush(&chunk(&[EVIL], 1, 0), "t");
+        assert_eq!(call.value, FLB_ERROR, "{mode}: the guest reports the refusal; log:\n{}", call.log_text());
+        assert_logged(&call, 1, &[&format!("hostile {mode} refused after {CAP}: ")]);
+        assert_logged(
+            &call,
+            2,
+            &[&format!("the host refused guest '{guest}' {refused}: "), "hold 16 descriptors", "wasm_max_descriptors"],
+        );
+        let held = held_on("held.txt", port);
+        eprintln!("{mode}: the process holds {held} descriptors for the guest, capped at {CAP}");
+        assert_eq!(held, CAP, "{mode}: the guest holds what it was allowed, no more");
+        // Refused, not faulted: the same instance serves on, and so does another output.
+        let next = instance.flush(&chunk(&[PLAIN], 1, 0), "t");
+        assert_eq!(next.value, FLB_OK, "{mode}: log:\n{}", next.log_text());
+        assert!(lines_with(&next, "hostile init").is_empty(), "{mode}: no new instance:\n{}", next.log_text());
+        let delivered = other.flush(&chunk(&[PLAIN], 1, 0), "t");
+        assert_eq!(delivered.value, FLB_OK, "{mode}: the other output delivers; log:\n{}", delivered.log_text());
+        instance.exit();
+        plugin.close();
+        other.exit();
+        other_plugin.close();
+        // The connections' tasks end as the output's runtime shuts down.
+        wait_until(&format!("{mode}: the guest's descriptors closed with its instance"), || {
+            held_on("held.txt", port) == 0
+        });
+    }
+    drop(listener);
+}
+
+/// The same in the real agent (`FLUENT_BIT`), run with 256 descriptors (`ulimit -n`): beside a
+/// guest that opens a file on every flush and closes none, the agent's own `file` output
+/// opens its file on every flush. With the default `wasm_max_descriptors` (64) the guest holds
+/// exactly 64, is refused past them with a warn line, and the `file` output keeps delivering
+/// (its file grows after the refusals); the agent never runs out of descriptors.
+#[test]
+fn real_agent_keeps_delivering_when_a_guest_never_closes_what_it_opens() {
+    let Some(agent) = std::env::var_os("FLUENT_BIT") else {
+        eprintln!(
+            "SKIP real_agent_keeps_delivering_when_a_guest_never_closes_what_it_opens: FLUENT_BIT is not set (the \
+             path of a fluent-bit binary); this test needs the real agent"
+        );
+        return;
+    };
+    let dir = out_wasm_e2e::scratch_dir("agent-descriptors");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("held.txt"), "held\n").unwrap();
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let config = dir.join("agent.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[SERVICE]\n    Flush 0.2\n    Grace 1\n    Log_Level info\n\n\
+             [INPUT]\n    Name dummy\n    Tag evil\n    Dummy {EVIL}\n    Rate 5\n\n\
+             [INPUT]\n    Name dummy\n    Tag plain\n    Dummy {PLAIN}\n    Rate 5\n\n\
+             [OUTPUT]\n    Name wasm\n    Match evil\n    wasm_path {}\n    mode open-files\n    \
+             target /data/held.txt\n    every 1000\n    wasm_allow_dirs {}:/data\n    wasm_watch off\n\n\
+             [OUTPUT]\n    Name file\n    Match plain\n    Path {}\n    File plain.out\n",
+            guest_path("hostile").display(),
+            data.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let command = format!(
+        "ulimit -n 256 && exec '{}' -e '{}' -c '{}'",
+        std::path::Path::new(&agent).display(),
+        out_wasm_e2e::plugin_path().display(),
+        config.display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the agent starts");
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    // Kills the agent should the test fail before it stopped.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(child);
+    let pid = child.0.id().to_string();
+    let delivered = || std::fs::read_to_string(out.join("plain.out")).map_or(0, |text| text.lines().count());
+    let refusal = "the host refused guest '";
+    wait_until("the guest's refusal at the cap", || log.lock().unwrap().contains(refusal));
+    let at_refusal = delivered();
+    wait_until("the file output's deliveries after the refusal", || delivered() >= at_refusal + 10);
+    let held = held_by(&pid, "held.txt", 0);
+    let total = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    eprintln!(
+        "the agent holds {total} descriptors (limit 256), {held} of them the guest's; the file output delivered \
+         {} records",
+        delivered()
+    );
+    assert_eq!(held, 64, "the guest holds wasm_max_descriptors' default, no more");
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0, "SIGTERM sent");
+    let status = child.0.wait().expect("wait");
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(status.success(), "the agent stopped with {status}; log:\n{log}");
+    assert!(!log.contains("Too many open files"), "the agent ran out of descriptors; log:\n{log}");
+    let line = log.lines().find(|l| l.contains(refusal)).unwrap();
+    assert!(line.contains("[ warn]") && line.contains("the file \"held.txt\": the output's guests hold 64"), "{line}");
 }

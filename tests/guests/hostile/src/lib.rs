@@ -43,6 +43,12 @@
 //!     own log line (a line break, a timestamp, `[error] [engine]`, a terminal escape
 //!     sequence), then answers ok.
 //!   - `flood-stdout`: prints 64 MiB on stdout, then answers ok.
+//!   - `open-files`: opens the file `target` again and again and closes none (they stay open
+//!     while the instance lives); `open-sockets`: the same with TCP connections to `target`
+//!     (`host:port`); `open-http`: the same with HTTP GET requests to the URL `target` whose
+//!     responses it keeps unread (so each takes a connection of its own). It stops at the first
+//!     refusal or after `every` successes, logs `hostile <mode> holds <n>` and answers ok, or
+//!     error with `hostile <mode> refused after <n>: <reason>`.
 //! - Mode `trap-every`: every `every`-th flush panics, evil or not; the others deliver.
 //! - Modes that misbehave in `idle` (WIT 0.3.0), whether or not a chunk ever comes:
 //!   `idle-flood` logs 20 lines of 1 MiB each call and asks to be called again at once;
@@ -70,6 +76,8 @@ struct Hostile {
     size: usize,
     /// What `hold-fields` keeps.
     held: Vec<wasi::http::types::Fields>,
+    /// What the `open-*` modes hold open.
+    kept: Vec<Box<dyn std::any::Any>>,
 }
 
 /// Text made to pass for a line of the agent's own log.
@@ -83,7 +91,8 @@ fn recurse(depth: u64) -> u64 {
 
 impl Hostile {
     fn evil(&mut self) -> Result<(), FlushError> {
-        match self.mode.as_str() {
+        let mode = self.mode.clone();
+        match mode.as_str() {
             "spin" => loop {
                 black_box(());
             },
@@ -182,8 +191,36 @@ impl Hostile {
                 drop(stdout.flush());
                 Ok(())
             }
+            "open-files" => {
+                let target = self.target.clone();
+                self.hold(|| std::fs::File::open(&target).map(|f| Box::new(f) as _).map_err(|e| e.to_string()))
+            }
+            "open-sockets" => {
+                let target = self.target.clone();
+                self.hold(|| std::net::TcpStream::connect(&target).map(|s| Box::new(s) as _).map_err(|e| e.to_string()))
+            }
+            "open-http" => {
+                let target = self.target.clone();
+                self.hold(|| http_get(&target).map(|r| Box::new(r) as _))
+            }
             other => Err(FlushError::Error(format!("unknown mode {other}"))),
         }
+    }
+
+    /// Opens with `open` until it fails or `every` are open, keeping all.
+    fn hold(&mut self, open: impl Fn() -> Result<Box<dyn std::any::Any>, String>) -> Result<(), FlushError> {
+        let before = self.kept.len();
+        for _ in 0..self.every {
+            match open() {
+                Ok(kept) => self.kept.push(kept),
+                Err(err) => {
+                    let n = self.kept.len() - before;
+                    return Err(FlushError::Error(format!("hostile {} refused after {n}: {err}", self.mode)));
+                }
+            }
+        }
+        info!("hostile {} holds {}", self.mode, self.kept.len() - before);
+        Ok(())
     }
 
     fn report(&self, outcome: std::io::Result<usize>) -> Result<(), FlushError> {
@@ -194,6 +231,24 @@ impl Hostile {
             }
             Err(err) => Err(FlushError::Error(format!("hostile {} denied: {err}", self.mode))),
         }
+    }
+}
+
+/// The response to a GET of `url` (`http://host:port/path`), its body unread.
+fn http_get(url: &str) -> Result<wasi::http::types::IncomingResponse, String> {
+    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    let rest = url.strip_prefix("http://").ok_or("open-http takes an http:// URL")?;
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "scheme")?;
+    request.set_authority(Some(authority)).map_err(|()| "authority")?;
+    request.set_path_with_query(Some(&path)).map_err(|()| "path")?;
+    let response = wasi::http::outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    response.subscribe().block();
+    match response.get() {
+        Some(Ok(Ok(response))) => Ok(response),
+        Some(Ok(Err(code))) => Err(format!("{code:?}")),
+        Some(Err(())) | None => Err("no response".to_owned()),
     }
 }
 
@@ -221,7 +276,7 @@ impl Output for Hostile {
         vec![
             ConfigKey::required("mode", "how to misbehave"),
             ConfigKey::optional("target", "path or host:port for read, write and connect").default(""),
-            ConfigKey::optional("every", "trap-every: which flushes panic").default("3"),
+            ConfigKey::optional("every", "trap-every: which flushes panic; open-*: how many to open").default("3"),
             ConfigKey::optional("sleep_ms", "how long a delivering flush takes").default("0"),
             ConfigKey::optional("sync_dir", "a granted directory for the marks tests count"),
             ConfigKey::optional("count", "hold-fields: fields made per flush").default("2000"),
@@ -254,6 +309,7 @@ impl Output for Hostile {
             count: ctx.config.parse("count")?.unwrap_or(2000),
             size: ctx.config.parse("size")?.unwrap_or(8192),
             held: Vec::new(),
+            kept: Vec::new(),
         })
     }
 
