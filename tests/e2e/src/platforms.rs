@@ -45,11 +45,18 @@ pub fn platforms() -> &'static Platforms {
     static PLATFORMS: OnceLock<Platforms> = OnceLock::new();
     PLATFORMS.get_or_init(|| {
         let output = Command::new("bash")
-            .args(["-c", r#"source scripts/platforms.sh && printf '%s\n' "$GLIBC_FLOOR" "$RELEASE_ARCHES" "$AARCH64_SYSROOT""#])
+            .args([
+                "-c",
+                r#"source scripts/platforms.sh && printf '%s\n' "$GLIBC_FLOOR" "$RELEASE_ARCHES" "$AARCH64_SYSROOT""#,
+            ])
             .current_dir(workspace_root())
             .output()
             .expect("failed to run bash on scripts/platforms.sh");
-        assert!(output.status.success(), "sourcing scripts/platforms.sh failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "sourcing scripts/platforms.sh failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let text = String::from_utf8(output.stdout).expect("scripts/platforms.sh prints UTF-8");
         let [floor, arches, sysroot]: [&str; 3] =
             text.lines().collect::<Vec<_>>().try_into().expect("three values from scripts/platforms.sh");

@@ -83,14 +83,25 @@ fn holds_binaries_for_the_floor(arch: &str, dir: &Path) {
     let floor = platforms().glibc_floor.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
     let platform = std::fs::read_to_string(dir.join("PLATFORM")).expect("the archive has PLATFORM");
     assert!(
-        platform.starts_with(&format!("out_wasm {} for {arch} Linux with glibc {floor} or newer", env!("CARGO_PKG_VERSION"))),
+        platform.starts_with(&format!(
+            "out_wasm {} for {arch} Linux with glibc {floor} or newer",
+            env!("CARGO_PKG_VERSION")
+        )),
         "PLATFORM names the arch and the floor:\n{platform}"
     );
     for binary in ["out_wasm.so", "out-wasm"] {
         let needs = needs(&dir.join(binary), &platforms().glibc_floor);
         assert_eq!(needs.machine, elf_machine_of(arch), "the {arch} archive's {binary} is for {arch}");
-        assert!(needs.above_floor.is_empty(), "the {arch} archive's {binary} needs above {floor}: {:?}", needs.above_floor);
-        assert!(needs.unusual_libraries.is_empty(), "the {arch} archive's {binary} needs {:?}", needs.unusual_libraries);
+        assert!(
+            needs.above_floor.is_empty(),
+            "the {arch} archive's {binary} needs above {floor}: {:?}",
+            needs.above_floor
+        );
+        assert!(
+            needs.unusual_libraries.is_empty(),
+            "the {arch} archive's {binary} needs {:?}",
+            needs.unusual_libraries
+        );
     }
 }
 
@@ -112,7 +123,10 @@ fn the_release_archives_run_unpacked_elsewhere() {
             run_as(Some(arch), dir, &out_wasm, &["run", "-c", "demo/fluent-bit.conf", "-i", "demo/events.jsonl"]),
         );
         assert_eq!(stdout.lines().count(), 4, "{arch}: one JSON line per event:\n{stdout}");
-        assert!(stderr.contains(&format!("out_wasm {version} on ")), "{arch}: the plugin's init line says its version:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("out_wasm {version} on ")),
+            "{arch}: the plugin's init line says its version:\n{stderr}"
+        );
         assert!(stderr.contains("final total: 4 records"), "{arch}: the counter's exit line:\n{stderr}");
         eprintln!("{arch}: the archive's demo printed:\n{stdout}");
     }

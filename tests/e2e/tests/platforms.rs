@@ -11,9 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use out_wasm_e2e::http_server::Server;
-use out_wasm_e2e::platforms::{
-    RELEASE_BINARIES, elf_machine_of, needs, platforms, qemu_aarch64, release_dir,
-};
+use out_wasm_e2e::platforms::{RELEASE_BINARIES, elf_machine_of, needs, platforms, qemu_aarch64, release_dir};
 use out_wasm_e2e::{guest_path, language_guest, plugin_path, scratch_dir, workspace_root};
 
 fn floor_text() -> String {
@@ -64,7 +62,9 @@ fn this_machines_glibc() -> Vec<u32> {
 fn the_floor_check_catches_a_binary_linked_against_this_machines_glibc() {
     let glibc = this_machines_glibc();
     if glibc.as_slice() < [2, 34].as_slice() {
-        eprintln!("SKIP: this machine's glibc {glibc:?} is older than 2.34; a plain build needs nothing above it to catch");
+        eprintln!(
+            "SKIP: this machine's glibc {glibc:?} is older than 2.34; a plain build needs nothing above it to catch"
+        );
         return;
     }
     let native = plugin_path();
