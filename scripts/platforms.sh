@@ -3,8 +3,8 @@
 # GLIBC_FLOOR, RELEASE_ARCHES and AARCH64_SYSROOT from here too (tests/e2e/src/platforms.rs).
 
 # The newest glibc symbol version any release binary (out_wasm.so, out-wasm, out-wasm-loader)
-# may need: 2.17, CentOS 7's and the oldest Rust's std supports; aarch64's first glibc too. The
-# binaries run on every distribution with this glibc or a newer one.
+# may need: 2.17, CentOS 7's, the oldest glibc Rust's std supports (since Rust 1.64) and the
+# first with aarch64. The binaries run on every distribution with this glibc or a newer one.
 GLIBC_FLOOR=2.17
 # The machines releases are built for: each ARCH-unknown-linux-gnu, with zig cc as the linker
 # and C compiler (it carries the floor's glibc stubs and headers for every one of them).
