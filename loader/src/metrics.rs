@@ -131,23 +131,17 @@ fn library(exports: Exports) -> &'static [u8] {
 }
 
 /// The embedded library as a file the dynamic loader can open: an anonymous memory file,
-/// never closed (the library stays loaded for the process's life).
+/// never closed (the library stays loaded for the process's life). Made with the memfd crate,
+/// which makes the system call itself: glibc's `memfd_create` is from 2.27, above the release
+/// binaries' glibc floor (`scripts/platforms.sh`).
 fn memory_file(bytes: &[u8]) -> Result<String, String> {
-    // SAFETY: a NUL-terminated name and no flags; the call only creates a file descriptor.
-    let fd = unsafe { libc::memfd_create(c"out-wasm-agent-symbols".as_ptr(), 0) };
-    if fd < 0 {
-        return Err(format!("memfd_create failed: {}", std::io::Error::last_os_error()));
-    }
-    let mut written = 0;
-    while written < bytes.len() {
-        // SAFETY: `fd` is ours; the pointer and length stay within `bytes`.
-        let n = unsafe { libc::write(fd, bytes[written..].as_ptr().cast(), bytes.len() - written) };
-        if n <= 0 {
-            return Err(format!("writing the agent-symbols library failed: {}", std::io::Error::last_os_error()));
-        }
-        written += n as usize;
-    }
-    Ok(format!("/proc/self/fd/{fd}"))
+    let file = memfd::MemfdOptions::default()
+        .create("out-wasm-agent-symbols")
+        .map_err(|err| format!("memfd_create failed: {err}"))?
+        .into_file();
+    std::io::Write::write_all(&mut &file, bytes)
+        .map_err(|err| format!("writing the agent-symbols library failed: {err}"))?;
+    Ok(format!("/proc/self/fd/{}", std::os::fd::IntoRawFd::into_raw_fd(file)))
 }
 
 static LOADED: OnceLock<(Exports, Result<(), String>)> = OnceLock::new();

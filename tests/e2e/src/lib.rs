@@ -11,6 +11,7 @@ use out_wasm_loader::{Call, Instance, Plugin, Properties};
 
 pub mod corpus;
 pub mod http_server;
+pub mod platforms;
 pub mod registry;
 pub mod sync;
 
