@@ -577,24 +577,29 @@ fn the_agents_stdout_and_stderr_take_guest_text_within_a_budget_and_marked() {
     );
 }
 
+/// The hostile guest in one of its `idle-*` modes, idle calls 10 ms apart, its marks in a sync
+/// dir of its own, no warm spare; `extra` keys beside.
+fn idle_hostile(mode: &str, extra: &[(&str, &str)]) -> (SyncDir, Plugin, Instance) {
+    let sync = SyncDir::new(mode);
+    let grant = sync.grant();
+    let mut pairs = vec![
+        ("sync_dir", SyncDir::GUEST),
+        ("wasm_allow_dirs", grant.as_str()),
+        ("wasm_idle_interval", "10ms"),
+        ("wasm_warm_spare", "off"),
+    ];
+    pairs.extend_from_slice(extra);
+    let (plugin, instance) = hostile(mode, &pairs);
+    (sync, plugin, instance)
+}
+
 #[test]
 fn idle_work_is_bounded_in_time_and_in_the_text_it_leaves() {
     out_wasm_loader::metrics::load_agent_symbols().expect("the agent-symbols library loads");
-    // A guest that floods its log from idle, with no chunk ever routed to it.
-    let sync = out_wasm_e2e::sync::SyncDir::new("idle-flood");
-    let grant = sync.grant();
-    let (plugin, instance) = hostile(
-        "idle-flood",
-        &[
-            ("sync_dir", out_wasm_e2e::sync::SyncDir::GUEST),
-            ("wasm_allow_dirs", grant.as_str()),
-            ("wasm_idle_interval", "10ms"),
-            // Not what this half is about: no loaded machine should stop these calls.
-            ("wasm_idle_budget", "2s"),
-            ("wasm_flush_timeout", "10s"),
-            ("wasm_warm_spare", "off"),
-        ],
-    );
+    // A guest that floods its log from idle, with no chunk ever routed to it. Its deadline is
+    // not what this half is about: no loaded machine should stop these calls.
+    let (sync, plugin, instance) =
+        idle_hostile("idle-flood", &[("wasm_idle_budget", "2s"), ("wasm_flush_timeout", "10s")]);
     sync.wait_for_marks("idle", 30, "idle calls (20 MiB of log lines each)");
     let call = instance.flush(&chunk(&[PLAIN], 1, 0), "t");
     assert_eq!(call.value, FLB_OK, "{}", call.log_text());
@@ -609,18 +614,7 @@ fn idle_work_is_bounded_in_time_and_in_the_text_it_leaves() {
     plugin.close();
 
     // A guest that spins in idle is stopped at its budget and a margin, as a flush is.
-    let sync = out_wasm_e2e::sync::SyncDir::new("idle-spin");
-    let grant = sync.grant();
-    let (plugin, instance) = hostile(
-        "idle-spin",
-        &[
-            ("sync_dir", out_wasm_e2e::sync::SyncDir::GUEST),
-            ("wasm_allow_dirs", grant.as_str()),
-            ("wasm_idle_interval", "10ms"),
-            ("wasm_warm_spare", "off"),
-            ("alias", "idle-spin"),
-        ],
-    );
+    let (sync, plugin, instance) = idle_hostile("idle-spin", &[("alias", "idle-spin")]);
     sync.wait_for_marks("idle", 1, "the idle call that spins");
     out_wasm_e2e::sync::wait_until("the idle call's deadline fault", || {
         let metrics = out_wasm_loader::metrics::snapshot().of("idle-spin");
