@@ -280,6 +280,18 @@ pub fn agent_escapes_unicode(agent: &std::ffi::OsStr) -> bool {
     agent_version(agent) >= (3, 2, 3)
 }
 
+/// A child process a test started, killed and reaped when dropped: a test that fails while it
+/// runs leaves nothing behind. For tests that read the child's output as it comes (a
+/// [`RealAgent`] drains it all at the end).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A real agent (`FLUENT_BIT`) run by a test: `agent -e out_wasm.so -c config` in the workspace
 /// root, its stderr (the agent's log) drained on a thread of its own so a chatty agent never
 /// blocks on a full pipe. Killed and reaped when dropped, so a failing test leaves no agent.

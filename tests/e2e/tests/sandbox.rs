@@ -358,14 +358,7 @@ fn real_agent_shuts_down_while_a_guest_is_stuck_in_a_flush() {
         std::io::Read::read_to_string(&mut stderr, &mut text).map(|_| text)
     });
     // Kills the agent should the test fail before it stopped.
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = KillOnDrop(child);
+    let mut child = out_wasm_e2e::KillOnDrop(child);
     sync.wait_for_marks("stuck", 1, "the agent's flush stuck in the guest");
     // SAFETY: plain kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0, "SIGTERM sent");
@@ -880,14 +873,7 @@ fn real_agent_keeps_delivering_when_a_guest_never_closes_what_it_opens() {
         })
     };
     // Kills the agent should the test fail before it stopped.
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = KillOnDrop(child);
+    let mut child = out_wasm_e2e::KillOnDrop(child);
     let pid = child.0.id().to_string();
     let delivered = || std::fs::read_to_string(out.join("plain.out")).map_or(0, |text| text.lines().count());
     let refusal = "the host refused guest '";
