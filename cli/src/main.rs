@@ -48,6 +48,9 @@ enum Command {
         #[arg(long)]
         no_cache: bool,
     },
+    /// Prints the host's `wasm_*` keys (name, default, the release that added it, meaning) as
+    /// README's Markdown table: the keys an `[OUTPUT] Name wasm` section may set for the host.
+    Keys,
     /// Pushes a guest component to a registry as a CNCF WebAssembly artifact (config
     /// `application/vnd.wasm.config.v0+json`, one `application/wasm` layer).
     Push {
@@ -237,6 +240,10 @@ fn main() -> ExitCode {
             pulled(&guest, verify.as_deref(), registry.access()).and_then(|(guest, _store)| {
                 check::check(&guest, (init || !config.is_empty()).then_some(&config[..]), !no_cache)
             })
+        }
+        Command::Keys => {
+            print!("{}", out_wasm::inspect::host_keys());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Push { guest, reference, registry } => {
             oci::push(&guest, &reference, &registry.access()).map(|digest| {

@@ -185,3 +185,18 @@ fn files(language: Language, name: &str, root: &Path) -> Result<Vec<(PathBuf, St
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The languages `out-wasm new` makes projects in are the project's (guests/languages).
+    #[test]
+    fn the_languages_are_the_projects() {
+        let listed: Vec<&str> =
+            include_str!("../../guests/languages").lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        let ours: Vec<String> =
+            Language::value_variants().iter().map(|l| l.to_possible_value().unwrap().get_name().to_owned()).collect();
+        assert_eq!(ours, listed);
+    }
+}

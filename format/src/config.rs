@@ -3,6 +3,45 @@
 
 use std::str::FromStr;
 
+/// Keys of an `[OUTPUT]` section that the agent consumes itself (Fluent Bit 2.2 to 5.x): they
+/// never reach a plugin's property lookup, so an output may not declare them. `name` selects the
+/// plugin and is not a property either. Every key of the families in [`AGENT_KEY_FAMILIES`] is
+/// the agent's too. One list for both sides: the plugin refuses a guest declaring one, the
+/// loader (which plays the agent) hides them from the plugin.
+pub const AGENT_KEYS: &[&str] = &[
+    "alias",
+    "host",
+    "ipv6",
+    "listen",
+    "log_level",
+    "log_suppress_interval",
+    "match",
+    "match_regex",
+    "mem_buf_limit",
+    "name",
+    "port",
+    "retry_limit",
+    "routable",
+    "storage.pause_on_chunks_overlimit",
+    "storage.total_limit_size",
+    "storage.type",
+    "tag",
+    "threaded",
+    "tls",
+    "workers",
+];
+
+/// Prefixes of the key families the agent consumes: TLS (`tls.verify`...), networking
+/// (`net.keepalive`...) and OAuth2 (`oauth2.token_url`...).
+pub const AGENT_KEY_FAMILIES: &[&str] = &["tls.", "net.", "oauth2"];
+
+/// Whether the agent keeps `key` to itself ([`AGENT_KEYS`], [`AGENT_KEY_FAMILIES`]),
+/// case-insensitively.
+pub fn is_agent_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    AGENT_KEYS.contains(&key.as_str()) || AGENT_KEY_FAMILIES.iter().any(|family| key.starts_with(family))
+}
+
 /// One key an output accepts in its `[OUTPUT]` section.
 #[derive(Clone, Debug)]
 pub struct ConfigKey {

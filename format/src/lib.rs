@@ -23,7 +23,7 @@ pub mod otlp;
 mod test_chunks;
 mod value;
 
-pub use crate::config::{Config, ConfigKey};
+pub use crate::config::{AGENT_KEY_FAMILIES, AGENT_KEYS, Config, ConfigKey, is_agent_key};
 pub use crate::date::DateFormat;
 pub use crate::error::DecodeError;
 pub use crate::event::{Event, Events, Timestamp};

@@ -6,7 +6,7 @@
 //! arena of the thread that made them instead, and when freed their pages stay with that arena
 //! (its trim threshold rose too). Every agent and worker thread that ever handled a large chunk
 //! then keeps 24 to 48 MiB: scripts/soak saw the agent grow by that much with each 12 MB
-//! record, and `tests/e2e/tests/memory.rs` reproduces it. Mapped directly, a large block's
+//! record, and `tests/e2e/tests/alone/memory.rs` reproduces it. Mapped directly, a large block's
 //! pages go back to the system when it is freed, and glibc's threshold never moves for the
 //! plugin's blocks (the agent's own allocations keep glibc's behaviour: nothing global is
 //! changed).

@@ -1,4 +1,7 @@
-//! The instance's configuration: the host's own `wasm_*` keys and the keys a guest declares.
+//! The instance's configuration: the host's own `wasm_*` keys (each declared once, in
+//! [`keys`]) and the keys a guest declares.
+
+pub mod keys;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,11 +10,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::agent::handle::Agent;
 use crate::bindings::{ConfigEntry, ConfigKey, EventFormat, JsonOptions};
-use crate::sandbox::config::{HOST_KEY_PREFIX, is_reserved};
+use crate::sandbox::Capabilities;
+use crate::sandbox::config::is_reserved;
 use crate::sandbox::metrics::MetricLimits;
-
-/// Default of `wasm_watch_interval`.
-pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+use crate::sandbox::tls::TlsTrust;
+use keys::PREFIX as HOST_KEY_PREFIX;
 
 /// The host's own keys of one `[OUTPUT] Name wasm` section.
 #[derive(Clone, Debug)]
@@ -48,9 +51,6 @@ pub struct HostConfig {
     pub max_descriptors: usize,
 }
 
-/// Default of `wasm_oci_poll_interval`.
-pub const DEFAULT_OCI_POLL_INTERVAL: Duration = Duration::from_secs(60);
-
 /// How a guest is pulled from a registry (`wasm_path oci://...`).
 #[derive(Clone, Debug)]
 pub struct OciConfig {
@@ -71,66 +71,37 @@ pub struct OciConfig {
 
 impl OciConfig {
     fn from_lookup(path: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
-        use crate::runtime::oci::{OciRef, Verify, is_reference};
+        use crate::runtime::oci::{OciRef, Reach, Verify, is_reference};
         if !is_reference(path) {
-            for key in [
-                "wasm_oci_verify",
-                "wasm_oci_poll_interval",
-                "wasm_oci_auth_file",
-                "wasm_oci_insecure_http",
-                "wasm_oci_pull_timeout",
-            ] {
-                if lookup(key).is_some() {
-                    bail!("key '{key}' applies to a guest pulled from a registry (wasm_path oci://...), not to a file");
-                }
+            if let Some(key) = keys::OCI_KEYS.iter().find(|key| lookup(key.name()).is_some()) {
+                bail!(
+                    "key '{}' applies to a guest pulled from a registry (wasm_path oci://...), not to a file",
+                    key.name()
+                );
             }
             return Ok(None);
         }
         let reference = OciRef::parse(path).context("invalid value for key 'wasm_path'")?;
-        let verify = match lookup("wasm_oci_verify") {
-            None => Verify::Off,
-            Some(v) if v.trim().eq_ignore_ascii_case("off") => Verify::Off,
-            Some(v) if v.trim().eq_ignore_ascii_case("digest") => {
-                if reference.follows() {
-                    bail!(
-                        "wasm_oci_verify digest takes a pinned reference only: write wasm_path \
-                         oci://REGISTRY/REPOSITORY@sha256:DIGEST (or give a cosign public key to follow a tag)"
-                    );
-                }
-                Verify::Digest
-            }
-            Some(v) if v.trim().is_empty() => {
-                bail!("invalid empty value for key 'wasm_oci_verify' (off, digest, or a public key file)")
-            }
-            Some(v) => Verify::Key(PathBuf::from(v.trim())),
+        let verify = keys::OCI_VERIFY.value(lookup)?;
+        if verify == Verify::Digest && reference.follows() {
+            bail!(
+                "wasm_oci_verify digest takes a pinned reference only: write wasm_path \
+                 oci://REGISTRY/REPOSITORY@sha256:DIGEST (or give a cosign public key to follow a tag)"
+            );
+        }
+        let reach = Reach {
+            insecure_http: keys::OCI_INSECURE_HTTP.value(lookup)?,
+            pull_timeout: keys::OCI_PULL_TIMEOUT.value(lookup)?,
         };
-        let poll_interval = match lookup("wasm_oci_poll_interval") {
-            None => DEFAULT_OCI_POLL_INTERVAL,
-            Some(value) => parse_duration(&value)
-                .filter(|d| !d.is_zero())
-                .with_context(|| format!("invalid value {value:?} for key 'wasm_oci_poll_interval' (e.g. 60s, 5m)"))?,
-        };
-        let auth_file =
-            lookup("wasm_oci_auth_file").map(|v| PathBuf::from(v.trim())).filter(|p| !p.as_os_str().is_empty());
-        let insecure_http = match lookup("wasm_oci_insecure_http") {
-            None => false,
-            Some(value) => parse_switch(&value)
-                .with_context(|| format!("invalid value {value:?} for key 'wasm_oci_insecure_http' (on, off)"))?,
-        };
-        let pull_timeout = match lookup("wasm_oci_pull_timeout") {
-            None => crate::runtime::oci::DEFAULT_PULL_TIMEOUT,
-            Some(value) => parse_duration(&value)
-                .filter(|d| !d.is_zero())
-                .with_context(|| format!("invalid value {value:?} for key 'wasm_oci_pull_timeout' (e.g. 60s, 5m)"))?,
-        };
-        let reach = crate::runtime::oci::Reach { insecure_http, pull_timeout };
-        Ok(Some(Self { reference, verify, poll_interval, auth_file, reach }))
+        Ok(Some(Self {
+            reference,
+            verify,
+            poll_interval: keys::OCI_POLL_INTERVAL.value(lookup)?,
+            auth_file: keys::OCI_AUTH_FILE.get(lookup)?,
+            reach,
+        }))
     }
 }
-
-/// Default of `wasm_http_keepalive`: below the idle timeouts of common servers and load
-/// balancers (nginx 75 s, AWS ALB 60 s), far above the agent's flush interval.
-pub const DEFAULT_HTTP_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// When an output keeps a warm spare (`wasm_warm_spare`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,15 +167,31 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// The keys' defaults ([`keys`]).
     fn default() -> Self {
-        Self {
-            memory: 128 << 20,
-            flush_timeout: Duration::from_secs(10),
-            init_timeout: Duration::from_secs(30),
-            deadlines: true,
-            idle_interval: Duration::from_secs(1),
-            idle_budget: Duration::from_millis(50),
+        Self::from_lookup(&|_| None).expect("every default is a value its key takes (tested in keys)")
+    }
+}
+
+impl Limits {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let limits = Self {
+            memory: keys::MEMORY_LIMIT.value(lookup)?,
+            flush_timeout: keys::FLUSH_TIMEOUT.value(lookup)?,
+            init_timeout: keys::INIT_TIMEOUT.value(lookup)?,
+            deadlines: keys::DEADLINES.value(lookup)?,
+            idle_interval: keys::IDLE_INTERVAL.value(lookup)?,
+            idle_budget: keys::IDLE_BUDGET.value(lookup)?,
+        };
+        if limits.idle_budget > limits.flush_timeout {
+            bail!(
+                "wasm_idle_budget ({} ms) must not exceed wasm_flush_timeout ({} ms): a flush that arrives during \
+                 an idle call waits for it",
+                limits.idle_budget.as_millis(),
+                limits.flush_timeout.as_millis()
+            );
         }
+        Ok(limits)
     }
 }
 
@@ -222,167 +209,56 @@ impl HostConfig {
         Self::from_lookup(|key| agent.property(key))
     }
 
+    /// The host's keys of a section, as `lookup` answers for each; a `wasm_*` key one edit
+    /// from a real one (the agent lists no keys to a plugin: it is asked for each) is refused.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let Some(path) = lookup("wasm_path").filter(|p| !p.trim().is_empty()) else {
-            bail!("required key 'wasm_path' (the guest component file) is not set");
-        };
-        let oci = OciConfig::from_lookup(&path, &lookup)?;
-        let watch = match lookup("wasm_watch") {
-            None => true,
-            Some(value) => parse_switch(&value)
-                .with_context(|| format!("invalid value {value:?} for key 'wasm_watch' (on, off)"))?,
-        };
-        let watch_interval = match lookup("wasm_watch_interval") {
-            None => DEFAULT_WATCH_INTERVAL,
-            Some(value) => parse_duration(&value)
-                .filter(|d| !d.is_zero())
-                .with_context(|| format!("invalid value {value:?} for key 'wasm_watch_interval' (e.g. 2s, 500ms)"))?,
-        };
-        let warm_spare = match lookup("wasm_warm_spare") {
-            None => WarmSpare::Auto,
-            Some(value) if value.trim().eq_ignore_ascii_case("auto") => WarmSpare::Auto,
-            Some(value) => match parse_switch(&value) {
-                Some(true) => WarmSpare::On,
-                Some(false) => WarmSpare::Off,
-                None => bail!("invalid value {value:?} for key 'wasm_warm_spare' (auto, on, off)"),
-            },
-        };
-        let cache_dir = match lookup("wasm_cache_dir") {
-            Some(value) if value.trim().eq_ignore_ascii_case("off") => None,
-            Some(value) => Some(PathBuf::from(value.trim())),
-            None => crate::runtime::cache::CompileCache::default_dir(),
-        };
-        let defaults = Limits::default();
-        let duration = |key: &str, default: Duration| -> Result<Duration> {
-            match lookup(key) {
-                None => Ok(default),
-                Some(value) => parse_duration(&value)
-                    .filter(|d| !d.is_zero())
-                    .with_context(|| format!("invalid value {value:?} for key '{key}' (e.g. 10s, 500ms)")),
-            }
-        };
-        let memory = match lookup("wasm_memory_limit") {
-            None => defaults.memory,
-            Some(value) => parse_size(&value).filter(|n| *n >= 1 << 16).with_context(|| {
-                format!("invalid value {value:?} for key 'wasm_memory_limit' (e.g. 64M, 1G; at least 64K)")
-            })?,
-        };
-        let limits = Limits {
-            memory,
-            flush_timeout: duration("wasm_flush_timeout", defaults.flush_timeout)?,
-            init_timeout: duration("wasm_init_timeout", defaults.init_timeout)?,
-            deadlines: match lookup("wasm_deadlines") {
-                None => true,
-                Some(value) => parse_switch(&value)
-                    .with_context(|| format!("invalid value {value:?} for key 'wasm_deadlines' (on, off)"))?,
-            },
-            idle_interval: duration("wasm_idle_interval", defaults.idle_interval)?,
-            idle_budget: duration("wasm_idle_budget", defaults.idle_budget)?,
-        };
-        if limits.idle_budget > limits.flush_timeout {
-            bail!(
-                "wasm_idle_budget ({} ms) must not exceed wasm_flush_timeout ({} ms): a flush that arrives during \
-                 an idle call waits for it",
-                limits.idle_budget.as_millis(),
-                limits.flush_timeout.as_millis()
-            );
-        }
-        let on_fault = match lookup("wasm_on_trap").map(|v| v.trim().to_ascii_lowercase()) {
-            None => OnFault::Retry,
-            Some(v) if v == "retry" => OnFault::Retry,
-            Some(v) if v == "error" => OnFault::Error,
-            Some(v) => bail!("invalid value {v:?} for key 'wasm_on_trap' (retry, error)"),
-        };
-        let event_format = match lookup("wasm_event_format").map(|v| v.trim().to_ascii_lowercase()) {
-            None => None,
-            Some(v) if v == "msgpack" => Some(FormatKey::Msgpack),
-            Some(v) if v == "json_lines" || v == "json-lines" => Some(FormatKey::JsonLines),
-            Some(v) if v == "otlp_json" || v == "otlp-json" => Some(FormatKey::OtlpJson),
-            Some(v) => bail!("invalid value {v:?} for key 'wasm_event_format' (msgpack, json_lines, otlp_json)"),
-        };
-        let capabilities = std::sync::Arc::new(crate::sandbox::Capabilities::from_lookup(&lookup)?);
-        let count = |key: &str, default: usize| -> Result<usize> {
-            match lookup(key) {
-                None => Ok(default),
-                Some(value) => value
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .with_context(|| format!("invalid value {value:?} for key '{key}' (a positive number)")),
-            }
-        };
-        let metric_defaults = MetricLimits::default();
-        let metric_limits = MetricLimits {
-            max_metrics: count("wasm_metrics_max", metric_defaults.max_metrics)?,
-            max_series: count("wasm_metrics_max_series", metric_defaults.max_series)?,
-            max_label_len: count("wasm_metrics_max_label_len", metric_defaults.max_label_len)?,
-        };
-        let http_keepalive = match lookup("wasm_http_keepalive") {
-            None => Some(DEFAULT_HTTP_KEEPALIVE),
-            Some(value) if parse_switch(&value) == Some(false) => None,
-            Some(value) => Some(parse_duration(&value).filter(|d| !d.is_zero()).with_context(|| {
-                format!("invalid value {value:?} for key 'wasm_http_keepalive' (e.g. 15s, or off)")
-            })?),
-        };
-        let max_descriptors = count("wasm_max_descriptors", crate::sandbox::descriptors::DEFAULT_MAX_DESCRIPTORS)?;
+        let misspelt = keys::misspellings().into_iter().filter(|name| lookup(name).is_some()).collect::<Vec<_>>();
+        keys::refuse_unknown(misspelt.iter().map(String::as_str))?;
+        let path = keys::PATH.value(&lookup)?;
+        let oci = OciConfig::from_lookup(&path.to_string_lossy(), &lookup)?;
+        let metric_limits = metric_limits(&lookup)?;
         Ok(Self {
-            wasm_path: PathBuf::from(path.trim()),
+            wasm_path: path,
             oci,
-            watch,
-            watch_interval,
-            warm_spare,
-            cache_dir,
-            limits,
-            on_fault,
-            event_format,
-            capabilities,
+            watch: keys::WATCH.value(&lookup)?,
+            watch_interval: keys::WATCH_INTERVAL.value(&lookup)?,
+            warm_spare: keys::WARM_SPARE.value(&lookup)?,
+            cache_dir: match keys::CACHE_DIR.get(&lookup)? {
+                Some(chosen) => chosen,
+                None => crate::runtime::cache::CompileCache::default_dir(),
+            },
+            limits: Limits::from_lookup(&lookup)?,
+            on_fault: keys::ON_TRAP.value(&lookup)?,
+            event_format: keys::EVENT_FORMAT.get(&lookup)?,
+            capabilities: std::sync::Arc::new(capabilities(&lookup)?),
             metric_limits,
-            http_keepalive,
-            max_descriptors,
+            http_keepalive: keys::HTTP_KEEPALIVE.value(&lookup)?,
+            max_descriptors: keys::MAX_DESCRIPTORS.value(&lookup)?,
         })
     }
 }
 
-/// `64M`, `1G`, `512K`, or bytes: the agent's size spellings (powers of 1024).
-fn parse_size(value: &str) -> Option<usize> {
-    let value = value.trim().to_ascii_uppercase();
-    let value = value.strip_suffix('B').unwrap_or(&value);
-    let (number, shift) = match value.chars().last()? {
-        'K' => (&value[..value.len() - 1], 10),
-        'M' => (&value[..value.len() - 1], 20),
-        'G' => (&value[..value.len() - 1], 30),
-        _ => (value, 0),
-    };
-    let n: usize = number.trim().parse().ok()?;
-    n.checked_mul(1 << shift)
+/// How much the guests may publish (`wasm_metrics_*`).
+pub fn metric_limits(lookup: &impl Fn(&str) -> Option<String>) -> Result<MetricLimits> {
+    Ok(MetricLimits {
+        max_metrics: keys::METRICS_MAX.value(lookup)?,
+        max_series: keys::METRICS_MAX_SERIES.value(lookup)?,
+        max_label_len: keys::METRICS_MAX_LABEL_LEN.value(lookup)?,
+    })
 }
 
-/// The agent's boolean spellings.
-fn parse_switch(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "yes" | "1" => Some(true),
-        "off" | "false" | "no" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-/// `500ms`, `2s`, `1m`, `1h`, or plain (possibly fractional) seconds.
-fn parse_duration(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = value.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = value.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = value.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (value, 1.0)
-    };
-    let seconds: f64 = number.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds * scale))
+/// What the section grants the guest (`wasm_allow_*`, `wasm_tls_*`, `wasm_stdout`,
+/// `wasm_stderr`): nothing by default.
+pub fn capabilities(lookup: &impl Fn(&str) -> Option<String>) -> Result<Capabilities> {
+    let env = keys::ALLOW_ENV.get(lookup)?.unwrap_or_default();
+    Ok(Capabilities {
+        stdout: keys::STDOUT.value(lookup)?,
+        stderr: keys::STDERR.value(lookup)?,
+        tls: TlsTrust::load(keys::TLS_CA_FILE.get(lookup)?, keys::TLS_SYSTEM_ROOTS.value(lookup)?)?,
+        dirs: keys::ALLOW_DIRS.get(lookup)?.unwrap_or_default(),
+        env: crate::sandbox::env::grants(&env),
+        net: keys::ALLOW_NET.get(lookup)?.unwrap_or_default(),
+    })
 }
 
 /// Checks the guest's declared keys and looks each one up with the agent (`lookup`), applying
@@ -448,7 +324,7 @@ mod tests {
         assert!(with(&[("wasm_path", "/g.wasm")]).unwrap().oci.is_none());
         let tag = with(&[("wasm_path", "oci://localhost:5000/guests/tally:v1")]).unwrap().oci.unwrap();
         assert!(tag.reference.follows());
-        assert_eq!((tag.verify, tag.poll_interval, tag.auth_file), (Verify::Off, DEFAULT_OCI_POLL_INTERVAL, None));
+        assert_eq!((tag.verify, tag.poll_interval, tag.auth_file), (Verify::Off, Duration::from_secs(60), None));
         assert_eq!(tag.reach, crate::runtime::oci::Reach::default());
         assert!(!tag.reach.insecure_http);
         let keyed = with(&[
@@ -500,7 +376,7 @@ mod tests {
         let config = HostConfig::from_lookup(|k| (k == "wasm_path").then(|| " /g.wasm ".to_owned())).unwrap();
         assert_eq!(config.wasm_path, PathBuf::from("/g.wasm"));
         assert!(config.watch, "watching is on by default");
-        assert_eq!(config.watch_interval, DEFAULT_WATCH_INTERVAL);
+        assert_eq!(config.watch_interval, Duration::from_secs(2));
         let set = |key: &'static str, value: &'static str| {
             HostConfig::from_lookup(move |k| match k {
                 "wasm_path" => Some("/g.wasm".to_owned()),
@@ -518,7 +394,7 @@ mod tests {
         assert_eq!(set("wasm_memory_limit", "1g").unwrap().limits.memory, 1 << 30);
         assert_eq!(set("wasm_flush_timeout", "250ms").unwrap().limits.flush_timeout, Duration::from_millis(250));
         assert_eq!(set("wasm_on_trap", "Error").unwrap().on_fault, OnFault::Error);
-        assert_eq!(config.max_descriptors, crate::sandbox::descriptors::DEFAULT_MAX_DESCRIPTORS);
+        assert_eq!(config.max_descriptors, 64);
         assert_eq!(set("wasm_max_descriptors", "8").unwrap().max_descriptors, 8);
         for (key, value) in [
             ("wasm_watch", "maybe"),
@@ -563,5 +439,64 @@ mod tests {
         }
         let err = resolve(&[key("a", None, false), key("A", None, false)], |_| None).unwrap_err();
         assert!(err.to_string().contains("twice"), "duplicate key accepted: {err}");
+    }
+
+    fn caps(pairs: &[(&str, &str)]) -> Result<Capabilities> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        capabilities(&|key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn nothing_is_granted_by_default() {
+        use crate::sandbox::stdio::Stdio;
+        let caps = caps(&[]).unwrap();
+        assert!(caps.dirs.is_empty() && caps.env.is_empty() && caps.net.is_empty());
+        assert_eq!((caps.stdout, caps.stderr), (Stdio::Agent, Stdio::Agent), "stdout and stderr are the agent's");
+    }
+
+    #[test]
+    fn parses_grants_and_refuses_bad_ones() {
+        use crate::sandbox::network::{GrantHost, NetGrant};
+        use crate::sandbox::stdio::Stdio;
+        let dir = std::env::temp_dir();
+        let value = format!("{0}:/data, {0}:/out:rw", dir.display());
+        let granted = caps(&[
+            ("wasm_allow_dirs", &value),
+            ("wasm_allow_env", "PATH, OUT_WASM_SURELY_UNSET"),
+            ("wasm_allow_net", "127.0.0.1:8080, [::1]:*, Logs.Example.:443"),
+            ("wasm_stdout", "off"),
+        ])
+        .unwrap();
+        assert_eq!(granted.dirs.len(), 2);
+        assert!(!granted.dirs[0].writable && granted.dirs[1].writable);
+        assert_eq!(
+            granted.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["PATH"],
+            "unset variables are skipped"
+        );
+        assert_eq!(
+            granted.net,
+            [
+                NetGrant { host: GrantHost::Ip("127.0.0.1".parse().unwrap()), port: Some(8080) },
+                NetGrant { host: GrantHost::Ip("::1".parse().unwrap()), port: None },
+                NetGrant { host: GrantHost::Name("logs.example".into()), port: Some(443) },
+            ],
+            "names are kept as written (lowercase), never resolved"
+        );
+        assert_eq!(granted.stdout, Stdio::Off);
+        for (key, value, expected) in [
+            ("wasm_allow_dirs", "/nonexistent/dir:/x", "does not exist"),
+            ("wasm_allow_dirs", "/tmp", "host_dir:guest_dir"),
+            ("wasm_allow_dirs", "/tmp:relative", "must be absolute"),
+            ("wasm_allow_net", "127.0.0.1", "host:port"),
+            ("wasm_allow_net", "127.0.0.1:http", "invalid port"),
+            ("wasm_allow_net", ":80", "invalid host"),
+            ("wasm_allow_net", "http://x:80", "invalid host"),
+            ("wasm_stderr", "file", "agent, log, off"),
+            ("wasm_tls_system_roots", "maybe", "(on, off)"),
+        ] {
+            let err = format!("{:#}", caps(&[(key, value)]).unwrap_err());
+            assert!(err.contains(expected) && err.contains(key), "{key}={value}: expected {expected:?} in {err}");
+        }
     }
 }

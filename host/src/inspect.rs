@@ -17,7 +17,7 @@ pub use crate::runtime::cache::CompileCache;
 pub use crate::runtime::oci::tool as oci;
 
 use crate::bindings::{ConfigEntry, WitVersion};
-use crate::config::{self, Limits};
+use crate::config::{self, Limits, keys};
 use crate::lifecycle::plan::{Setting, plan};
 use crate::log::{Lines, LogSink};
 use crate::runtime::cache;
@@ -26,11 +26,16 @@ use crate::runtime::image::{self, GuestImage};
 use crate::runtime::instance::{GuestInstance, Sandbox};
 use crate::runtime::linker::linker;
 use crate::runtime::store::HostState;
-use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
-use crate::sandbox::descriptors::{DEFAULT_MAX_DESCRIPTORS, Descriptors};
-use crate::sandbox::metrics::{GuestMetrics, MetricLimits};
+use crate::sandbox::descriptors::Descriptors;
+use crate::sandbox::metrics::GuestMetrics;
+
+/// The host's keys, README's table of them (`out-wasm keys`): one row per key, from its one
+/// declaration (`config::keys`).
+pub fn host_keys() -> String {
+    keys::markdown_table()
+}
 
 /// One import of the component and whether the host's linker satisfies it.
 #[derive(Debug)]
@@ -217,14 +222,19 @@ fn section(config: &[(String, String)]) -> impl Fn(&str) -> Option<String> + Sen
 
 impl Session {
     fn start(image: &GuestImage, config: &[(String, String)]) -> Result<Self> {
+        // Here the section's keys can be listed: any unknown `wasm_*` key is refused, not only
+        // the misspellings the plugin asks the agent for.
+        keys::refuse_unknown(config.iter().map(|(key, _)| key.as_str()))?;
         let lookup = section(config);
+        let capabilities = config::capabilities(&lookup)?;
+        let metric_limits = config::metric_limits(&lookup)?;
+        let max_descriptors = keys::MAX_DESCRIPTORS.value(&lookup)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .context("failed to start the runtime")?;
         let events = Arc::new(Collected::default());
-        let capabilities = Capabilities::from_lookup(&lookup)?;
-        let metrics = Arc::new(GuestMetrics::new(MetricLimits::default(), None));
+        let metrics = Arc::new(GuestMetrics::new(metric_limits, None));
         let ticker = TickerGuard::acquire()?;
         let instance = runtime.block_on(within_init_timeout(async {
             let sandbox = Sandbox {
@@ -238,7 +248,7 @@ impl Session {
                 config: ConfigLookup::new(lookup),
                 connections: Connections::new(
                     None,
-                    Descriptors::new(DEFAULT_MAX_DESCRIPTORS, image.path().display().to_string()),
+                    Descriptors::new(max_descriptors, image.path().display().to_string()),
                 ),
             };
             GuestInstance::instantiate(image, sandbox).await.context("failed to instantiate the guest")

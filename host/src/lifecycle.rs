@@ -5,6 +5,28 @@
 //! that run guest instances ([`worker`]), the hand-off between an agent thread and a worker
 //! ([`handoff`]), and the delivery ids of chunks ([`delivery`]).
 //!
+//! # Glossary
+//!
+//! One noun per concept, in code, logs and docs:
+//!
+//! - **output**: one `[OUTPUT] Name wasm` section of the agent's configuration, and what the
+//!   plugin makes of it ([`output::OutputInstance`], the agent's `remote_context`); named by
+//!   the agent (`alias`, or `wasm.N`), which the WIT's `init-context.instance` carries.
+//! - **guest**: the component an output's `wasm_path` names, written by a plugin author.
+//! - **guest version**: one content of the guest, by digest ([`version::GuestVersion`]); a
+//!   **swap** makes a new one the output's current version.
+//! - **guest image**: a version compiled and linked, shared by every output of the process
+//!   with that digest (`runtime::image::GuestImage`).
+//! - **guest instance**: one instantiation of a version, with its own memory
+//!   (`runtime::instance::GuestInstance`); `init` once, then flushes, `idle` calls, `exit`.
+//! - **worker**: the plugin thread that owns one guest instance and makes its calls
+//!   ([`worker::Worker`]).
+//! - **spare**: a worker whose instance was started and initialised ahead of need
+//!   ([`spares`]).
+//! - **answer**: what a guest's flush returned (ok, retry, error); a **fault** (a trap, a
+//!   deadline, the memory cap) is not an answer, and discards the instance.
+//! - **delivery**: which chunk a flush is and which attempt at it ([`delivery`]).
+//!
 //! # The map
 //!
 //! A guest's life, from the section to the wasm call. Each arrow is ownership (`Arc` where

@@ -63,7 +63,7 @@ pub struct Metric {
 }
 
 #[derive(Default)]
-struct Registry {
+struct Recorder {
     /// Instance name per context handle (handle = index + 1).
     contexts: Vec<String>,
     /// Metrics by handle (index + 1).
@@ -74,8 +74,8 @@ struct Registry {
     refused: Vec<String>,
 }
 
-fn registry() -> MutexGuard<'static, Registry> {
-    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+fn registry() -> MutexGuard<'static, Recorder> {
+    static REGISTRY: OnceLock<Mutex<Recorder>> = OnceLock::new();
     REGISTRY.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -231,7 +231,7 @@ extern "C" fn sink(call: *const RawCall) -> isize {
     .unwrap_or(-1)
 }
 
-impl Registry {
+impl Recorder {
     fn create(&mut self, call: &RawCall) -> isize {
         let kind = match call.op {
             COUNTER_CREATE => Kind::Counter,

@@ -10,31 +10,6 @@ use anyhow::{Result, bail};
 
 use crate::agent::{AgentVersion, RawLayout};
 
-/// Keys the agent consumes itself: a plugin's property lookup never sees them. Kept apart from
-/// the host's copy on purpose: the loader plays the agent and must not share the plugin's view.
-pub const CORE_KEYS: &[&str] = &[
-    "alias",
-    "host",
-    "ipv6",
-    "listen",
-    "log_level",
-    "log_suppress_interval",
-    "match",
-    "match_regex",
-    "mem_buf_limit",
-    "name",
-    "port",
-    "retry_limit",
-    "routable",
-    "storage.pause_on_chunks_overlimit",
-    "storage.total_limit_size",
-    "storage.type",
-    "tag",
-    "threaded",
-    "tls",
-    "workers",
-];
-
 #[repr(C)]
 struct RawPlugin {
     _private: [u8; 0],
@@ -175,7 +150,7 @@ impl Properties {
                     _ => 3,
                 };
             }
-            let consumed = CORE_KEYS.contains(&key.as_str()) || key.starts_with("tls.") || key.starts_with("net.");
+            let consumed = out_wasm_format::is_agent_key(&key);
             if consumed || value.is_empty() {
                 continue;
             }

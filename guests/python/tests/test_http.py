@@ -1,6 +1,6 @@
 """The parts of out_wasm_guest.http that need no host: the request budget and how WIT error
 codes become exceptions. Requests themselves are tested through the real host by
-tests/e2e/tests/http.rs (the http example). Run by guests/python/test."""
+tests/e2e/tests/suite/http.rs (the http example). Run by guests/python/test."""
 
 import unittest
 

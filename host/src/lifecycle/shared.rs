@@ -16,7 +16,7 @@ use crate::lifecycle::version::GuestVersion;
 use crate::lifecycle::worker::{Call, Phase, Recipe, Worker};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::image::GuestImage;
-use crate::runtime::oci::{Artifact, ArtifactStore, OciSource, Registry};
+use crate::runtime::oci::{Artifact, ArtifactStore, OciSource, RegistryClient};
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
 use crate::sandbox::descriptors::Descriptors;
@@ -83,9 +83,8 @@ impl Shared {
 
     /// Connects to the registry and opens the artifact store of `wasm_path oci://...`.
     fn open_oci(&self, config: &crate::config::OciConfig) -> Result<OciSource> {
-        let agent = self.agent;
-        let lookup = move |key: &str| agent.property(key);
-        let registry = Registry::connect(&config.reference, config.auth_file.as_deref(), config.reach, &lookup)?;
+        let trust = &self.host.capabilities.tls;
+        let registry = RegistryClient::connect(&config.reference, config.auth_file.as_deref(), config.reach, trust)?;
         // Beside the compile cache; with the cache off, where it would be by default: pulled
         // guests must survive a restart for an outage not to stop the agent.
         let base = self.host.cache_dir.clone().or_else(CompileCache::default_dir).context(

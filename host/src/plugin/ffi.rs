@@ -294,13 +294,19 @@ unsafe fn flush(
 }
 
 /// Stops the instance `remote_ctx`: every guest instance gets its exit call, every worker
-/// thread ends, and the context is freed.
+/// thread ends, and the context is freed. A NULL context is an instance whose Init never ran or
+/// failed (the agent stops every output when anything of its start fails, an input's listen
+/// address, another output's init): nothing to stop, and nothing to say, since the agent has
+/// already said what failed.
 ///
 /// # Safety
-/// `remote_ctx` is what Init stored for a live instance, with no flush of it running, and is
-/// not used again by the agent.
+/// `remote_ctx` is NULL or what Init stored for a live instance, with no flush of it running,
+/// and is not used again by the agent.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
+    if remote_ctx.is_null() {
+        return status::EXIT_OK;
+    }
     guard("FLBPluginExitCtx", status::EXIT_FAILED, || match exit(InstancePtr(remote_ctx.cast())) {
         Ok(()) => status::EXIT_OK,
         Err(err) => {

@@ -12,7 +12,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use crate::agent::profile::AgentProfile;
 use crate::lifecycle::output::OutputInstance;
 
-struct Registry {
+struct LiveOutputs {
     /// Instances initialised since the last Register (the agent's current configuration).
     initialised: usize,
     /// The agent as the last Register found it (`None` before any).
@@ -33,13 +33,13 @@ pub struct InstancePtr(pub *mut OutputInstance);
 // rules written in `lib.rs`.
 unsafe impl Send for InstancePtr {}
 
-static REGISTRY: Mutex<Registry> =
-    Mutex::new(Registry { initialised: 0, profile: None, announced: false, live: Vec::new(), leased: Vec::new() });
+static REGISTRY: Mutex<LiveOutputs> =
+    Mutex::new(LiveOutputs { initialised: 0, profile: None, announced: false, live: Vec::new(), leased: Vec::new() });
 
 /// Signalled when a lease ends.
 static RELEASED: Condvar = Condvar::new();
 
-fn registry() -> MutexGuard<'static, Registry> {
+fn registry() -> MutexGuard<'static, LiveOutputs> {
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

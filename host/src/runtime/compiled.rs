@@ -19,17 +19,17 @@ type Key = (String, bool);
 type Slot<T> = Arc<Mutex<Weak<T>>>;
 
 /// A registry of shared values of type `T` (in the host: [`crate::runtime::image::Compiled`]).
-pub struct Registry<T> {
+pub struct SharedByDigest<T> {
     slots: Mutex<BTreeMap<Key, Slot<T>>>,
 }
 
-impl<T> Default for Registry<T> {
+impl<T> Default for SharedByDigest<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T> Registry<T> {
+impl<T> SharedByDigest<T> {
     pub const fn new() -> Self {
         Self { slots: Mutex::new(BTreeMap::new()) }
     }
@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn a_digest_loads_once_while_it_is_used_and_again_after() {
-        let registry = Registry::new();
+        let registry = SharedByDigest::new();
         let (a, shared) = registry.get_or_load("d", true, || Ok(1)).unwrap();
         assert!(!shared);
         let (b, shared) = registry.get_or_load("d", true, || panic!("loaded twice")).unwrap();

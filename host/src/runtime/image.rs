@@ -11,7 +11,7 @@ use wasmtime::component::Component;
 
 use crate::bindings::{OutputPluginPre, WitVersion, v0_1_0, v0_2_0};
 use crate::runtime::cache::{self, CompileCache, Origin};
-use crate::runtime::compiled::Registry;
+use crate::runtime::compiled::SharedByDigest;
 use crate::runtime::engine::engine_for;
 use crate::runtime::linker::linker;
 use crate::runtime::store::HostState;
@@ -36,7 +36,7 @@ pub struct Compiled {
 }
 
 /// Every component compiled in this process, by digest.
-static COMPILED: Registry<Compiled> = Registry::new();
+static COMPILED: SharedByDigest<Compiled> = SharedByDigest::new();
 
 /// A component linked and checked against the world of its WIT version.
 pub(crate) enum Pre {

@@ -44,6 +44,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
+use crate::sandbox::tls::TlsTrust;
+
 pub use store::{ArtifactStore, Record};
 pub use verify::PublicKey;
 
@@ -249,10 +251,8 @@ fn refused(err: impl Into<anyhow::Error>) -> PullError {
 }
 
 /// The TLS roots a registry connection trusts: the host's public roots, the system's with
-/// `wasm_tls_system_roots on`, and `wasm_tls_ca_file`'s, as for the guests' HTTPS.
-fn roots(lookup: &impl Fn(&str) -> Option<String>) -> Result<Vec<Certificate>> {
-    // The same keys the guests' HTTPS reads, checked (and refused) with the same messages.
-    let trust = crate::sandbox::tls::TlsTrust::from_lookup(lookup)?;
+/// `wasm_tls_system_roots on`, and `wasm_tls_ca_file`'s: the guests' HTTPS trust.
+fn roots(trust: &TlsTrust) -> Result<Vec<Certificate>> {
     let der = |cert: &CertificateDer<'_>| Certificate { encoding: CertificateEncoding::Der, data: cert.to_vec() };
     let mut roots: Vec<Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().map(der).collect();
     if trust.system_roots {
@@ -268,7 +268,7 @@ fn roots(lookup: &impl Fn(&str) -> Option<String>) -> Result<Vec<Certificate>> {
 }
 
 /// A connection to the registry of one reference, with its credentials.
-pub struct Registry {
+pub struct RegistryClient {
     fetch: fetch::Fetcher,
     auth: RegistryAuth,
     /// Where the credentials came from, for messages (never the credentials).
@@ -279,9 +279,9 @@ pub struct Registry {
     pull_timeout: Duration,
 }
 
-impl fmt::Debug for Registry {
+impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry").field("auth", &self.auth_source).finish_non_exhaustive()
+        f.debug_struct("RegistryClient").field("auth", &self.auth_source).finish_non_exhaustive()
     }
 }
 
@@ -300,19 +300,14 @@ impl Default for Reach {
     }
 }
 
-impl Registry {
-    /// A client for `reference`'s registry: TLS from the `wasm_tls_*` keys `lookup` gives,
+impl RegistryClient {
+    /// A client for `reference`'s registry: TLS trusting what the guests' HTTPS trusts,
     /// credentials from `auth_file` (else the default Docker config, if there is one).
-    pub fn connect(
-        reference: &OciRef,
-        auth_file: Option<&Path>,
-        reach: Reach,
-        lookup: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Self> {
+    pub fn connect(reference: &OciRef, auth_file: Option<&Path>, reach: Reach, trust: &TlsTrust) -> Result<Self> {
         // reqwest takes rustls' process default; this library's rustls is its own (statically
         // linked), and ring is the provider the rest of the host names.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let roots = roots(lookup)?;
+        let roots = roots(trust)?;
         let mut certificates = Vec::with_capacity(roots.len());
         for root in &roots {
             certificates.push(reqwest::Certificate::from_der(&root.data).context("failed to read a TLS root")?);
@@ -344,7 +339,7 @@ impl Registry {
         self.fetch.cancel();
     }
 
-    /// Whether [`Registry::cancel`] was called: a pull that failed then failed for that.
+    /// Whether [`RegistryClient::cancel`] was called: a pull that failed then failed for that.
     pub fn cancelled(&self) -> bool {
         self.fetch.cancelled()
     }
@@ -675,7 +670,7 @@ pub struct OciSource {
     pub reference: OciRef,
     pub verify: Verify,
     pub poll_interval: Duration,
-    pub registry: Registry,
+    pub registry: RegistryClient,
     pub store: ArtifactStore,
 }
 
@@ -788,7 +783,7 @@ pub mod tool {
 
     use anyhow::{Context, Result};
 
-    use super::{ArtifactStore, OciRef, Reach, Registry, Verify};
+    use super::{ArtifactStore, OciRef, Reach, RegistryClient, TlsTrust, Verify};
 
     /// How the command reaches a registry: the keys an `[OUTPUT]` section would have.
     #[derive(Clone, Debug, Default)]
@@ -811,13 +806,10 @@ pub mod tool {
             .context("failed to start a runtime")
     }
 
-    fn connect(reference: &OciRef, access: &Access) -> Result<Registry> {
-        let ca = access.ca_file.as_ref().map(|p| p.display().to_string());
+    fn connect(reference: &OciRef, access: &Access) -> Result<RegistryClient> {
+        let trust = TlsTrust::load(access.ca_file.clone(), false)?;
         let reach = Reach { insecure_http: access.insecure_http, ..Reach::default() };
-        Registry::connect(reference, access.auth_file.as_deref(), reach, &|key: &str| match key {
-            "wasm_tls_ca_file" => ca.clone(),
-            _ => None,
-        })
+        RegistryClient::connect(reference, access.auth_file.as_deref(), reach, &trust)
     }
 
     /// Pushes the component file `guest` to `reference` (a tag); returns the manifest digest.

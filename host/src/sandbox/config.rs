@@ -12,39 +12,12 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::config;
 
-/// Keys the agent consumes itself: they never reach a plugin, so a guest may not declare them.
-/// `name` selects the plugin and is not a property either. Any `tls.*` key is also the agent's.
-pub const RESERVED_KEYS: &[&str] = &[
-    "alias",
-    "host",
-    "ipv6",
-    "listen",
-    "log_level",
-    "log_suppress_interval",
-    "match",
-    "match_regex",
-    "mem_buf_limit",
-    "name",
-    "port",
-    "retry_limit",
-    "routable",
-    "storage.pause_on_chunks_overlimit",
-    "storage.total_limit_size",
-    "storage.type",
-    "tag",
-    "threaded",
-    "tls",
-    "workers",
-];
-
 /// Prefix of the keys the host reads for itself; guests may not declare keys with it.
 pub const HOST_KEY_PREFIX: &str = "wasm_";
 
-/// Whether the agent keeps `key` to itself (any `tls.*` key too).
-pub fn is_reserved(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    RESERVED_KEYS.contains(&key.as_str()) || key.starts_with("tls.")
-}
+/// Whether the agent keeps `key` to itself (the list, shared with the loader, is
+/// `out_wasm_format::AGENT_KEYS`).
+pub use out_wasm_format::is_agent_key as is_reserved;
 
 /// How an instance finds a key of its section: the agent's property lookup in the plugin,
 /// the `--config` pairs in `out-wasm check`.

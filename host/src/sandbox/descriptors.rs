@@ -35,11 +35,6 @@ use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 use crate::log::{Level, LogSink};
 
-/// Default of `wasm_max_descriptors`: an output needs a few (a connection or two per instance,
-/// a file it writes); 64 is 1/16 of the usual soft RLIMIT_NOFILE of 1024, so even a dozen
-/// outputs whose guests all open without end leave the agent most of its descriptors.
-pub const DEFAULT_MAX_DESCRIPTORS: usize = 64;
-
 /// The interfaces whose functions and resources are shadowed: the versions wasmtime-wasi
 /// provides (a guest importing an older 0.2 version is linked to these).
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";

@@ -76,12 +76,6 @@ pub struct MetricLimits {
     pub max_label_len: usize,
 }
 
-impl Default for MetricLimits {
-    fn default() -> Self {
-        Self { max_metrics: 64, max_series: 1000, max_label_len: 128 }
-    }
-}
-
 /// An update a guest asks for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Update {
@@ -108,7 +102,7 @@ pub trait MetricSink: Send + Sync {
 }
 
 #[derive(Default)]
-struct Registry {
+struct MetricTable {
     metrics: Vec<Declared>,
     by_name: HashMap<String, u32>,
     series: usize,
@@ -120,7 +114,7 @@ struct Registry {
 pub struct GuestMetrics {
     limits: MetricLimits,
     sink: Option<Box<dyn MetricSink>>,
-    registry: Mutex<Registry>,
+    registry: Mutex<MetricTable>,
 }
 
 impl GuestMetrics {
@@ -128,7 +122,7 @@ impl GuestMetrics {
         Self { limits, sink, registry: Mutex::default() }
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+    fn registry(&self) -> std::sync::MutexGuard<'_, MetricTable> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -404,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_name_declared_again_with_the_same_shape_is_the_same_metric() {
-        let metrics = GuestMetrics::new(MetricLimits::default(), None);
+        let metrics = GuestMetrics::new(MetricLimits { max_metrics: 64, max_series: 1000, max_label_len: 128 }, None);
         let a = metrics.declare(spec("requests", MetricKind::Counter, &["code"])).unwrap();
         let b = metrics.declare(spec("requests", MetricKind::Counter, &["code"])).unwrap();
         assert_eq!(a, b, "expected the same id for the same spec");
@@ -414,7 +408,7 @@ mod tests {
 
     #[test]
     fn names_and_shapes_are_checked() {
-        let metrics = GuestMetrics::new(MetricLimits::default(), None);
+        let metrics = GuestMetrics::new(MetricLimits { max_metrics: 64, max_series: 1000, max_label_len: 128 }, None);
         for (bad, expected) in [
             (spec("9lives", MetricKind::Counter, &[]), "must match"),
             (spec("a-b", MetricKind::Counter, &[]), "must match"),
@@ -453,7 +447,7 @@ mod tests {
 
     #[test]
     fn updates_must_fit_the_kind() {
-        let metrics = GuestMetrics::new(MetricLimits::default(), None);
+        let metrics = GuestMetrics::new(MetricLimits { max_metrics: 64, max_series: 1000, max_label_len: 128 }, None);
         let c = metrics.declare(spec("c", MetricKind::Counter, &[])).unwrap();
         assert!(metrics.update(c, vec![], Update::Add(-1.0)).unwrap_err().to_string().contains("only go up"));
         assert!(metrics.update(c, vec![], Update::Set(1.0)).is_err(), "set applies to gauges only");
@@ -463,7 +457,7 @@ mod tests {
 
     #[test]
     fn refusals_are_logged_at_most_once_per_interval() {
-        let metrics = GuestMetrics::new(MetricLimits::default(), None);
+        let metrics = GuestMetrics::new(MetricLimits { max_metrics: 64, max_series: 1000, max_label_len: 128 }, None);
         assert!(metrics.refused("one").is_some());
         assert!(metrics.refused("two").is_none());
         assert!(metrics.refused("three").is_none());

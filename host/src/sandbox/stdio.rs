@@ -11,7 +11,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use anyhow::{Result, bail};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -34,14 +33,13 @@ pub enum Stdio {
 }
 
 impl Stdio {
-    /// The value of `key` (`wasm_stdout` or `wasm_stderr`).
-    pub fn parse(key: &str, value: Option<String>) -> Result<Self> {
-        match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
-            None => Ok(Stdio::Agent),
-            Some(v) if v == "agent" => Ok(Stdio::Agent),
-            Some(v) if v == "log" => Ok(Stdio::Log),
-            Some(v) if v == "off" => Ok(Stdio::Off),
-            Some(v) => bail!("invalid value {v:?} for key '{key}' (agent, log, off)"),
+    /// A value of `wasm_stdout` or `wasm_stderr`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "agent" => Some(Stdio::Agent),
+            "log" => Some(Stdio::Log),
+            "off" => Some(Stdio::Off),
+            _ => None,
         }
     }
 }

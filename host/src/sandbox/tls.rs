@@ -67,15 +67,9 @@ fn client(roots: RootCertStore) -> Arc<ClientConfig> {
 }
 
 impl TlsTrust {
-    /// Reads `wasm_tls_ca_file` and `wasm_tls_system_roots`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let ca_file = lookup("wasm_tls_ca_file").map(|v| PathBuf::from(v.trim())).filter(|p| !p.as_os_str().is_empty());
-        let system_roots = match lookup("wasm_tls_system_roots").map(|v| v.trim().to_ascii_lowercase()) {
-            None => false,
-            Some(v) if matches!(v.as_str(), "on" | "true" | "yes" | "1") => true,
-            Some(v) if matches!(v.as_str(), "off" | "false" | "no" | "0") => false,
-            Some(v) => bail!("invalid value {v:?} for key 'wasm_tls_system_roots' (on, off)"),
-        };
+    /// The public roots, the system's with `system_roots` (`wasm_tls_system_roots`), and the
+    /// certificates of `ca_file` (`wasm_tls_ca_file`), read now.
+    pub fn load(ca_file: Option<PathBuf>, system_roots: bool) -> Result<Self> {
         if ca_file.is_none() && !system_roots {
             return Ok(Self::default());
         }
@@ -123,7 +117,8 @@ mod tests {
     use super::*;
 
     fn trust(pairs: &[(&str, &str)]) -> Result<TlsTrust> {
-        TlsTrust::from_lookup(|key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned()))
+        let value = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        TlsTrust::load(value("wasm_tls_ca_file").map(PathBuf::from), value("wasm_tls_system_roots") == Some("on"))
     }
 
     #[test]
@@ -137,7 +132,6 @@ mod tests {
         let garbage = dir.join("garbage.pem");
         std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
         for (key, value, expected) in [
-            ("wasm_tls_system_roots", "maybe", "(on, off)"),
             ("wasm_tls_ca_file", "/nonexistent/ca.pem", "failed to read the CA file /nonexistent/ca.pem"),
             ("wasm_tls_ca_file", empty.to_str().unwrap(), "holds no PEM certificate"),
             ("wasm_tls_ca_file", garbage.to_str().unwrap(), "is not a usable CA"),

@@ -106,9 +106,9 @@ pub fn guest_path(name: &str) -> PathBuf {
     target_dir().join("wasm32-wasip2/release").join(format!("{file}.wasm"))
 }
 
-/// The languages guests can be written in; each has `guests/<lang>/{setup,build}` but Rust,
-/// which cargo builds.
-pub const LANGUAGES: &[&str] = &["rust", "python", "js", "c", "go"];
+// `LANGUAGES` and `each_language!`, from guests/languages (build.rs): each has
+// `guests/<lang>/{setup,build}` but Rust, which cargo builds.
+include!(concat!(env!("OUT_DIR"), "/languages.rs"));
 
 /// Example guest `name` of `lang`, built from source by that language's own toolchain
 /// (`guests/<lang>/build`, installed by `guests/<lang>/setup`), once per test process. A

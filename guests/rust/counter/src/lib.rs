@@ -1,4 +1,5 @@
-//! `counter`: counts records per tag and logs the totals every `every` records and at exit.
+//! `counter`: counts records per tag and logs the totals every `every` records and at exit
+//! (each guest instance what it counted; one that counted nothing says nothing).
 //! An example of config keys (one required) and of state kept across flushes.
 //!
 //! Keys:
@@ -66,7 +67,12 @@ impl Output for Counter {
     }
 
     fn exit(&mut self) {
-        self.report("final total");
+        // An instance that never flushed (the warm spare the host kept ready, an instance a
+        // hot swap retired before its first chunk) has nothing of the output's to report:
+        // its "0 records" would read as the output's total.
+        if self.total > 0 {
+            self.report("final total");
+        }
     }
 }
 

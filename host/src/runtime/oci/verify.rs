@@ -27,7 +27,7 @@ use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::oci::fetch::read_capped;
-use crate::runtime::oci::{MANIFEST_CAP, MAX_SIGNATURES, OciRef, PullError, Registry, SIGNATURE_CAP, sha256_of};
+use crate::runtime::oci::{MANIFEST_CAP, MAX_SIGNATURES, OciRef, PullError, RegistryClient, SIGNATURE_CAP, sha256_of};
 
 /// The media type of a cosign signature layer.
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -124,7 +124,7 @@ pub fn sign(key: &Path, payload: &[u8]) -> Result<String> {
 /// Checks that the registry holds a signature of manifest `digest` of `reference`'s
 /// repository by `key`.
 pub fn check(
-    registry: &Registry,
+    registry: &RegistryClient,
     runtime: &tokio::runtime::Handle,
     reference: &OciRef,
     digest: &str,
@@ -184,7 +184,7 @@ fn names_repository(signed: &str, pulled: &OciRef) -> bool {
 
 #[allow(clippy::too_many_arguments)]
 fn check_layer(
-    registry: &Registry,
+    registry: &RegistryClient,
     runtime: &tokio::runtime::Handle,
     tag: &OciRef,
     reference: &OciRef,

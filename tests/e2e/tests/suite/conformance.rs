@@ -163,29 +163,17 @@ fn bless_config(guest: &Path, config: &str, keys: &[(&str, &str)]) {
     }
 }
 
-#[test]
-fn rust_stdout_guest_matches_the_corpus() {
-    conforms("rust");
-}
-
-#[test]
-fn python_stdout_guest_matches_the_corpus() {
-    conforms("python");
-}
-
-#[test]
-fn js_stdout_guest_matches_the_corpus() {
-    conforms("js");
-}
-
-#[test]
-fn c_stdout_guest_matches_the_corpus() {
-    conforms("c");
-}
-
-#[test]
-fn go_stdout_guest_matches_the_corpus() {
-    conforms("go");
+/// Each language's `stdout` guest matches the corpus: a test per language of guests/languages.
+mod stdout_guest_matches_the_corpus {
+    macro_rules! conformance {
+        ($lang:ident) => {
+            #[test]
+            fn $lang() {
+                super::conforms(stringify!($lang));
+            }
+        };
+    }
+    out_wasm_e2e::each_language!(conformance);
 }
 
 /// The agent's own `stdout` output (format json_lines, same keys) prints the expected lines

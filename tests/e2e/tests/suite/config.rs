@@ -6,7 +6,7 @@ use out_wasm_e2e::{guest_path, init_err, init_ok, lines_with, open_plugin, plugi
 fn register_describes_an_output_named_wasm() {
     let plugin = open_plugin();
     assert_eq!(plugin.name(), "wasm", "users write `Name wasm`");
-    // The event types it asks for depend on the agent: tests/e2e/tests/agents.rs plays each.
+    // The event types it asks for depend on the agent: tests/e2e/tests/suite/agents.rs plays each.
     assert!(plugin_path().ends_with("out_wasm.so"), "the build leaves a file named out_wasm.so");
     plugin.close();
 }
@@ -129,4 +129,93 @@ fn log_level_of_the_instance_filters_guest_logs() {
     assert!(flushed.logs.is_empty(), "info lines are dropped at log_level warn, got:\n{}", flushed.log_text());
     quiet.exit();
     plugin.close();
+}
+
+/// The agent lists no keys to a plugin: a misspelt host key used to start the guest without
+/// what it named (here its network grant), and every chunk was then dropped.
+#[test]
+fn refuses_a_misspelt_host_key_naming_the_nearest() {
+    let guest = guest_path("stdout");
+    let guest = guest.to_str().unwrap();
+    assert_refused(
+        &[("wasm_path", guest), ("wasm_alow_net", "127.0.0.1:28111")],
+        &["unknown key 'wasm_alow_net'", "did you mean wasm_allow_net?"],
+    );
+    assert_refused(&[("wasm_path", guest), ("wasm_memory_limt", "64M")], &["did you mean wasm_memory_limit?"]);
+}
+
+/// The agent named by `FLUENT_BIT`, or a loud SKIP line and `None`.
+fn real_agent(test: &str) -> Option<std::ffi::OsString> {
+    let agent = std::env::var_os("FLUENT_BIT");
+    if agent.is_none() {
+        eprintln!(
+            "SKIP {test}: FLUENT_BIT is not set (the path of a fluent-bit binary); this test needs the real agent"
+        );
+    }
+    agent
+}
+
+/// Runs the agent with `args` until it stops by itself (each case here fails its start).
+fn agent_start_fails(agent: &std::ffi::OsStr, args: &[&str]) -> String {
+    let mut child = std::process::Command::new(agent)
+        .arg("-e")
+        .arg(plugin_path())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the agent starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
+    });
+    let mut text = String::new();
+    // EOF on stderr: the agent has exited (or closed it); a hang is killed by the guard.
+    let guard = out_wasm_e2e::KillOnDrop(child);
+    std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+    let mut child = guard;
+    let status = child.0.wait().unwrap();
+    let stdout = out.join().unwrap().unwrap();
+    assert!(!status.success(), "the agent's start fails:\n{stdout}\n{text}");
+    format!("{stdout}{text}")
+}
+
+#[test]
+fn real_agent_refuses_a_misspelt_host_key() {
+    let Some(agent) = real_agent("real_agent_refuses_a_misspelt_host_key") else { return };
+    let guest = guest_path("http");
+    let log = agent_start_fails(
+        &agent,
+        &[
+            "-i",
+            "dummy",
+            "-o",
+            "wasm",
+            "-p",
+            &format!("wasm_path={}", guest.display()),
+            "-p",
+            "wasm_alow_net=127.0.0.1:28111",
+        ],
+    );
+    let line = log.lines().find(|l| l.contains("unknown key 'wasm_alow_net'")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("[error]") && line.ends_with("did you mean wasm_allow_net?"), "{line}");
+}
+
+/// When the agent's own start fails (an input that cannot listen), it stops every output, the
+/// ones it never initialised too: out_wasm has nothing to stop there and nothing to say.
+#[test]
+fn real_agent_failing_its_own_start_hears_nothing_from_the_plugin() {
+    let Some(agent) = real_agent("real_agent_failing_its_own_start_hears_nothing_from_the_plugin") else { return };
+    let guest = guest_path("stdout");
+    let log = agent_start_fails(
+        &agent,
+        &["-i", "tcp", "-p", "listen=999.1.1.1", "-o", "wasm", "-p", &format!("wasm_path={}", guest.display())],
+    );
+    let ours: Vec<&str> = log.lines().filter(|l| l.contains("out_wasm") || l.contains("output:wasm")).collect();
+    let faults: Vec<&&str> =
+        ours.iter().filter(|l| l.contains("[error]") || l.contains("[warn]") || l.contains("refused")).collect();
+    assert!(faults.is_empty(), "a line of out_wasm's reads like a fault of the plugin:\n{log}");
 }

@@ -307,7 +307,8 @@ fn an_idle_call_that_traps_discards_the_instance_and_the_next_flush_gets_a_fresh
 }
 
 /// A published version is a contract: its WIT never changes, byte for byte (a change is a new
-/// version in `wit/`, with `@since`). These are the files as they were published.
+/// version in `wit/`, with `@since`). These are the files as they were published; the current
+/// version's frozen copy is `wit/`'s own files, word for word.
 #[test]
 fn the_frozen_wit_versions_never_change() {
     use sha2::Digest;
@@ -321,9 +322,16 @@ fn the_frozen_wit_versions_never_change() {
         ("v0.2.0/output.wit", "1c2ad0992b075b144c2eb887ad30099a53a2358f440d235dc664b3d361c63f64"),
         ("v0.2.0/types.wit", "17b3903148977c6053ba96e8251f411ee706c1206bea21954ccb020b04e1760e"),
         ("v0.2.0/world.wit", "dbe41036c0fb24ea6b1af3a386abee0dbae8a580e6a3f75113d74d683bd8b2fa"),
+        ("v0.3.0/config.wit", "77f854951bd02541342460080c7784b3e3401dd403574de80bf15e2216401373"),
+        ("v0.3.0/logging.wit", "95594d37db20fdc333ddae51a943167c27ef97c9ff5af673aefc1ddae7674971"),
+        ("v0.3.0/metrics.wit", "bf2a323985ae1d71c3da7e01819cf36026489152e77a46750670eced523976bd"),
+        ("v0.3.0/output.wit", "ab63f1659d52127081f7c83b19b5ac0632c093901a2b8c00916b66eb9ad6131d"),
+        ("v0.3.0/types.wit", "e10cbfd30db9123cc4bffe83f1a4b5a6892e559e0360a45050bfa5d168b08511"),
+        ("v0.3.0/world.wit", "fb427d464a1ae27b86c57738e69bf09632d6ac8568d8e6f8effbe1db63356f05"),
     ];
     let wit = out_wasm_e2e::workspace_root().join("wit");
-    for version in ["v0.1.0", "v0.2.0"] {
+    let versions = ["v0.1.0", "v0.2.0", "v0.3.0"];
+    for version in versions {
         let mut files: Vec<String> = std::fs::read_dir(wit.join(version))
             .unwrap()
             .map(|entry| format!("{version}/{}", entry.unwrap().file_name().to_string_lossy()))
@@ -337,4 +345,60 @@ fn the_frozen_wit_versions_never_change() {
         let actual: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(actual, digest, "wit/{file} changed: a published version is frozen; add to the newest instead");
     }
+    // Every version has its frozen folder: the newest too, until a next one is begun in `wit/`.
+    let current = current_version();
+    assert!(versions.contains(&format!("v{current}").as_str()), "wit/ is {current}: freeze it in wit/v{current}/");
+    if versions.last() == Some(&format!("v{current}").as_str()) {
+        for (file, _) in frozen.iter().filter(|(f, _)| f.starts_with(&format!("v{current}/"))) {
+            let name = file.split_once('/').unwrap().1;
+            assert_eq!(
+                std::fs::read(wit.join(name)).unwrap(),
+                std::fs::read(wit.join(file)).unwrap(),
+                "wit/{name} differs from its frozen copy wit/{file}: a change is the next version (edit wit/world.wit's \
+                 package version, then freeze it)"
+            );
+        }
+    }
+}
+
+/// The version `wit/` holds, from its package line.
+fn current_version() -> String {
+    let world = std::fs::read_to_string(out_wasm_e2e::workspace_root().join("wit/world.wit")).unwrap();
+    let line = world.lines().find(|l| l.starts_with("package out-wasm:output@")).expect("a package line");
+    line.trim_start_matches("package out-wasm:output@").trim_end_matches(';').to_owned()
+}
+
+/// What the docs say a guest builds against, or the host supports, is the current version:
+/// `out-wasm:output...@X`, "against WIT X", "build against X".
+#[test]
+fn the_docs_name_the_current_wit_version() {
+    let current = current_version();
+    let root = out_wasm_e2e::workspace_root();
+    let mut pages = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        pages.push(entry.unwrap().path());
+    }
+    let mut stale = Vec::new();
+    for page in pages.iter().filter(|p| p.extension().is_some_and(|e| e == "md")) {
+        let text = std::fs::read_to_string(page).unwrap().replace('\n', " ");
+        for pattern in ["output@", "output-plugin@", "against WIT ", "build against ", "written against "] {
+            for (at, _) in text.match_indices(pattern) {
+                let version: String = text[at + pattern.len()..]
+                    .trim_start_matches('`')
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect::<String>()
+                    .trim_end_matches('.')
+                    .to_owned();
+                if version.split('.').count() == 3 && version != current {
+                    stale.push(format!("{}: {pattern}{version}", page.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "pages naming another version than wit/'s {current} as the current one:\n{}",
+        stale.join("\n")
+    );
 }

@@ -37,6 +37,8 @@ fn classic_example_prints_what_the_agents_stdout_output_prints() {
     ] {
         assert!(stderr.contains(needle), "expected {needle:?} in the log:\n{stderr}");
     }
+    // Once: the warm spare, which never flushed, does not speak for the output.
+    assert_eq!(stderr.matches("final total").count(), 1, "the output's totals once:\n{stderr}");
 }
 
 #[test]
@@ -165,6 +167,9 @@ fn real_agent_runs_the_examples() {
             stderr.contains("[demo] final total: 4 records (app.demo=4)"),
             "{config}: counter's exit ran:\n{stderr}"
         );
+        assert_eq!(stderr.matches("final total").count(), 1, "{config}: the output's totals once:\n{stderr}");
+        // The agent's own stop is no fault of the plugin's: not one line of out_wasm's says so.
+        assert!(!stderr.contains("exit refused"), "{config}:\n{stderr}");
     }
 }
 
