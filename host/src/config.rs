@@ -46,7 +46,56 @@ pub struct HostConfig {
     /// `wasm_max_descriptors` (default 64): the files, sockets and HTTP connections the output's
     /// guests may hold at once (see [`crate::sandbox::descriptors`]).
     pub max_descriptors: usize,
+    /// `wasm_canary` (default `off`) and `wasm_canary_window`: a new version serves beside the
+    /// current one on a share of the flushes before it replaces it (see
+    /// [`crate::lifecycle::canary`]).
+    pub canary: Option<CanaryConfig>,
+    /// `wasm_record DIR` (default off), `wasm_record_max_bytes`, `wasm_record_max_files`: the
+    /// flight recorder of failed flushes (see [`crate::lifecycle::recorder`]).
+    pub record: Option<RecordConfig>,
 }
+
+/// How much of the traffic a new version gets while it is a canary (`wasm_canary`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanaryShare {
+    /// `N%`: that share of the flushes, spread evenly (every flush whose running count falls in
+    /// the share).
+    Percent(u8),
+    /// `one`: one guest instance of the new version beside the serving ones: one flush in
+    /// (1 + the most flushes seen running at once), never two at a time.
+    One,
+}
+
+/// `wasm_canary` and `wasm_canary_window`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CanaryConfig {
+    pub share: CanaryShare,
+    /// The canary is judged after it handled this many flushes...
+    pub window_flushes: u64,
+    /// ...and this long after it started, whichever comes last.
+    pub window_time: Duration,
+}
+
+/// Default of `wasm_canary_window`: enough flushes for a rate to mean something, long enough
+/// for a periodic failure (a token that expires, a batch job's burst) to show.
+pub const DEFAULT_CANARY_WINDOW: (u64, Duration) = (100, Duration::from_secs(60));
+
+/// `wasm_record DIR` and its bounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordConfig {
+    /// The recorder's directory; each output writes in a subdirectory named after it.
+    pub dir: PathBuf,
+    /// `wasm_record_max_bytes` (default 64M): the recordings of one output, at most; the
+    /// oldest go first.
+    pub max_bytes: u64,
+    /// `wasm_record_max_files` (default 100): the recordings of one output, at most.
+    pub max_files: usize,
+}
+
+/// Default of `wasm_record_max_bytes`.
+pub const DEFAULT_RECORD_MAX_BYTES: u64 = 64 << 20;
+/// Default of `wasm_record_max_files`.
+pub const DEFAULT_RECORD_MAX_FILES: usize = 100;
 
 /// Default of `wasm_oci_poll_interval`.
 pub const DEFAULT_OCI_POLL_INTERVAL: Duration = Duration::from_secs(60);
@@ -340,8 +389,89 @@ impl HostConfig {
             metric_limits,
             http_keepalive,
             max_descriptors,
+            canary: canary_keys(&lookup)?,
+            record: record_keys(&lookup)?,
         })
     }
+}
+
+/// `wasm_canary` (`off`, `N%`, `one`) and `wasm_canary_window` (`N flushes`, a duration, or
+/// both: `200 flushes 5m`).
+fn canary_keys(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<CanaryConfig>> {
+    let share = match lookup("wasm_canary").map(|v| v.trim().to_ascii_lowercase()) {
+        None => None,
+        Some(v) if parse_switch(&v) == Some(false) => None,
+        Some(v) if v == "one" || v == "one instance" || v == "1 instance" => Some(CanaryShare::One),
+        Some(v) => match v.strip_suffix('%').and_then(|n| n.trim().parse::<u8>().ok()) {
+            Some(n) if (1..=99).contains(&n) => Some(CanaryShare::Percent(n)),
+            _ => bail!("invalid value {v:?} for key 'wasm_canary' (off, a share of flushes from 1% to 99%, or one)"),
+        },
+    };
+    let window = lookup("wasm_canary_window");
+    let Some(share) = share else {
+        if window.is_some() {
+            bail!("key 'wasm_canary_window' needs wasm_canary (a share of flushes such as 10%, or one)");
+        }
+        return Ok(None);
+    };
+    let (window_flushes, window_time) = match window {
+        None => DEFAULT_CANARY_WINDOW,
+        Some(value) => parse_window(&value).with_context(|| {
+            format!("invalid value {value:?} for key 'wasm_canary_window' (e.g. 100 flushes 1m, 500, 30s)")
+        })?,
+    };
+    Ok(Some(CanaryConfig { share, window_flushes, window_time }))
+}
+
+/// `200 flushes 5m`, `200`, `5m`, `200,5m`: a count of flushes (at least 1, default 100) and a
+/// duration (default none beyond the flushes; a duration alone keeps the default count).
+fn parse_window(value: &str) -> Option<(u64, Duration)> {
+    let mut flushes = None;
+    let mut time = None;
+    let mut words = value.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).peekable();
+    while let Some(word) = words.next() {
+        if let Ok(n) = word.parse::<u64>() {
+            if flushes.replace(n).is_some() || n == 0 {
+                return None;
+            }
+            words.next_if(|w| w.eq_ignore_ascii_case("flushes") || w.eq_ignore_ascii_case("flush"));
+        } else if time.replace(parse_duration(word)?).is_some() {
+            return None;
+        }
+    }
+    if flushes.is_none() && time.is_none() {
+        return None;
+    }
+    Some((flushes.unwrap_or(DEFAULT_CANARY_WINDOW.0), time.unwrap_or(Duration::ZERO)))
+}
+
+/// `wasm_record DIR`, `wasm_record_max_bytes`, `wasm_record_max_files`.
+fn record_keys(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<RecordConfig>> {
+    let dir = match lookup("wasm_record").map(|v| v.trim().to_owned()) {
+        Some(v) if !v.is_empty() && parse_switch(&v) != Some(false) => PathBuf::from(v),
+        _ => {
+            for key in ["wasm_record_max_bytes", "wasm_record_max_files"] {
+                if lookup(key).is_some() {
+                    bail!("key '{key}' needs wasm_record (the recorder's directory)");
+                }
+            }
+            return Ok(None);
+        }
+    };
+    let max_bytes = match lookup("wasm_record_max_bytes") {
+        None => DEFAULT_RECORD_MAX_BYTES,
+        Some(value) => parse_size(&value).filter(|n| *n >= 1 << 16).map(|n| n as u64).with_context(|| {
+            format!("invalid value {value:?} for key 'wasm_record_max_bytes' (e.g. 64M, 1G; at least 64K)")
+        })?,
+    };
+    let max_files =
+        match lookup("wasm_record_max_files") {
+            None => DEFAULT_RECORD_MAX_FILES,
+            Some(value) => value.trim().parse::<usize>().ok().filter(|n| *n > 0).with_context(|| {
+                format!("invalid value {value:?} for key 'wasm_record_max_files' (a positive number)")
+            })?,
+        };
+    Ok(Some(RecordConfig { dir, max_bytes, max_files }))
 }
 
 /// `64M`, `1G`, `512K`, or bytes: the agent's size spellings (powers of 1024).
@@ -534,6 +664,51 @@ mod tests {
             let err = format!("{:#}", set(key, value).unwrap_err());
             assert!(err.contains(key), "{key}={value}: error names the key: {err}");
         }
+    }
+
+    #[test]
+    fn canary_and_recorder_keys_are_off_by_default_and_parsed_in_their_own_terms() {
+        let with = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .chain(&[("wasm_path", "/g.wasm")])
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            HostConfig::from_lookup(move |k| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
+        };
+        let plain = with(&[]).unwrap();
+        assert_eq!((plain.canary, plain.record), (None, None));
+        let canary = with(&[("wasm_canary", "10%")]).unwrap().canary.unwrap();
+        assert_eq!(canary.share, CanaryShare::Percent(10));
+        assert_eq!((canary.window_flushes, canary.window_time), DEFAULT_CANARY_WINDOW);
+        assert_eq!(with(&[("wasm_canary", "One")]).unwrap().canary.unwrap().share, CanaryShare::One);
+        assert_eq!(with(&[("wasm_canary", "off")]).unwrap().canary, None);
+        let window = |value: &str| {
+            with(&[("wasm_canary", "5%"), ("wasm_canary_window", value)]).map(|c| {
+                let c = c.canary.unwrap();
+                (c.window_flushes, c.window_time)
+            })
+        };
+        assert_eq!(window("200 flushes 5m").unwrap(), (200, Duration::from_secs(300)));
+        assert_eq!(window("50").unwrap(), (50, Duration::ZERO));
+        assert_eq!(window("30s").unwrap(), (DEFAULT_CANARY_WINDOW.0, Duration::from_secs(30)));
+        assert_eq!(window("20,2s").unwrap(), (20, Duration::from_secs(2)));
+        for bad in ["", "0", "soon", "1 2", "1s 2s"] {
+            assert!(window(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["0%", "100%", "half", "10"] {
+            assert!(with(&[("wasm_canary", bad)]).is_err(), "{bad:?}");
+        }
+        let err = with(&[("wasm_canary_window", "10")]).unwrap_err().to_string();
+        assert!(err.contains("needs wasm_canary"), "{err}");
+
+        let record = with(&[("wasm_record", "/var/lib/rec"), ("wasm_record_max_files", "5")]).unwrap().record.unwrap();
+        assert_eq!(record.dir, PathBuf::from("/var/lib/rec"));
+        assert_eq!((record.max_files, record.max_bytes), (5, DEFAULT_RECORD_MAX_BYTES));
+        assert_eq!(with(&[("wasm_record", "off")]).unwrap().record, None);
+        assert!(with(&[("wasm_record", "/r"), ("wasm_record_max_bytes", "1K")]).is_err());
+        assert!(with(&[("wasm_record", "/r"), ("wasm_record_max_files", "0")]).is_err());
+        assert!(with(&[("wasm_record_max_files", "5")]).unwrap_err().to_string().contains("needs wasm_record"));
     }
 
     #[test]
