@@ -193,7 +193,8 @@ fn begin_canary(shared: &Shared, version: Arc<crate::lifecycle::version::GuestVe
         crate::config::CanaryShare::One => "one guest instance".to_owned(),
     };
     logger.info(&format!(
-        "canary guest {what}: sha256 {} beside sha256 {} on {share}, judged after {} of its flushes and {} s          ({})",
+        "canary started for guest {what}: sha256 {} beside sha256 {} on {share}, judged after {} of its \
+         flushes and {} s ({})",
         short(version.digest()),
         short(serving.digest()),
         config.window_flushes,

@@ -209,16 +209,17 @@ fn a_failing_canary_is_rolled_back_and_refused_and_a_good_one_promoted_with_ever
     for _ in 0..5 {
         flusher.flush();
     }
+    let refused_lines = flusher.count("tally tally-v2 refused seq=");
+    let Flusher { mut lines, sent, .. } = flusher;
     let exit = instance.exit();
-    flusher.lines.extend(exit.logs.iter().map(|l| l.message.clone()));
+    lines.extend(exit.logs.iter().map(|l| l.message.clone()));
     plugin.close();
 
-    let seen = accounting(flusher.lines.iter().map(String::as_str));
-    let (delivered, refused) = every_record_once(&seen, flusher.sent, &flusher.lines.join("\n"));
-    assert_eq!(refused, flusher.count("tally tally-v2 refused seq="));
+    let seen = accounting(lines.iter().map(String::as_str));
+    let (delivered, refused) = every_record_once(&seen, sent, &lines.join("\n"));
+    assert_eq!(refused, refused_lines);
     eprintln!(
-        "{} records: {delivered} delivered, {refused} refused by the rolled-back canary; {rollback}\n{promoted}",
-        flusher.sent
+        "{sent} records: {delivered} delivered, {refused} refused by the rolled-back canary; {rollback}\n{promoted}"
     );
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -323,14 +324,25 @@ fn real_agent_rolls_back_a_failing_canary_and_promotes_a_good_one_with_every_rec
     replace(&file, &fixed);
     send_until("the promotion", &|| count("promoted canary guest") > 0);
     let total = sent;
-    drop(stdin);
     let all_seen = || accounting(lines.lock().unwrap().iter().map(String::as_str)).len() as u64 >= total;
     let started = Instant::now();
     while !all_seen() {
         assert!(started.elapsed() < EVENT_TIMEOUT, "not every record came out; agent log:\n{}", text());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let scrape = get(port, "/api/v2/metrics/prometheus").unwrap_or_default();
+    // The agent's endpoint serves what its collector last gathered: scraped again until the
+    // promotion (the last event) shows.
+    let promoted_series = r#"fluentbit_wasm_canary_rollouts_total{name="canary",outcome="promoted"}"#;
+    let started = Instant::now();
+    let scrape = loop {
+        let scrape = get(port, "/api/v2/metrics/prometheus").unwrap_or_default();
+        if sample(&scrape, promoted_series) == Some(1.0) || started.elapsed() > EVENT_TIMEOUT {
+            break scrape;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Only now: the stdin input's end of file stops the agent.
+    drop(stdin);
     drop(child);
     reader.join().unwrap();
     let log = text();
