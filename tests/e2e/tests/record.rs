@@ -51,6 +51,9 @@ fn a_trap_is_recorded_and_replays_to_the_same_trap_and_a_fixed_guest_answers_ok(
             ("wasm_watch", "off"),
             ("wasm_record", record.to_str().unwrap()),
             ("wasm_record_max_files", "3"),
+            // The guest's panic message (on its stderr) goes into the log, where the recorder
+            // keeps the lines of the flush (with `agent`, stderr is the agent's own stream).
+            ("wasm_stderr", "log"),
             ("note", "recorded"),
             // A guest key that looks like a credential: its value must not reach the disk.
             ("api_token", "hunter2"),
