@@ -1,12 +1,14 @@
 //! `out-wasm`: the plugin author's command. `check` validates a guest component before it is
 //! deployed, `new` starts a guest project, `run` drives `out_wasm.so` from an agent config
-//! without the agent, `bench` measures a guest's throughput through the real plugin, and
-//! `push` and `sign` publish a guest to an OCI registry for `wasm_path oci://...`.
+//! without the agent, `bench` measures a guest's throughput through the real plugin, `push`
+//! and `sign` publish a guest to an OCI registry for `wasm_path oci://...`, and `replay` runs
+//! the flight recorder's failed flushes (`wasm_record`) again.
 
 mod bench;
 mod check;
 mod new;
 mod progress;
+mod replay;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,6 +103,22 @@ enum Command {
         #[arg(short = 'e', long)]
         plugin: Option<PathBuf>,
         /// Extra keys for the guest's `[OUTPUT]` section.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = key_value)]
+        config: Vec<(String, String)>,
+    },
+    /// Runs the flushes the flight recorder kept (`wasm_record DIR`) again through out_wasm.so,
+    /// against the recorded version or another, and prints what each answered and logged then
+    /// and now.
+    Replay {
+        /// The recorder's directory (`wasm_record`), or one output's directory in it.
+        dir: PathBuf,
+        /// Replay against this component instead of the recorded version (a fix to check).
+        #[arg(long)]
+        guest: Option<PathBuf>,
+        /// The plugin library (default: out_wasm.so next to this command).
+        #[arg(short = 'e', long)]
+        plugin: Option<PathBuf>,
+        /// Keys to set or replace (the recorder leaves secrets out: give them here).
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = key_value)]
         config: Vec<(String, String)>,
     },
@@ -273,6 +291,7 @@ fn main() -> ExitCode {
         Command::Bench { guest, records, records_per_chunk, plugin, config } => {
             bench::bench(&guest, records, records_per_chunk, plugin, &config)
         }
+        Command::Replay { dir, guest, plugin, config } => replay::replay(&dir, guest.as_deref(), plugin, &config),
     };
     match outcome {
         Ok(code) => code,

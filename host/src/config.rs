@@ -49,6 +49,46 @@ pub struct HostConfig {
     /// `wasm_max_descriptors` (default 64): the files, sockets and HTTP connections the output's
     /// guests may hold at once (see [`crate::sandbox::descriptors`]).
     pub max_descriptors: usize,
+    /// `wasm_canary` (default `off`) and `wasm_canary_window`: a new version serves beside the
+    /// current one on a share of the flushes before it replaces it (see
+    /// [`crate::lifecycle::canary`]).
+    pub canary: Option<CanaryConfig>,
+    /// `wasm_record DIR` (default off), `wasm_record_max_bytes`, `wasm_record_max_files`: the
+    /// flight recorder of failed flushes (see [`crate::lifecycle::recorder`]).
+    pub record: Option<RecordConfig>,
+}
+
+/// How much of the traffic a new version gets while it is a canary (`wasm_canary`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanaryShare {
+    /// `N%`: that share of the flushes, spread evenly (every flush whose running count falls in
+    /// the share).
+    Percent(u8),
+    /// `one`: one guest instance of the new version beside the serving ones: one flush in
+    /// (1 + the most flushes seen running at once), never two at a time.
+    One,
+}
+
+/// `wasm_canary` and `wasm_canary_window`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CanaryConfig {
+    pub share: CanaryShare,
+    /// The canary is judged after it handled this many flushes...
+    pub window_flushes: u64,
+    /// ...and this long after it started, whichever comes last.
+    pub window_time: Duration,
+}
+
+/// `wasm_record DIR` and its bounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordConfig {
+    /// The recorder's directory; each output writes in a subdirectory named after it.
+    pub dir: PathBuf,
+    /// `wasm_record_max_bytes` (default 64M): the recordings of one output, at most; the
+    /// oldest go first.
+    pub max_bytes: u64,
+    /// `wasm_record_max_files` (default 100): the recordings of one output, at most.
+    pub max_files: usize,
 }
 
 /// How a guest is pulled from a registry (`wasm_path oci://...`).
@@ -234,6 +274,8 @@ impl HostConfig {
             metric_limits,
             http_keepalive: keys::HTTP_KEEPALIVE.value(&lookup)?,
             max_descriptors: keys::MAX_DESCRIPTORS.value(&lookup)?,
+            canary: canary(&lookup)?,
+            record: record(&lookup)?,
         })
     }
 }
@@ -245,6 +287,35 @@ pub fn metric_limits(lookup: &impl Fn(&str) -> Option<String>) -> Result<MetricL
         max_series: keys::METRICS_MAX_SERIES.value(lookup)?,
         max_label_len: keys::METRICS_MAX_LABEL_LEN.value(lookup)?,
     })
+}
+
+/// `wasm_canary` and `wasm_canary_window`, which needs it.
+fn canary(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<CanaryConfig>> {
+    let Some(share) = keys::CANARY.value(lookup)? else {
+        if lookup(keys::CANARY_WINDOW.name).is_some() {
+            bail!("key 'wasm_canary_window' needs wasm_canary (a share of flushes such as 10%, or one)");
+        }
+        return Ok(None);
+    };
+    let (window_flushes, window_time) = keys::CANARY_WINDOW.value(lookup)?;
+    Ok(Some(CanaryConfig { share, window_flushes, window_time }))
+}
+
+/// `wasm_record DIR` and its bounds, which need it.
+fn record(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<RecordConfig>> {
+    let Some(dir) = keys::RECORD.get(lookup)?.flatten() else {
+        for key in [keys::RECORD_MAX_BYTES.name, keys::RECORD_MAX_FILES.name] {
+            if lookup(key).is_some() {
+                bail!("key '{key}' needs wasm_record (the recorder's directory)");
+            }
+        }
+        return Ok(None);
+    };
+    Ok(Some(RecordConfig {
+        dir,
+        max_bytes: keys::RECORD_MAX_BYTES.value(lookup)?,
+        max_files: keys::RECORD_MAX_FILES.value(lookup)?,
+    }))
 }
 
 /// What the section grants the guest (`wasm_allow_*`, `wasm_tls_*`, `wasm_stdout`,
@@ -410,6 +481,51 @@ mod tests {
             let err = format!("{:#}", set(key, value).unwrap_err());
             assert!(err.contains(key), "{key}={value}: error names the key: {err}");
         }
+    }
+
+    #[test]
+    fn canary_and_recorder_keys_are_off_by_default_and_parsed_in_their_own_terms() {
+        let with = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .chain(&[("wasm_path", "/g.wasm")])
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            HostConfig::from_lookup(move |k| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
+        };
+        let plain = with(&[]).unwrap();
+        assert_eq!((plain.canary, plain.record), (None, None));
+        let canary = with(&[("wasm_canary", "10%")]).unwrap().canary.unwrap();
+        assert_eq!(canary.share, CanaryShare::Percent(10));
+        assert_eq!((canary.window_flushes, canary.window_time), (100, Duration::from_secs(60)));
+        assert_eq!(with(&[("wasm_canary", "One")]).unwrap().canary.unwrap().share, CanaryShare::One);
+        assert_eq!(with(&[("wasm_canary", "off")]).unwrap().canary, None);
+        let window = |value: &str| {
+            with(&[("wasm_canary", "5%"), ("wasm_canary_window", value)]).map(|c| {
+                let c = c.canary.unwrap();
+                (c.window_flushes, c.window_time)
+            })
+        };
+        assert_eq!(window("200 flushes 5m").unwrap(), (200, Duration::from_secs(300)));
+        assert_eq!(window("50").unwrap(), (50, Duration::ZERO));
+        assert_eq!(window("30s").unwrap(), (100, Duration::from_secs(30)));
+        assert_eq!(window("20,2s").unwrap(), (20, Duration::from_secs(2)));
+        for bad in ["", "0", "soon", "1 2", "1s 2s"] {
+            assert!(window(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["0%", "100%", "half", "10"] {
+            assert!(with(&[("wasm_canary", bad)]).is_err(), "{bad:?}");
+        }
+        let err = with(&[("wasm_canary_window", "10")]).unwrap_err().to_string();
+        assert!(err.contains("needs wasm_canary"), "{err}");
+
+        let record = with(&[("wasm_record", "/var/lib/rec"), ("wasm_record_max_files", "5")]).unwrap().record.unwrap();
+        assert_eq!(record.dir, PathBuf::from("/var/lib/rec"));
+        assert_eq!((record.max_files, record.max_bytes), (5, 64 << 20));
+        assert_eq!(with(&[("wasm_record", "off")]).unwrap().record, None);
+        assert!(with(&[("wasm_record", "/r"), ("wasm_record_max_bytes", "1K")]).is_err());
+        assert!(with(&[("wasm_record", "/r"), ("wasm_record_max_files", "0")]).is_err());
+        assert!(with(&[("wasm_record_max_files", "5")]).unwrap_err().to_string().contains("needs wasm_record"));
     }
 
     #[test]

@@ -11,6 +11,8 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceType};
 
 pub use crate::bindings::{ConfigKey, DateFormat, EventFormat, EventTypes, JsonOptions};
+/// The flight recorder's files, for `out-wasm replay`.
+pub use crate::lifecycle::recorder::{REDACTED, RecordedExchange, RecordedGuest, Recording};
 pub use crate::log::Level;
 pub use crate::runtime::cache::CompileCache;
 /// Pushing, signing and pulling guests of a registry (`out-wasm push`, `sign`, `check oci://`).

@@ -3,7 +3,9 @@
 //! ([`version`]), how a version's keys and event format are settled ([`plan`]), the watcher
 //! that swaps a new version in ([`watch`]), the warm spares ([`spares`]), the worker threads
 //! that run guest instances ([`worker`]), the hand-off between an agent thread and a worker
-//! ([`handoff`]), and the delivery ids of chunks ([`delivery`]).
+//! ([`handoff`]), the delivery ids of chunks ([`delivery`]), and canary rollouts, where a new
+//! version serves beside the current one until it is judged ([`canary`]), and the flight
+//! recorder of failed flushes ([`recorder`]).
 //!
 //! # Glossary
 //!
@@ -51,10 +53,12 @@
 //! lines) and gives it back to the version it came from: a swap replaces `current`, and the
 //! old version's workers are exited as their flushes finish.
 
+pub mod canary;
 pub mod delivery;
 pub mod handoff;
 pub mod output;
 pub mod plan;
+pub mod recorder;
 pub mod shared;
 pub mod spares;
 pub mod version;

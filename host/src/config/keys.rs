@@ -19,7 +19,7 @@ use crate::sandbox::filesystem::{self, DirGrant};
 use crate::sandbox::network::{self, NetGrant};
 use crate::sandbox::stdio::Stdio;
 
-use super::{FormatKey, OnFault, WarmSpare};
+use super::{CanaryShare, FormatKey, OnFault, WarmSpare};
 
 /// Prefix of the host's keys: a guest may neither declare nor read a key that starts with it.
 pub use crate::sandbox::config::HOST_KEY_PREFIX as PREFIX;
@@ -454,8 +454,66 @@ pub static STDERR: Key<Stdio> = Key {
     parser: Parser::Plain(Stdio::parse),
 };
 
+pub static CANARY: Key<Option<CanaryShare>> = Key {
+    name: "wasm_canary",
+    unset: Unset::Value("off"),
+    takes: "off, a share of flushes from 1% to 99%, or one",
+    doc: "how a new version (a changed file, a moved tag) is rolled out: `off` swaps it in for all traffic at once; `N%` (1% to 99%) serves that share of the flushes with it beside the serving version, `one` serves one flush in (1 + the most flushes seen running at once) with one instance of it; it is promoted when no worse, rolled back when worse by a margin, and a rolled-back content is not tried again until the file or tag changes again ([docs/hot-swap.md](docs/hot-swap.md#safe-rollouts-canary-and-flight-recorder))",
+    since: "0.1.0",
+    parser: Parser::Plain(|value| match value.to_ascii_lowercase().as_str() {
+        "one" | "one instance" | "1 instance" => Some(Some(CanaryShare::One)),
+        v if switch(v) == Some(false) => Some(None),
+        v => v
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u8>().ok())
+            .filter(|n| (1..=99).contains(n))
+            .map(|n| Some(CanaryShare::Percent(n))),
+    }),
+};
+
+/// 100 flushes and a minute by default: enough flushes for a rate to mean something, long
+/// enough for a periodic failure (a token that expires, a batch job's burst) to show.
+pub static CANARY_WINDOW: Key<(u64, Duration)> = Key {
+    name: "wasm_canary_window",
+    unset: Unset::Value("100 flushes 1m"),
+    takes: "e.g. 100 flushes 1m, 500, 30s",
+    doc: "how long a canary is judged: that many of its own flushes and that long, whichever ends last (`200 flushes 5m`, `50`, `30s`); a failure or retry rate already worse after a quarter of the flushes rolls it back at once",
+    since: "0.1.0",
+    parser: Parser::Plain(window),
+};
+
+pub static RECORD: Key<Option<PathBuf>> = Key {
+    name: "wasm_record",
+    unset: Unset::Means("off"),
+    takes: "a directory, or off",
+    doc: "a directory: the flight recorder keeps each flush that ended in error, retry or a fault, with the chunk, the guest's answer, log lines, trap and wasm backtrace, HTTP requests (method, origin, status, time), the version (its component kept once) and the section's keys without secrets, in `DIR/<output>/` (0700, files 0600); `out-wasm replay DIR` runs them again ([docs/hot-swap.md](docs/hot-swap.md#the-flight-recorder))",
+    since: "0.1.0",
+    parser: Parser::Plain(|value| match switch(value) {
+        Some(false) => Some(None),
+        _ => path(value).map(Some),
+    }),
+};
+
+pub static RECORD_MAX_BYTES: Key<u64> = Key {
+    name: "wasm_record_max_bytes",
+    unset: Unset::Value("64M"),
+    takes: "e.g. 64M, 1G; at least 64K",
+    doc: "the bytes of one output's recordings, at most; past it the oldest go first",
+    since: "0.1.0",
+    parser: Parser::Plain(|value| size(value).filter(|n| *n >= 1 << 16).map(|n| n as u64)),
+};
+
+pub static RECORD_MAX_FILES: Key<usize> = Key {
+    name: "wasm_record_max_files",
+    unset: Unset::Value("100"),
+    takes: "a positive number",
+    doc: "the recordings of one output, at most; past it the oldest go first",
+    since: "0.1.0",
+    parser: Parser::Plain(count),
+};
+
 /// Every key of the host, in README's order.
-pub static ALL: [&dyn Declared; 30] = [
+pub static ALL: [&dyn Declared; 35] = [
     &PATH,
     &OCI_AUTH_FILE,
     &OCI_INSECURE_HTTP,
@@ -486,6 +544,11 @@ pub static ALL: [&dyn Declared; 30] = [
     &TLS_SYSTEM_ROOTS,
     &STDOUT,
     &STDERR,
+    &CANARY,
+    &CANARY_WINDOW,
+    &RECORD,
+    &RECORD_MAX_BYTES,
+    &RECORD_MAX_FILES,
 ];
 
 /// The declared key named `name` (case-insensitive).
@@ -637,6 +700,28 @@ pub fn duration(value: &str) -> Option<Duration> {
     };
     let seconds: f64 = number.trim().parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds * scale))
+}
+
+/// `200 flushes 5m`, `200`, `5m`, `200,5m`: a count of flushes (at least 1; alone, no time
+/// beyond it) and a duration (alone, 100 flushes).
+fn window(value: &str) -> Option<(u64, Duration)> {
+    let mut flushes = None;
+    let mut time = None;
+    let mut words = value.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).peekable();
+    while let Some(word) = words.next() {
+        if let Ok(n) = word.parse::<u64>() {
+            if flushes.replace(n).is_some() || n == 0 {
+                return None;
+            }
+            words.next_if(|w| w.eq_ignore_ascii_case("flushes") || w.eq_ignore_ascii_case("flush"));
+        } else if time.replace(duration(word)?).is_some() {
+            return None;
+        }
+    }
+    if flushes.is_none() && time.is_none() {
+        return None;
+    }
+    Some((flushes.unwrap_or(100), time.unwrap_or(Duration::ZERO)))
 }
 
 fn positive_duration(value: &str) -> Option<Duration> {

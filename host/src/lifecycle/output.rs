@@ -12,7 +12,9 @@ use crate::agent::logger::Logger;
 use crate::agent::profile::AgentProfile;
 use crate::bindings::{Delivery, EventFormat, EventType, EventTypes, FlushContext, FlushError, WitVersion};
 use crate::config::{HostConfig, OnFault, SMALL_GUEST, WarmSpare};
+use crate::lifecycle::canary::{Concurrency, Decision, Verdict};
 use crate::lifecycle::delivery::Deliveries;
+use crate::lifecycle::recorder::{Flight, Recorder};
 use crate::lifecycle::shared::{Shared, short};
 use crate::lifecycle::spares::Spares;
 use crate::lifecycle::version::GuestVersion;
@@ -54,6 +56,10 @@ pub struct OutputInstance {
     skipped: Mutex<EventTypes>,
     /// The attempts at each chunk, for the delivery ids of 0.3.0 guests.
     deliveries: Deliveries,
+    /// Flushes running at once, for `wasm_canary one`.
+    concurrency: Concurrency,
+    /// The flight recorder (`wasm_record`).
+    recorder: Option<Recorder>,
     /// Drives WASI's host-side I/O for this instance's guests; shut down in `exit`.
     runtime: Option<tokio::runtime::Runtime>,
     /// Keeps the epoch (the clock of guest deadlines) ticking while the instance lives.
@@ -147,6 +153,22 @@ impl OutputInstance {
     /// `profile` is the agent as Register found it: what it routes to the plugin.
     pub fn init(agent: &Agent, logger: Logger, name: &str, profile: AgentProfile) -> Result<Self> {
         let host = HostConfig::read(agent)?;
+        // Opened first: a recorder directory that fails the trust rule refuses the instance
+        // before anything is started.
+        let recorder = match &host.record {
+            Some(config) => {
+                let agent = *agent;
+                let recorder = Recorder::open(config, name, &move |key| agent.property(key))?;
+                logger.info(&format!(
+                    "recording failed flushes in {} (at most {} files, {} MiB)",
+                    recorder.path().display(),
+                    config.max_files,
+                    config.max_bytes >> 20
+                ));
+                Some(recorder)
+            }
+            None => None,
+        };
         let metric_limits = host.metric_limits;
         let cache = host.cache_dir.as_deref().and_then(|dir| match CompileCache::open(dir) {
             Ok(cache) => Some(cache),
@@ -248,6 +270,8 @@ impl OutputInstance {
             faults: Mutex::default(),
             skipped: Mutex::new(EventTypes::empty()),
             deliveries: Deliveries::default(),
+            concurrency: Concurrency::default(),
+            recorder,
             runtime: Some(runtime),
             _ticker: ticker,
         })
@@ -299,24 +323,46 @@ impl OutputInstance {
             return;
         }
         if let Err(worker) = version.put_back(worker) {
-            match &self.watcher {
-                Some(watcher) => watcher.retire(worker),
-                None => self.shared.exit_worker(worker, &self.shared.logger),
-            }
+            self.retire_worker(worker);
         }
     }
 
-    /// Delivers one chunk to a guest instance of the current version.
+    /// Gives a worker of a retired version its exit call: on the watcher's thread when there is
+    /// one (off the flush path), else here.
+    fn retire_worker(&self, worker: Worker) {
+        match &self.watcher {
+            Some(watcher) => watcher.retire(worker),
+            None => self.shared.exit_worker(worker, &self.shared.logger),
+        }
+    }
+
+    /// Delivers one chunk to a guest instance of the current version, or of the canary when
+    /// one is on trial and this flush is in its share.
     pub fn flush(&self, tag: &str, chunk: &[u8]) -> FlushStatus {
         let logger = &self.shared.logger;
         let started = Instant::now();
         logger.drain();
-        let (status, result) = self.flush_once(tag, chunk);
+        let peak = self.concurrency.enter();
+        let canary = self.shared.canary();
+        let version = match &canary {
+            Some(canary) if canary.take(peak) => canary.version.clone(),
+            _ => self.shared.current(),
+        };
+        let (status, result) = self.flush_once(&version, tag, chunk);
+        self.concurrency.leave();
         // SAFETY: pthread_self has no preconditions; pthread_equal compares two valid ids.
         let on_engine = unsafe { libc::pthread_equal(libc::pthread_self(), self.engine_thread) } != 0;
         let held = started.elapsed();
         let metrics = &self.shared.host_metrics;
         metrics.flushed(result, held);
+        if let Some(canary) = canary {
+            if Arc::ptr_eq(&version, &canary.version) {
+                metrics.canary_flushed(result);
+            }
+            if let Some(decision) = canary.observe(&version, result, held) {
+                self.conclude(decision);
+            }
+        }
         metrics.http_connections(self.shared.connections.counts());
         metrics.descriptors(self.shared.connections.descriptors());
         metrics.sync(on_engine);
@@ -346,20 +392,60 @@ impl OutputInstance {
         }
     }
 
-    fn flush_once(&self, tag: &str, chunk: &[u8]) -> (FlushStatus, FlushResult) {
+    /// Carries out a canary's verdict: the canary becomes the current version, or is retired
+    /// (and refused by the watcher until the source changes). Flushes already running on the
+    /// version that leaves finish there; its instances get their exit call off the flush path.
+    fn conclude(&self, decision: Decision) {
+        let Decision { canary, verdict, canary_outcomes, serving_outcomes } = decision;
+        let logger = &self.shared.logger;
+        let metrics = &self.shared.host_metrics;
+        let path = self.shared.host.wasm_path.display();
+        let (new, old) = (short(canary.version.digest()), short(canary.serving.digest()));
+        let numbers = format!(
+            "after {:.1} s; canary: {}; serving: {}",
+            canary.started.elapsed().as_secs_f64(),
+            canary_outcomes.summary(),
+            serving_outcomes.summary()
+        );
+        match verdict {
+            Verdict::Promote => {
+                let previous = self.shared.install(canary.version.clone());
+                self.shared.end_canary(&canary);
+                metrics.swapped(canary.version.digest());
+                metrics.canary_ended(true);
+                logger.info(&format!("promoted canary guest '{path}': sha256 {old} -> {new} {numbers}"));
+                for worker in previous.map(|previous| previous.retire()).unwrap_or_default() {
+                    self.retire_worker(worker);
+                }
+            }
+            Verdict::RollBack(why) => {
+                self.shared.end_canary(&canary);
+                metrics.canary_ended(false);
+                logger.warn(&format!(
+                    "rolled back canary guest '{path}' (sha256 {new}), still serving sha256 {old}: {why} {numbers}; \
+                     sha256 {new} is refused until the guest changes again"
+                ));
+                for worker in canary.version.retire() {
+                    self.retire_worker(worker);
+                }
+            }
+            Verdict::Undecided => {}
+        }
+    }
+
+    fn flush_once(&self, version: &Arc<GuestVersion>, tag: &str, chunk: &[u8]) -> (FlushStatus, FlushResult) {
         let logger = &self.shared.logger;
         // Backing off after repeated faults: no guest ran, so the chunk is always kept.
         if self.faults().holding().is_some() {
             return (FlushStatus::Retry, FlushResult::Held);
         }
-        let version = self.shared.current();
         let path = &version.init_ctx.guest_path;
         let event_type = crate::chunk::events::event_type(chunk);
         if !version.init_ctx.event_types.contains(event_type.as_set()) {
             self.skip(event_type, tag);
             return (FlushStatus::Ok, FlushResult::Skipped);
         }
-        let mut worker = match self.checkout(&version) {
+        let mut worker = match self.checkout(version) {
             Ok(worker) => worker,
             Err(err) => {
                 if let Some(line) = self.faults().record(format!(
@@ -381,12 +467,15 @@ impl OutputInstance {
         // SAFETY: the agent's chunk is valid for this whole function, and `call_meanwhile`
         // returns only once the worker is done with the call.
         let call = unsafe { flush_call(tag, event_type, bytes, format, &delivery) };
-        let mut outcome = worker.call_meanwhile(call, logger, || metrics.handed(event_type, bytes));
+        let started = Instant::now();
+        // The guest's lines are kept for the flight recorder only when it is on.
+        let mut kept = self.recorder.as_ref().map(|_| Vec::new());
+        let mut outcome = worker.call_meanwhile(call, logger, || metrics.handed(event_type, bytes), kept.as_mut());
         // An idle instance whose background work faulted just before this call took it never
         // ran it: the chunk goes to another instance, once, instead of being retried by the agent.
         if outcome.is_err() && !worker.is_alive() {
             worker.join();
-            worker = match self.checkout(&version) {
+            worker = match self.checkout(version) {
                 Ok(worker) => worker,
                 Err(err) => {
                     logger.error(&format!(
@@ -397,7 +486,36 @@ impl OutputInstance {
             };
             // SAFETY: as above.
             let call = unsafe { flush_call(tag, event_type, bytes, format, &delivery) };
-            outcome = worker.call(call, logger);
+            outcome = worker.call_meanwhile(call, logger, || {}, kept.as_mut());
+        }
+        if let (Some(recorder), Some(kept)) = (&self.recorder, &kept) {
+            let (result, message, fault) = match &outcome {
+                Ok(Ok(())) => (FlushResult::Ok, None, None),
+                Ok(Err(FlushError::Retry(message))) => (FlushResult::Retry, Some(message.as_str()), None),
+                Ok(Err(FlushError::Error(message))) => (FlushResult::Error, Some(message.as_str()), None),
+                Err(fault) => (FlushResult::Fault, None, Some(fault)),
+            };
+            if result != FlushResult::Ok {
+                let http = worker.take_exchanges();
+                let flight = Flight {
+                    tag,
+                    chunk,
+                    result,
+                    message,
+                    fault,
+                    logs: kept,
+                    http: &http,
+                    version,
+                    delivery: delivery.as_ref(),
+                    elapsed: started.elapsed(),
+                };
+                match recorder.record(&flight) {
+                    Ok(name) => {
+                        logger.debug(&format!("recorded the flush in {}", recorder.path().join(name).display()))
+                    }
+                    Err(err) => logger.warn(&format!("failed to record a flush (wasm_record): {err:#}")),
+                }
+            }
         }
         let status = match outcome {
             Ok(Ok(())) => (FlushStatus::Ok, FlushResult::Ok),
@@ -414,7 +532,7 @@ impl OutputInstance {
             }
         };
         self.faults().recovered();
-        self.checkin(&version, worker);
+        self.checkin(version, worker);
         status
     }
 
@@ -454,6 +572,15 @@ impl OutputInstance {
             spares.stop();
         }
         logger.drain();
+        // A canary still on trial is neither promoted nor refused: the next start serves
+        // what the file or tag names then.
+        if let Some(canary) = self.shared.canary() {
+            canary.abandon();
+            self.shared.end_canary(&canary);
+            for worker in canary.version.retire() {
+                self.shared.exit_worker(worker, &logger);
+            }
+        }
         for worker in self.shared.current().retire() {
             self.shared.exit_worker(worker, &logger);
         }

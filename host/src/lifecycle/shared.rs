@@ -10,7 +10,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::agent::handle::Agent;
 use crate::agent::logger::Logger;
 use crate::bindings::InitContext;
-use crate::config::HostConfig;
+use crate::config::{CanaryConfig, HostConfig};
+use crate::lifecycle::canary::Canary;
 use crate::lifecycle::plan::{Setting, plan};
 use crate::lifecycle::version::GuestVersion;
 use crate::lifecycle::worker::{Call, Phase, Recipe, Worker};
@@ -42,6 +43,8 @@ pub struct Shared {
     /// With `wasm_path oci://...`: the registry, the artifact store, and the artifact the
     /// first version was prepared from (set up by the first [`Shared::prepare`]).
     oci: Mutex<Option<(Arc<OciSource>, Artifact)>>,
+    /// A new version on trial beside `current` (`wasm_canary`), until it is judged.
+    canary: Mutex<Option<Arc<Canary>>>,
 }
 
 impl Shared {
@@ -72,6 +75,7 @@ impl Shared {
             ),
             host,
             oci: Mutex::new(None),
+            canary: Mutex::new(None),
         }
     }
 
@@ -114,6 +118,26 @@ impl Shared {
     /// Makes `version` the one new flushes go to; returns the one it replaces.
     pub fn install(&self, version: Arc<GuestVersion>) -> Option<Arc<GuestVersion>> {
         self.current.lock().unwrap_or_else(PoisonError::into_inner).replace(version)
+    }
+
+    /// The canary on trial, if any.
+    pub fn canary(&self) -> Option<Arc<Canary>> {
+        self.canary.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Puts `version` on trial beside the current one.
+    pub fn start_canary(&self, version: Arc<GuestVersion>, config: CanaryConfig) -> Arc<Canary> {
+        let canary = Arc::new(Canary::new(version, self.current(), config));
+        *self.canary.lock().unwrap_or_else(PoisonError::into_inner) = Some(canary.clone());
+        canary
+    }
+
+    /// Ends the trial of `canary` (judged or abandoned); a later canary is left alone.
+    pub fn end_canary(&self, canary: &Arc<Canary>) {
+        let mut slot = self.canary.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, canary)) {
+            *slot = None;
+        }
     }
 
     fn spawn_worker(&self, image: &Arc<GuestImage>, logger: &Logger) -> Result<Worker> {

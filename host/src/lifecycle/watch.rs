@@ -13,6 +13,11 @@
 //! declared keys are read again) and initialised before it is installed; until then, and if any
 //! step fails, the current version keeps serving. Flushes already running finish on the old
 //! version; the old instances get their exit call when they are idle.
+//!
+//! With `wasm_canary`, a prepared version is not installed but put on trial beside the current
+//! one ([`crate::lifecycle::canary`]); the flush path judges it. Meanwhile the watcher leaves the
+//! source alone; after the verdict a rolled-back content (or manifest) is refused like one that
+//! failed to swap in, until the source changes again.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -107,8 +112,11 @@ struct State {
     loaded: Option<FileStamp>,
     /// Stamp seen at the previous check, while waiting for the file to settle.
     seen: Option<FileStamp>,
-    /// Digest of the last file that failed to swap in: not tried again until it changes.
+    /// Digest of the last file that failed to swap in, or was rolled back as a canary: not
+    /// tried again until it changes.
     failed: Option<String>,
+    /// Digest of the version on trial as a canary (`wasm_canary`), until it is judged.
+    trial: Option<String>,
 }
 
 /// What the watcher follows.
@@ -129,15 +137,17 @@ struct TagState {
     failed: Option<String>,
     /// Registry errors in a row, for the backoff; the first is logged, then one in ten.
     errors: u32,
+    /// The manifest and component digest on trial as a canary, until it is judged.
+    trial: Option<(String, String)>,
 }
 
 fn run(shared: &Shared, loaded: Option<FileStamp>, control: &Receiver<Control>) {
     let logger = shared.logger.deferred();
     let mut source = match shared.oci() {
-        None => Source::File(State { loaded, seen: None, failed: None }),
+        None => Source::File(State { loaded, seen: None, failed: None, trial: None }),
         Some((source, _)) if !source.reference.follows() => Source::Pinned,
         Some((source, artifact)) => {
-            Source::Tag(TagState { source, manifest: artifact.manifest, failed: None, errors: 0 })
+            Source::Tag(TagState { source, manifest: artifact.manifest, failed: None, errors: 0, trial: None })
         }
     };
     let mut next_check = Instant::now() + first_delay(shared, &source);
@@ -164,8 +174,45 @@ fn run(shared: &Shared, loaded: Option<FileStamp>, control: &Receiver<Control>) 
     }
 }
 
+/// Whether a canary is still on trial (then the source is looked at again after its verdict).
+/// Once it is judged: `true` if the version on trial (`digest`) was promoted, `false` if it was
+/// rolled back; `None` when nothing was on trial.
+fn on_trial(shared: &Shared, digest: Option<&str>) -> Result<Option<bool>, ()> {
+    if shared.canary().is_some() {
+        return Err(());
+    }
+    Ok(digest.map(|digest| shared.current().digest() == digest))
+}
+
+/// Puts a prepared version on trial beside the serving one (`wasm_canary`), saying so.
+fn begin_canary(shared: &Shared, version: Arc<crate::lifecycle::version::GuestVersion>, what: &str, logger: &Logger) {
+    let Some(config) = shared.host.canary else { return };
+    let serving = shared.current();
+    let share = match config.share {
+        crate::config::CanaryShare::Percent(p) => format!("{p}% of the flushes"),
+        crate::config::CanaryShare::One => "one guest instance".to_owned(),
+    };
+    logger.info(&format!(
+        "canary started for guest {what}: sha256 {} beside sha256 {} on {share}, judged after {} of its \
+         flushes and {} s ({})",
+        short(version.digest()),
+        short(serving.digest()),
+        config.window_flushes,
+        config.window_time.as_secs_f64(),
+        version.image.provenance()
+    ));
+    shared.start_canary(version, config);
+    shared.host_metrics.canary_started();
+}
+
 fn check(shared: &Shared, state: &mut State, logger: &Logger) {
     let path = &shared.host.wasm_path;
+    match on_trial(shared, state.trial.as_deref()) {
+        // The file is looked at again once the canary is judged.
+        Err(()) => return,
+        Ok(Some(false)) => state.failed = state.trial.take(),
+        Ok(_) => state.trial = None,
+    }
     // Missing for a moment (a rename in progress, a volume being updated): look again later.
     let Some(stamp) = FileStamp::of(path) else { return };
     if Some(stamp) == state.loaded {
@@ -191,11 +238,23 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
         },
     };
     let current = shared.current();
-    if digest == current.digest() || state.failed.as_deref() == Some(digest.as_str()) {
+    if digest == current.digest() {
+        return;
+    }
+    if state.failed.as_deref() == Some(digest.as_str()) {
+        logger.info(&format!(
+            "guest '{}' changed but its content did not (sha256 {}, refused before): not tried again until it does",
+            path.display(),
+            short(&digest)
+        ));
         return;
     }
     let started = Instant::now();
     match shared.prepare(logger) {
+        Ok(version) if shared.host.canary.is_some() => {
+            state.trial = Some(version.digest().to_owned());
+            begin_canary(shared, version, &format!("'{}'", path.display()), logger);
+        }
         Ok(version) => {
             let provenance = version.image.provenance();
             // What was loaded, should the file have changed again since it was hashed.
@@ -249,6 +308,19 @@ fn jittered(interval: Duration) -> Duration {
 fn poll(shared: &Shared, state: &mut TagState, logger: &Logger) -> Duration {
     let source = state.source.clone();
     let reference = &source.reference;
+    match on_trial(shared, state.trial.as_ref().map(|(_, digest)| digest.as_str())) {
+        // The tag is resolved again once the canary is judged.
+        Err(()) => return jittered(source.poll_interval),
+        Ok(Some(promoted)) => {
+            let (manifest, _) = state.trial.take().expect("a trial");
+            if promoted {
+                state.manifest = manifest;
+            } else {
+                state.failed = Some(manifest);
+            }
+        }
+        Ok(None) => {}
+    }
     let polled = source.poll(shared.runtime(), &state.manifest, state.failed.as_deref());
     match polled {
         Ok(None) => {
@@ -293,6 +365,11 @@ fn swap_artifact(shared: &Shared, state: &mut TagState, artifact: &Artifact, log
     let current = shared.current();
     let started = Instant::now();
     match shared.prepare_artifact(artifact, logger) {
+        Ok(version) if shared.host.canary.is_some() => {
+            state.trial = Some((artifact.manifest.clone(), version.digest().to_owned()));
+            let what = format!("'{reference}' at manifest {} (serving manifest {})", artifact.manifest, state.manifest);
+            begin_canary(shared, version, &what, logger);
+        }
         Ok(version) => {
             let provenance = version.image.provenance();
             let digest = version.digest().to_owned();

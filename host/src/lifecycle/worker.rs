@@ -10,9 +10,9 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use crate::runtime::instance::{GuestInstance, Sandbox};
 use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
+use crate::sandbox::http::Exchange;
 use crate::sandbox::metrics::GuestMetrics;
 use crate::telemetry::host::{HostMetrics, Meters};
 
@@ -151,6 +152,8 @@ struct Probe {
     alive: AtomicBool,
     /// The instance's linear memory after its last call.
     memory: AtomicUsize,
+    /// The HTTP requests of its last call (for the flight recorder).
+    exchanges: Mutex<Vec<Exchange>>,
     host: Arc<HostMetrics>,
 }
 
@@ -177,6 +180,7 @@ impl Worker {
             worn: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
             memory: AtomicUsize::new(0),
+            exchanges: Mutex::default(),
             host,
         });
         let lines =
@@ -220,17 +224,24 @@ impl Worker {
         self.probe.alive.load(Ordering::Acquire)
     }
 
-    /// Makes one call and blocks until the guest answered or faulted.
-    pub fn call<T: Send + 'static>(&mut self, call: Call<T>, logger: &Logger) -> Result<T, Fault> {
-        self.call_meanwhile(call, logger, || {})
+    /// The HTTP requests the instance's last call made.
+    pub fn take_exchanges(&self) -> Vec<Exchange> {
+        std::mem::take(&mut *self.probe.exchanges.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// As [`Worker::call`], running `meanwhile` on the calling thread while the guest works.
+    /// Makes one call and blocks until the guest answered or faulted.
+    pub fn call<T: Send + 'static>(&mut self, call: Call<T>, logger: &Logger) -> Result<T, Fault> {
+        self.call_meanwhile(call, logger, || {}, None)
+    }
+
+    /// As [`Worker::call`], running `meanwhile` on the calling thread while the guest works, and
+    /// keeping a copy of the guest's lines in `kept` (for the flight recorder).
     pub fn call_meanwhile<T: Send + 'static>(
         &mut self,
         call: Call<T>,
         logger: &Logger,
         meanwhile: impl FnOnce(),
+        kept: Option<&mut Vec<(Level, String)>>,
     ) -> Result<T, Fault> {
         let (answer, answered) = mpsc::sync_channel(1);
         let body = call.body;
@@ -251,14 +262,23 @@ impl Worker {
             return Err(Fault::host("the worker thread is gone"));
         }
         meanwhile();
-        self.wait(logger)?;
+        self.wait_keeping(logger, kept)?;
         answered.try_recv().map_err(|_| Fault::host("the guest call returned no answer"))
     }
 
     fn wait(&mut self, logger: &Logger) -> Result<(), Fault> {
+        self.wait_keeping(logger, None)
+    }
+
+    fn wait_keeping(&mut self, logger: &Logger, mut kept: Option<&mut Vec<(Level, String)>>) -> Result<(), Fault> {
         let outcome = loop {
             match crate::lifecycle::handoff::recv(&self.events) {
-                Ok(Event::Log(level, message)) => logger.log(level, &message),
+                Ok(Event::Log(level, message)) => {
+                    logger.log(level, &message);
+                    if let Some(kept) = kept.as_deref_mut() {
+                        kept.push((level, message));
+                    }
+                }
                 Ok(Event::Done(outcome)) => break outcome,
                 Err(_) => break Err(Fault::host("the worker thread ended without answering")),
             }
@@ -418,6 +438,7 @@ fn serve(
         }))
         .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest call")));
         report_dropped(&instance, name, lines, probe);
+        *probe.exchanges.lock().unwrap_or_else(PoisonError::into_inner) = instance.take_exchanges();
         let poisoned = outcome.is_err();
         let (size, cap) = instance.memory();
         if size as f64 > cap as f64 * RECYCLE_AT {

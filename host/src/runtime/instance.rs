@@ -114,6 +114,11 @@ impl GuestInstance {
         self.store.data().log.begin_call();
     }
 
+    /// The HTTP requests the guest made since this was last asked (the flight recorder's).
+    pub fn take_exchanges(&self) -> Vec<crate::sandbox::http::Exchange> {
+        self.store.data().http_policy.take_exchanges()
+    }
+
     /// What the guest wrote past its text budgets in the current call.
     pub fn dropped_text(&self) -> Dropped {
         self.store.data().log.dropped()

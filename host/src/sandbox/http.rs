@@ -36,11 +36,34 @@ pub struct HttpPolicy {
     net: Arc<NetPolicy>,
     tls: Arc<ClientConfig>,
     connections: Arc<Connections>,
+    /// The requests of the current call, for the flight recorder: what was asked of whom, and
+    /// how it went (no bodies, no headers: they may hold credentials and the records).
+    exchanges: Arc<std::sync::Mutex<Vec<Exchange>>>,
 }
+
+/// One request a guest made: method, origin, and its answer's status or why there was none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    pub method: String,
+    /// `scheme://host:port`: no path or query (they may carry tokens).
+    pub origin: String,
+    /// The response's status, or why there was none (denied, connection refused...).
+    pub status: Result<u16, String>,
+    /// From the request to the response's head (or the failure).
+    pub elapsed: Duration,
+}
+
+/// At most this many requests are kept per call: a guest that sends thousands keeps its first.
+pub const EXCHANGES_PER_CALL: usize = 256;
 
 impl HttpPolicy {
     pub fn new(net: Arc<NetPolicy>, tls: Arc<ClientConfig>, connections: Arc<Connections>) -> Self {
-        Self { net, tls, connections }
+        Self { net, tls, connections, exchanges: Arc::default() }
+    }
+
+    /// The requests made since the last call of this (at most [`EXCHANGES_PER_CALL`]).
+    pub fn take_exchanges(&self) -> Vec<Exchange> {
+        std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// The instance's network policy, shared with its sockets and lookups.
@@ -72,12 +95,34 @@ impl WasiHttpHooks for HttpPolicy {
         let https = uri.scheme() == Some(&Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let granted = uri.host().is_some_and(|host| self.net.judge(NetUse::Http { host, port }));
+        let started = std::time::Instant::now();
+        let exchange = Exchange {
+            method: request.method().to_string(),
+            origin: format!("{}://{}:{port}", if https { "https" } else { "http" }, uri.host().unwrap_or_default()),
+            status: Err(String::new()),
+            elapsed: Duration::ZERO,
+        };
+        let exchanges = self.exchanges.clone();
+        let keep = move |status: Result<u16, String>| {
+            let mut exchanges = exchanges.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if exchanges.len() < EXCHANGES_PER_CALL {
+                exchanges.push(Exchange { status, elapsed: started.elapsed(), ..exchange });
+            }
+        };
         if !granted {
+            keep(Err("denied by the network policy".to_owned()));
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let tls = https.then(|| self.tls.clone());
         let (net, connections) = (self.net.clone(), self.connections.clone());
-        Box::new(async move { send(request, port, options.unwrap_or_default(), tls, &net, connections).await })
+        Box::new(async move {
+            let response = send(request, port, options.unwrap_or_default(), tls, &net, connections).await;
+            keep(match &response {
+                Ok((response, _)) => Ok(response.status().as_u16()),
+                Err(err) => Err(format!("{err:?}")),
+            });
+            response
+        })
     }
 
     /// A write to a request body may hand the host this much: what a body not yet sent keeps

@@ -97,6 +97,11 @@ struct Inner {
     stalls: Series,
     swaps_done: Series,
     swaps_failed: Series,
+    /// By [`FlushResult`]: the flushes a canary handled.
+    canary_flushes: Vec<Series>,
+    /// `started`, `promoted`, `rolled_back`.
+    canary_rollouts: Vec<Series>,
+    canary_active: Series,
     instances: Series,
     memory: Series,
     log_dropped: Series,
@@ -249,6 +254,29 @@ impl HostMetrics {
         }
     }
 
+    /// A new version went on trial beside the serving one (`wasm_canary`).
+    pub fn canary_started(&self) {
+        if let Some(inner) = &self.inner {
+            inner.canary_rollouts[0].inc();
+            inner.canary_active.set(1.0);
+        }
+    }
+
+    /// A flush the canary handled ended.
+    pub fn canary_flushed(&self, result: FlushResult) {
+        if let Some(inner) = &self.inner {
+            inner.canary_flushes[result as usize].inc();
+        }
+    }
+
+    /// The canary was judged: promoted, or rolled back.
+    pub fn canary_ended(&self, promoted: bool) {
+        if let Some(inner) = &self.inner {
+            inner.canary_rollouts[if promoted { 1 } else { 2 }].inc();
+            inner.canary_active.set(0.0);
+        }
+    }
+
     /// Sets the digest being served. Call on an agent thread: it may create a series.
     pub fn serving(&self, digest: &str) {
         if let Some(inner) = &self.inner {
@@ -340,6 +368,19 @@ impl Inner {
             &["done", "failed"],
         )?;
         let [swaps_done, swaps_failed] = <[Series; 2]>::try_from(swaps).ok().expect("two results");
+        let canary_flushes = by(
+            "canary_flushes_total",
+            "Flushes handed to a new version on trial (wasm_canary), by result (as flushes_total counts them).",
+            "result",
+            &FlushResult::ALL.map(FlushResult::as_str),
+        )?;
+        let canary_rollouts = by(
+            "canary_rollouts_total",
+            "New versions put on trial beside the serving one (started), and how their trials ended: promoted, or \
+             rolled_back (worse than the serving version; refused until the guest changes again).",
+            "outcome",
+            &["started", "promoted", "rolled_back"],
+        )?;
         let http_connections = by(
             "http_requests_total",
             "HTTP requests of the guests by connection: new (a connection made for it, TCP and TLS) or reused (on a \
@@ -393,6 +434,9 @@ impl Inner {
             )?,
             swaps_done,
             swaps_failed,
+            canary_flushes,
+            canary_rollouts,
+            canary_active: gauge("canary_active", "1 while a new version is on trial beside the serving one.")?,
             instances: gauge("instances", "Live guest instances.")?,
             memory: gauge("memory_bytes", "Linear memory of all live guest instances, in bytes.")?,
             log_dropped: counter(

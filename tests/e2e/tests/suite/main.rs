@@ -5,6 +5,7 @@
 //! `cargo test --release -p out-wasm-e2e --test suite -- sandbox::` runs one subject.
 
 mod agents;
+mod canary;
 mod capabilities;
 mod cli;
 mod config;
@@ -25,6 +26,7 @@ mod otlp;
 mod platforms;
 mod production;
 mod profiling;
+mod record;
 mod sandbox;
 mod sdk_metrics;
 mod swap;

@@ -4,7 +4,7 @@
 //! Contract:
 //! - The version is the package name without `out-wasm-test-`: `tally` or `tally-v2`.
 //! - Keys: `gate_dir` (optional: the guest path of a directory the test grants read-write, see
-//!   `tests/guests/sync.rs`). `tally-v2` also requires `note`, so swapping to it fails where
+//!   `tests/guests/sync.rs`), `api_token` (optional, unused: a key named like a credential). `tally-v2` also requires `note`, so swapping to it fails where
 //!   `note` is not set.
 //! - init logs `tally <version> init digest=<first 12 hex>` at info.
 //! - flush logs `tally <version> seq=<seq>` at info for every record (its body's `seq`) and
@@ -12,6 +12,11 @@
 //!   `"gate": true` and `gate_dir` is set, the flush first creates the mark
 //!   `<gate_dir>/entered.<n>` and waits at the gate `<gate_dir>/open` (a gate never opened fails
 //!   the flush after 3 minutes).
+//! - A record whose body has `"fail": "<version>"` makes that version (only) answer error for its
+//!   whole chunk, after logging `tally <version> refused seq=<seq>` for every record of the chunk;
+//!   `"trap": "<version>"` makes that version panic (a trap) before it logs anything. Other
+//!   versions deliver such records as any other: tests make one version bad and keep the other
+//!   good with the same records (canary rollouts, the flight recorder's replays).
 //! - exit logs `tally <version> exit flushes=<n>` at info.
 
 #[path = "../../sync.rs"]
@@ -31,7 +36,10 @@ struct Tally {
 
 impl Output for Tally {
     fn config_schema() -> Vec<ConfigKey> {
-        let mut keys = vec![ConfigKey::optional("gate_dir", "a granted directory: gated records wait at its gate")];
+        let mut keys = vec![
+            ConfigKey::optional("gate_dir", "a granted directory: gated records wait at its gate"),
+            ConfigKey::optional("api_token", "unused; named like a credential, which the flight recorder leaves out"),
+        ];
         if version() == "tally-v2" {
             keys.push(ConfigKey::required("note", "a key only version 2 needs"));
         }
@@ -47,13 +55,26 @@ impl Output for Tally {
         self.flushes += 1;
         let mut seqs = Vec::new();
         let mut gated = false;
+        let (mut fail, mut trap) = (false, false);
+        let mine = |value: Option<&Value>| matches!(value, Some(Value::Str(v)) if *v == version().as_bytes());
         for event in chunk.events() {
             let event = event?;
             gated |= event.body.get("gate") == Some(&Value::Bool(true));
+            fail |= mine(event.body.get("fail"));
+            trap |= mine(event.body.get("trap"));
             match event.body.get("seq") {
                 Some(Value::UInt(seq)) => seqs.push(*seq),
                 other => return Err(FlushError::Error(format!("record without a seq: {other:?}"))),
             }
+        }
+        if trap {
+            panic!("tally {} was told to trap", version());
+        }
+        if fail {
+            for seq in &seqs {
+                info!("tally {} refused seq={seq}", version());
+            }
+            return Err(FlushError::Error(format!("tally {} refuses this chunk", version())));
         }
         if let (true, Some(dir)) = (gated, &self.gate_dir) {
             sync::mark(dir, "entered").and_then(|_| sync::wait_at_gate(dir)).map_err(FlushError::Error)?;
