@@ -264,7 +264,7 @@ pub static EVENT_FORMAT: Key<FormatKey> = Key {
     doc: "what `flush` receives: `msgpack` (the chunk as the agent delivered it), `json_lines` (the host renders \
           each record as the agent's `stdout` output does with `format json_lines` and default keys, one line \
           each, so the guest need not decode msgpack) or `otlp_json` (the chunk as one OTLP/JSON export request; \
-          guests built against WIT 0.2.0 or later); guests declare their preference, this key overrides it",
+          guests of WIT 0.2.0 or later); guests declare their preference, this key overrides it",
     since: "0.1.0",
     parser: Parser::Plain(|value| match value.to_ascii_lowercase().as_str() {
         "msgpack" => Some(FormatKey::Msgpack),
