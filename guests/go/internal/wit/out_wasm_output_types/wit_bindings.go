@@ -135,6 +135,10 @@ const (
 )
 
 // How the host hands a chunk's events to `flush`.
+//
+// Changed in 0.3.0 (a variant: `json-lines` carries its options): 0.1.0
+// had `enum event-format { msgpack, json-lines }`, 0.2.0 added
+// `otlp-json` to it.
 type EventFormat struct {
 	tag   uint8
 	value any
@@ -162,6 +166,9 @@ func MakeEventFormatOtlpJson() EventFormat {
 }
 
 // Everything a guest instance learns before its first flush.
+//
+// Changed in 0.2.0 (`event-types` added) and in 0.3.0 (`hostname`
+// added); a record's fields are its type, so each is a change.
 type InitContext struct {
 	// The agent's name for this output instance: its `alias` if set,
 	// else `<plugin>.<n>` as the agent numbers its outputs. The same name
@@ -211,6 +218,8 @@ type Delivery struct {
 }
 
 // What the host tells a guest about one flush, besides the chunk.
+//
+// Changed in 0.3.0 (`delivery` added).
 type FlushContext struct {
 	// The chunk's tag (UTF-8; invalid bytes replaced).
 	Tag string
