@@ -9,8 +9,7 @@
 //! `tally` deliver them (see `tests/guests/tally`).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -224,32 +223,7 @@ fn a_failing_canary_is_rolled_back_and_refused_and_a_good_one_promoted_with_ever
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A port nobody listens on right now, for the agent's HTTP server.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a loopback port").port()
-}
-
-/// `GET path` on loopback; the body, or `None` while the server is not up.
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = Vec::new();
-    if let Err(err) = stream.read_to_end(&mut response) {
-        let timed_out = matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
-        if !timed_out || response.is_empty() {
-            return None;
-        }
-    }
-    let response = String::from_utf8(response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-/// The value of the sample line `series` (name and labels, exactly as the agent writes them).
-fn sample(scrape: &str, series: &str) -> Option<f64> {
-    scrape.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
+use super::metrics_agent::{free_port, get, sample};
 
 #[test]
 fn real_agent_rolls_back_a_failing_canary_and_promotes_a_good_one_with_every_record_once() {

@@ -12,7 +12,7 @@ use out_wasm_e2e::{RealAgent, guest_path, workspace_root};
 use sha2::Digest;
 
 /// A port nobody listens on right now, for the agent's HTTP server.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a loopback port").port()
 }
 
@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 /// The response ends when the server closes the connection, as HTTP/1.0 has it. Fluent Bit
 /// 3.2's HTTP server (Monkey 1.8) sends `Connection: Close` and then keeps the connection open
 /// after a large response: what arrived when the read times out is then the whole of it.
-fn get(port: u16, path: &str) -> Option<String> {
+pub(crate) fn get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
@@ -38,7 +38,7 @@ fn get(port: u16, path: &str) -> Option<String> {
 }
 
 /// The value of the sample line `series` (name and labels, exactly as the agent writes them).
-fn sample(scrape: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(scrape: &str, series: &str) -> Option<f64> {
     scrape.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
