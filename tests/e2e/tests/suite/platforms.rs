@@ -55,7 +55,7 @@ fn this_machines_glibc() -> Vec<u32> {
     version.to_str().unwrap().split('.').map(|part| part.parse().unwrap()).collect()
 }
 
-/// The check can fail: a plain cargo build (the tests' `out_wasm.so`) links against this
+/// The check can fail: a plain cargo build (cargo's `libout_wasm.so`) links against this
 /// machine's glibc and, from glibc 2.34 on (where libpthread moved into libc), takes
 /// `pthread_create@GLIBC_2.34`: what the release builds avoid.
 #[test]
@@ -67,7 +67,9 @@ fn the_floor_check_catches_a_binary_linked_against_this_machines_glibc() {
         );
         return;
     }
-    let native = plugin_path();
+    // Cargo's own file, not `out_wasm.so`: `scripts/build` (the dist test, running beside this
+    // one) renames its floor build over `out_wasm.so`, and only cargo writes `libout_wasm.so`.
+    let native = &plugin_path().with_file_name("libout_wasm.so");
     let needs = needs(native, &platforms().glibc_floor);
     eprintln!(
         "{} (a plain cargo build, glibc {glibc:?}) needs {} symbol versions above the floor {}:\n{}",
