@@ -11,6 +11,7 @@ import (
 	"runtime/metrics"
 	"strings"
 	"time"
+	_ "unsafe" // go:linkname
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 
@@ -119,8 +120,15 @@ func eventFormatOf(wire out_wasm_output_types.EventFormat) EventFormat {
 	return EventFormat{Kind: Msgpack}
 }
 
+// stdHostname is what os.Hostname answers once set (guests/go/build's overlay of os, package
+// outwasm/stdnet): the agent's host name, as a native plugin's os.Hostname answers.
+//
+//go:linkname stdHostname os.outwasmHostname
+var stdHostname string
+
 func (guest) Init(ctx out_wasm_output_types.InitContext) witTypes.Result[witTypes.Unit, string] {
 	defer collect()
+	stdHostname = strings.Clone(ctx.Hostname)
 	err := exported.Init(&InitContext{
 		Instance: strings.Clone(ctx.Instance), GuestPath: strings.Clone(ctx.GuestPath),
 		GuestDigest: strings.Clone(ctx.GuestDigest), Config: configOf(ctx.Config),

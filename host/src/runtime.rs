@@ -14,3 +14,4 @@ pub mod linker;
 pub mod oci;
 pub mod private_dir;
 pub mod store;
+pub mod trust_file;

@@ -29,18 +29,29 @@ type Error struct {
 	denied  bool
 	// cause is a context's error when one ended the wait.
 	cause error
+	// bare: Error() leaves Addr out (Go's net error around it names it).
+	bare bool
 }
 
 func (e *Error) Error() string {
+	// Through Go's net package (stdnet_wasip1.go) the operation and address are net's to say:
+	// Op alone, or nothing.
+	what := e.Op
+	if e.Addr != "" && !e.bare {
+		what += " " + e.Addr
+	}
+	if what != "" {
+		what += ": "
+	}
 	switch {
 	case e.denied:
-		return e.Op + " " + e.Addr + ": the host denied it: grant " + e.Addr + " with wasm_allow_net"
+		return what + "the host denied it: grant " + e.Addr + " with wasm_allow_net"
 	case e.timeout && e.Code == "":
-		return e.Op + " " + e.Addr + ": timed out"
+		return what + "timed out"
 	case e.timeout:
-		return e.Op + " " + e.Addr + ": timed out (" + e.Code + ")"
+		return what + "timed out (" + e.Code + ")"
 	}
-	return e.Op + " " + e.Addr + ": " + e.Code
+	return what + e.Code
 }
 
 // Timeout is true when the operation gave up at a deadline.

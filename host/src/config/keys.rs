@@ -419,7 +419,9 @@ pub static TLS_CA_FILE: Key<PathBuf> = Key {
     unset: Unset::Means("none"),
     takes: "a PEM file of CA certificates",
     doc: "a PEM file of CA certificates that the guest's HTTPS requests (and the registry client) trust in \
-          addition to the public roots compiled into the host (a private or corporate CA); read at start, an \
+          addition to the public roots compiled into the host (a private or corporate CA), as does TLS the guest \
+          does itself (the roots are its `SSL_CERT_FILE`, [docs/security.md](docs/security.md#private-https)); \
+          read at start, an \
           unreadable file or one without a certificate refuses the instance",
     since: "0.1.0",
     parser: Parser::Plain(path),

@@ -17,6 +17,7 @@ use crate::log::{Dropped, Level, LogSink};
 use crate::runtime::fault::Fault;
 use crate::runtime::image::{GuestImage, Pre};
 use crate::runtime::store::HostState;
+use crate::runtime::trust_file;
 use crate::sandbox::Capabilities;
 use crate::sandbox::config::ConfigLookup;
 use crate::sandbox::connections::Connections;
@@ -25,6 +26,7 @@ use crate::sandbox::http::HttpPolicy;
 use crate::sandbox::logging::Logging;
 use crate::sandbox::memory::{GuestBudget, HostSideCaps};
 use crate::sandbox::metrics::{GuestMetrics, Metrics};
+use crate::sandbox::tls;
 
 /// The guest's exports, bound at the WIT version it was built against.
 enum Plugin {
@@ -67,6 +69,12 @@ impl GuestInstance {
             sandbox;
         let mut wasi = WasiCtxBuilder::new();
         let net = capabilities.apply(&mut wasi, &log, output)?;
+        // The host's TLS roots as the guest's own system roots (for TLS done in the guest).
+        // Without a directory to keep the file in, the guest has none: said, not fatal.
+        match trust_file::dir(&capabilities.tls) {
+            Ok(dir) => tls::offer(&mut wasi, &dir)?,
+            Err(err) => log.write(Level::Warn, format!("the guest gets no TLS roots file: {err:#}")),
+        }
         // What the guest can make the host keep besides its memories: bounded handles, each
         // bounded in bytes (sandbox::memory).
         let mut table = ResourceTable::new();

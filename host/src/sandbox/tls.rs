@@ -6,15 +6,29 @@
 //!   the instance.
 //! - `wasm_tls_system_roots on`: the system's trust store too (`SSL_CERT_FILE`,
 //!   `SSL_CERT_DIR`, or the distribution's bundle), as `rustls-native-certs` finds it.
+//!
+//! The same trust is the guest's own, for TLS it does itself over a socket (Go's `crypto/tls`,
+//! OpenSSL, rustls in the guest): the roots as one PEM file ([`TlsTrust::roots_pem`], the
+//! public ones as whole certificates from `webpki-root-certs`, the same Mozilla set), which
+//! [`offer`] preopens read-only at [`GUEST_DIR`] and names with `SSL_CERT_FILE`, the variable
+//! those libraries read for their system roots. The runtime writes the file
+//! (`runtime::trust_file`).
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// Where a guest finds the roots file: a directory preopened read-only holding only
+/// [`GUEST_FILE_NAME`].
+pub const GUEST_DIR: &str = "/.out_wasm/tls";
+/// The roots file's name in [`GUEST_DIR`] (and in the host's directory of it).
+pub const GUEST_FILE_NAME: &str = "roots.pem";
 
 /// The roots an instance's HTTPS requests trust, and the client configuration made of them.
 #[derive(Clone)]
@@ -24,6 +38,8 @@ pub struct TlsTrust {
     /// Certificates the roots hold beyond the public ones (from the file and the system).
     pub added: usize,
     client: Arc<ClientConfig>,
+    /// The certificates beyond the public ones, for [`TlsTrust::roots_pem`].
+    extra: Arc<Vec<CertificateDer<'static>>>,
 }
 
 impl fmt::Debug for TlsTrust {
@@ -46,7 +62,13 @@ impl Eq for TlsTrust {}
 
 impl Default for TlsTrust {
     fn default() -> Self {
-        Self { ca_file: None, system_roots: false, added: 0, client: client(public_roots()) }
+        Self {
+            ca_file: None,
+            system_roots: false,
+            added: 0,
+            client: client(public_roots()),
+            extra: Arc::new(Vec::new()),
+        }
     }
 }
 
@@ -75,6 +97,7 @@ impl TlsTrust {
         }
         let mut roots = public_roots();
         let public = roots.len();
+        let mut extra = Vec::new();
         if system_roots {
             let found = rustls_native_certs::load_native_certs();
             if found.certs.is_empty() {
@@ -82,7 +105,15 @@ impl TlsTrust {
                 bail!("'wasm_tls_system_roots on' found no certificate in the system's trust store: {why}");
             }
             // A store with a few unparsable entries is common; the others still count.
-            roots.add_parsable_certificates(found.certs);
+            let before = roots.len();
+            for cert in found.certs {
+                if roots.add(cert.clone()).is_ok() {
+                    extra.push(cert);
+                }
+            }
+            if roots.len() == before {
+                bail!("'wasm_tls_system_roots on' found no usable certificate in the system's trust store");
+            }
         }
         if let Some(path) = &ca_file {
             let certs = CertificateDer::pem_file_iter(path)
@@ -93,6 +124,7 @@ impl TlsTrust {
                 bail!("the CA file {} ('wasm_tls_ca_file') holds no PEM certificate", path.display());
             }
             for (n, cert) in certs.into_iter().enumerate() {
+                extra.push(cert.clone());
                 roots.add(cert).with_context(|| {
                     format!(
                         "certificate #{} of the CA file {} ('wasm_tls_ca_file') is not a usable CA",
@@ -103,13 +135,42 @@ impl TlsTrust {
             }
         }
         let added = roots.len() - public;
-        Ok(Self { ca_file, system_roots, added, client: client(roots) })
+        Ok(Self { ca_file, system_roots, added, client: client(roots), extra: Arc::new(extra) })
+    }
+
+    /// The roots as one PEM file: the public ones (whole certificates, the same set the host's
+    /// client trusts), then the system's and the CA file's when configured.
+    pub fn roots_pem(&self) -> Arc<Vec<u8>> {
+        static PUBLIC: OnceLock<Arc<Vec<u8>>> = OnceLock::new();
+        let public = PUBLIC.get_or_init(|| Arc::new(pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS)));
+        if self.extra.is_empty() {
+            return public.clone();
+        }
+        let mut all = public.as_ref().clone();
+        all.extend(pem_of(&self.extra));
+        Arc::new(all)
     }
 
     /// The client configuration HTTPS connections use.
     pub fn client(&self) -> Arc<ClientConfig> {
         self.client.clone()
     }
+}
+
+fn pem_of(certs: &[CertificateDer<'_>]) -> Vec<u8> {
+    let blocks: Vec<pem::Pem> = certs.iter().map(|c| pem::Pem::new("CERTIFICATE", c.as_ref())).collect();
+    pem::encode_many(&blocks).into_bytes()
+}
+
+/// Gives the guest the roots file kept in `host_dir` ([`GUEST_FILE_NAME`]): the directory
+/// preopened read-only at [`GUEST_DIR`], and `SSL_CERT_FILE` naming the file.
+pub fn offer(builder: &mut WasiCtxBuilder, host_dir: &Path) -> Result<()> {
+    builder
+        .preopened_dir(host_dir, GUEST_DIR, FsPerms::ReadOnly)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("failed to open the directory of the TLS roots file {}", host_dir.display()))?;
+    builder.env("SSL_CERT_FILE", format!("{GUEST_DIR}/{GUEST_FILE_NAME}"));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,10 +4,13 @@
 //
 // Contract:
 //   - Keys: `address` (required): the server's host:port (an IP or a name); `read_timeout`
-//     (default 5s): the read deadline for the server's answer, a Go duration.
+//     (default 5s): the read deadline for the server's answer, a Go duration; `dialer`
+//     (default `wasinet`): `std` dials with Go's own (&net.Dialer{}).DialContext instead, as
+//     an unmodified library does (guests/go/build gives std net the host's network).
 //   - Init starts a background goroutine that counts ticks (one per millisecond of time.Sleep)
 //     and logs `go-net init address=<address>` at info.
-//   - Flush dials `address` with wasinet.DialContext(ctx.Context(), "tcp", address), writes
+//   - Flush dials `address` with wasinet.DialContext(ctx.Context(), "tcp", address) (or net's
+//     Dialer), writes
 //     one line `go-net <delivery id> <records>\n`, sets the read deadline to now +
 //     read_timeout and reads one line back. Then:
 //   - the server answered `ok`: logs `go-net delivered <records> records to <address>: ok
@@ -15,7 +18,7 @@
 //   - the read deadline fired: answers retry with `go-net read timed out after <read_timeout>
 //     (timeout=<net.Error Timeout()>, deadline-exceeded=<errors.Is os.ErrDeadlineExceeded>,
 //     background ticks=<ticks counted during the read>): <error>`;
-//   - the dial was denied (errors.Is wasinet.ErrDenied): answers error with
+//   - the dial was denied (errors.Is wasinet.ErrDenied, through net's *OpError too): answers error with
 //     `go-net denied: <error>` (the error names wasm_allow_net);
 //   - any other failure: answers retry with `go-net failed: <error>`.
 //   - Exit logs `go-net exit`.
@@ -23,6 +26,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +43,7 @@ type goNet struct {
 	outwasm.Defaults
 	address     string
 	readTimeout time.Duration
+	dial        func(ctx context.Context, network, address string) (net.Conn, error)
 	ticks       atomic.Int64
 }
 
@@ -46,6 +51,7 @@ func (*goNet) ConfigSchema() []outwasm.ConfigKey {
 	return []outwasm.ConfigKey{
 		{Name: "address", Description: "the server's host:port", Required: true},
 		{Name: "read_timeout", Description: "how long to wait for the server's answer", Default: "5s"},
+		{Name: "dialer", Description: "wasinet (the SDK's dialer) or std (Go's net.Dialer)", Default: "wasinet"},
 	}
 }
 
@@ -54,6 +60,14 @@ func (g *goNet) Init(ctx *outwasm.InitContext) error {
 	var err error
 	if g.readTimeout, err = time.ParseDuration(ctx.Config.Value("read_timeout")); err != nil {
 		return fmt.Errorf("invalid read_timeout: %w", err)
+	}
+	switch d := ctx.Config.Value("dialer"); d {
+	case "wasinet":
+		g.dial = wasinet.DialContext
+	case "std":
+		g.dial = (&net.Dialer{}).DialContext
+	default:
+		return fmt.Errorf("invalid dialer %q (wasinet, std)", d)
 	}
 	// Runs only while a call's goroutine waits on Go: the dialer's waits let it.
 	go func() {
@@ -74,7 +88,7 @@ func (g *goNet) Flush(ctx *outwasm.FlushContext, chunk outwasm.Chunk) error {
 		}
 		records++
 	}
-	conn, err := wasinet.DialContext(ctx.Context(), "tcp", g.address)
+	conn, err := g.dial(ctx.Context(), "tcp", g.address)
 	if err != nil {
 		if errors.Is(err, wasinet.ErrDenied) {
 			return outwasm.Failf("go-net denied: %w", err)

@@ -79,10 +79,80 @@ func Module(dir, dst, sdk string) (string, error) {
 	if err := otherPackages(dst, main); err != nil {
 		return "", err
 	}
+	if err := linuxPackages(dst, main); err != nil {
+		return "", err
+	}
 	if err := goMod(root, dst, sdk); err != nil {
 		return "", err
 	}
 	return main, nil
+}
+
+// Calyptia is the module of Calyptia's Go plugin SDK, which guests/go/build replaces with
+// out_wasm's own (guests/go/calyptia, the same API over the SDK).
+const Calyptia = "github.com/calyptia/plugin"
+
+// IsCalyptiaPlugin says whether the main package in dir imports Calyptia's SDK.
+func IsCalyptiaPlugin(dir string) (bool, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return false, err
+	}
+	for _, name := range files {
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			return false, err
+		}
+		for _, spec := range f.Imports {
+			if path, _ := strconv.Unquote(spec.Path.Value); path == Calyptia || strings.HasPrefix(path, Calyptia+"/") {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// CalyptiaModule copies the module holding the Calyptia SDK plugin's main package dir into dst
+// and makes the copy's go.mod and go.sum replace the SDK's module with out_wasm's
+// (sdk/calyptia) and require out_wasm's Go SDK at sdk; the plugin's files are left as they
+// are. It answers the copy's main package directory. Nothing of Calyptia's module is fetched.
+func CalyptiaModule(dir, dst, sdk string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	root, err := moduleRoot(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(dst); err != nil {
+		return "", err
+	}
+	if err := copyModule(root, dst); err != nil {
+		return "", err
+	}
+	rel, _ := filepath.Rel(root, dir)
+	if err := linuxPackages(dst, ""); err != nil {
+		return "", err
+	}
+	if err := goMod(root, dst, sdk); err != nil {
+		return "", err
+	}
+	mod, err := readMod(filepath.Join(dst, "go.mod"))
+	if err != nil {
+		return "", err
+	}
+	args := []string{"mod", "edit"}
+	for _, r := range mod.Replace {
+		if r.Old.Path == Calyptia && r.Old.Version != "" {
+			args = append(args, "-dropreplace="+r.Old.Path+"@"+r.Old.Version)
+		}
+	}
+	args = append(args, "-replace="+Calyptia+"="+filepath.Join(sdk, "calyptia"), filepath.Join(dst, "go.mod"))
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go mod edit on the copy: %v: %s", err, out)
+	}
+	return filepath.Join(dst, rel), nil
 }
 
 // moduleRoot is the directory of the go.mod governing dir.
@@ -161,6 +231,21 @@ func mainPackage(src, dst string) error {
 		taken, err := wasi.MatchFile(src, name)
 		if err != nil {
 			return err
+		}
+		if only, err := linuxOnly(src, name); err != nil {
+			return err
+		} else if only {
+			// Taken as the Linux build takes it, where sound (linux.go).
+			renamed, out, e := takeLinux(path, data)
+			if e != nil {
+				errs = append(errs, e)
+				continue
+			}
+			if err := os.Remove(copied); err != nil {
+				return err
+			}
+			files = append(files, File{Name: filepath.Join(filepath.Dir(path), renamed), Src: out})
+			continue
 		}
 		if !taken {
 			pos, ok := BuildConstraint(path, data)

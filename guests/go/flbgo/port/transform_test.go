@@ -367,20 +367,46 @@ func TestModuleCopiesChoosesFilesAndRefusesExcludedOnes(t *testing.T) {
 		t.Errorf("the user's file changed")
 	}
 
-	write("plugin/linux_only.go", "//go:build linux\n\npackage main\n")
-	write("plugin/extra_linux.go", "package main\n")
+	// Files the Linux build takes for its OS are taken as it takes them (renamed, constraints
+	// blanked), in the main package and the module's others; a package with a file of its
+	// own for wasip1 keeps Go's choice; one using the Linux system interface is refused.
+	write("plugin/linux_only.go", "//go:build linux\n\npackage main\n\nfunc fromLinux() {}\n")
+	write("plugin/extra_linux.go", "package main\n\nfunc extra() {}\n")
+	write("lib/certs_linux.go", "package lib\n\nfunc pool() {}\n")
+	write("ported/a_linux.go", "package ported\n\nfunc a() {}\n")
+	write("ported/a_other.go", "//go:build !linux\n\npackage ported\n\nfunc a() {}\n")
+	main, err = Module(filepath.Join(dir, "plugin"), dst, sdk)
+	if err != nil {
+		t.Fatalf("Module with Linux-only files: %v", err)
+	}
+	for _, f := range []string{"plugin/linux_only_port.go", "plugin/extra_linux_port.go", "lib/certs_linux_port.go",
+		"ported/a_linux.go", "ported/a_other.go"} {
+		if _, err := os.Stat(filepath.Join(dst, f)); err != nil {
+			t.Errorf("expected %s in the copy: %v", f, err)
+		}
+	}
+	for _, f := range []string{"plugin/linux_only.go", "plugin/extra_linux.go", "lib/certs_linux.go"} {
+		if _, err := os.Stat(filepath.Join(dst, f)); err == nil {
+			t.Errorf("%s is taken under its new name only", f)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(main, "linux_only_port.go")); strings.Contains(string(got), "go:build") {
+		t.Errorf("the taken file's constraint is blanked:\n%s", got)
+	}
+	write("plugin/sys_linux.go", "package main\n\nimport \"syscall\"\n\nvar _ = syscall.Getpid\n")
+	write("lib/unix_linux.go", "package lib\n\nimport (\n\t\"fmt\"\n\t\"golang.org/x/sys/unix\"\n)\n")
 	_, err = Module(filepath.Join(dir, "plugin"), dst, sdk)
 	var errs Errors
-	if !errors.As(err, &errs) || len(errs) != 2 {
-		t.Fatalf("expected two files refused, got %v", err)
+	if !errors.As(err, &errs) || len(errs) != 1 {
+		t.Fatalf("expected one file refused in main, got %v", err)
 	}
-	for i, want := range []string{
-		filepath.Join(dir, "plugin/extra_linux.go") + ":1: its name restricts it to",
-		filepath.Join(dir, "plugin/linux_only.go") + ":1:1: its build constraint excludes GOOS=wasip1",
-	} {
-		if !strings.HasPrefix(errs[i].Error(), want) || !strings.Contains(errs[i].Error(), "fix: ") {
-			t.Errorf("expected %q... with a fix, got %q", want, errs[i].Error())
-		}
+	if want := filepath.Join(dir, "plugin/sys_linux.go") + ":3:8: the native build takes this Linux-only file, and it imports syscall"; !strings.HasPrefix(errs[0].Error(), want) {
+		t.Errorf("expected %q..., got %q", want, errs[0].Error())
+	}
+	os.Remove(filepath.Join(dir, "plugin/sys_linux.go"))
+	_, err = Module(filepath.Join(dir, "plugin"), dst, sdk)
+	if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(errs[0].Error(), "lib/unix_linux.go:5:2: the native build takes this Linux-only file, and it imports golang.org/x/sys/unix") {
+		t.Fatalf("expected the other package's file refused, got %v", err)
 	}
 }
 
