@@ -239,6 +239,35 @@ type Conn struct {
 	readDeadline  time.Time
 	writeDeadline time.Time
 	closed        bool
+	// busy counts the reads and writes in progress: Close from another goroutine (Go's
+	// http.Transport closes a connection its read loop waits on) leaves the streams to the
+	// last of them, since a stream cannot be dropped while a wait holds its pollable.
+	busy     int
+	released bool
+}
+
+func (c *Conn) isClosed() bool { return c.closed }
+
+// enter marks a read or write in progress; the returned func ends it.
+func (c *Conn) enter() func() {
+	c.busy++
+	return func() {
+		c.busy--
+		c.release()
+	}
+}
+
+// release gives the streams and socket back to the host, children first, once closed and
+// idle.
+func (c *Conn) release() {
+	if !c.closed || c.busy > 0 || c.released {
+		return
+	}
+	c.released = true
+	c.in.Drop()
+	c.out.Drop()
+	c.sock.Shutdown(wasi_sockets_tcp.ShutdownTypeBoth)
+	c.sock.Drop()
 }
 
 func (c *Conn) opError(op string, e *Error) error {
@@ -255,7 +284,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	defer c.enter()()
 	for {
+		if c.closed {
+			return 0, net.ErrClosed
+		}
 		r := c.in.Read(uint64(len(p)))
 		if r.IsErr() {
 			if r.Err().Tag() == wasi_io_streams.StreamErrorClosed {
@@ -267,8 +300,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		pollable := c.in.Subscribe()
-		werr := wait(nil, pollable, c.readDeadline)
+		werr := waitOr(nil, pollable, c.readDeadline, c.isClosed)
 		pollable.Drop()
+		if werr == errClosed {
+			return 0, net.ErrClosed
+		}
 		if werr != nil {
 			return 0, c.opError("read", werr)
 		}
@@ -280,16 +316,23 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	defer c.enter()()
 	written := 0
 	for written < len(p) {
+		if c.closed {
+			return written, net.ErrClosed
+		}
 		room := c.out.CheckWrite()
 		if room.IsErr() {
 			return written, c.opError("write", ioError(room.Err()))
 		}
 		if room.Ok() == 0 {
 			pollable := c.out.Subscribe()
-			werr := wait(nil, pollable, c.writeDeadline)
+			werr := waitOr(nil, pollable, c.writeDeadline, c.isClosed)
 			pollable.Drop()
+			if werr == errClosed {
+				return written, net.ErrClosed
+			}
 			if werr != nil {
 				return written, c.opError("write", werr)
 			}
@@ -317,16 +360,15 @@ func ioError(err wasi_io_streams.StreamError) *Error {
 	return &Error{Code: failed.ToDebugString()}
 }
 
-// Close shuts the connection and gives its streams and socket back to the host, children first.
+// Close shuts the connection and gives its streams and socket back to the host, children
+// first: at once, or when a read or write another goroutine has in progress gives up (it
+// answers net.ErrClosed).
 func (c *Conn) Close() error {
 	if c.closed {
 		return net.ErrClosed
 	}
 	c.closed = true
-	c.in.Drop()
-	c.out.Drop()
-	c.sock.Shutdown(wasi_sockets_tcp.ShutdownTypeBoth)
-	c.sock.Drop()
+	c.release()
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 
+	"outwasm/internal/calls"
 	"outwasm/internal/wit/wasi_http_outgoing_handler"
 	"outwasm/internal/wit/wasi_http_types"
 	"outwasm/internal/wit/wasi_io_streams"
@@ -52,7 +53,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		e.Op, e.Addr = "request", authority
 		return nil, e
 	}
-	deadline := bound(ctx, time.Time{})
+	deadline := bound(ctx, time.Time{}, calls.Seq())
 	if !deadline.IsZero() && !time.Now().Before(deadline) {
 		return fail(&Error{timeout: true})
 	}

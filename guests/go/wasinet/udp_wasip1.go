@@ -23,6 +23,29 @@ type udpConn struct {
 	readDeadline  time.Time
 	writeDeadline time.Time
 	closed        bool
+	// As Conn's: Close leaves the streams to the last read or write in progress.
+	busy     int
+	released bool
+}
+
+func (c *udpConn) isClosed() bool { return c.closed }
+
+func (c *udpConn) enter() func() {
+	c.busy++
+	return func() {
+		c.busy--
+		c.release()
+	}
+}
+
+func (c *udpConn) release() {
+	if !c.closed || c.busy > 0 || c.released {
+		return
+	}
+	c.released = true
+	c.in.Drop()
+	c.out.Drop()
+	c.sock.Drop()
 }
 
 // dialUDP binds a socket to the family's unspecified address (the host picks the port: the
@@ -77,7 +100,11 @@ func (c *udpConn) Read(p []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	defer c.enter()()
 	for {
+		if c.closed {
+			return 0, net.ErrClosed
+		}
 		r := c.in.Receive(1)
 		if r.IsErr() {
 			return 0, socketError(r.Err())
@@ -86,8 +113,11 @@ func (c *udpConn) Read(p []byte) (int, error) {
 			return copy(p, got[0].Data), nil
 		}
 		p := c.in.Subscribe()
-		werr := wait(nil, p, c.readDeadline)
+		werr := waitOr(nil, p, c.readDeadline, c.isClosed)
 		p.Drop()
+		if werr == errClosed {
+			return 0, net.ErrClosed
+		}
 		if werr != nil {
 			return 0, werr
 		}
@@ -99,7 +129,11 @@ func (c *udpConn) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	defer c.enter()()
 	for {
+		if c.closed {
+			return 0, net.ErrClosed
+		}
 		room := c.out.CheckSend()
 		if room.IsErr() {
 			return 0, socketError(room.Err())
@@ -114,8 +148,11 @@ func (c *udpConn) Write(p []byte) (int, error) {
 			}
 		}
 		pollable := c.out.Subscribe()
-		werr := wait(nil, pollable, c.writeDeadline)
+		werr := waitOr(nil, pollable, c.writeDeadline, c.isClosed)
 		pollable.Drop()
+		if werr == errClosed {
+			return 0, net.ErrClosed
+		}
 		if werr != nil {
 			return 0, werr
 		}
@@ -128,9 +165,7 @@ func (c *udpConn) Close() error {
 		return net.ErrClosed
 	}
 	c.closed = true
-	c.in.Drop()
-	c.out.Drop()
-	c.sock.Drop()
+	c.release()
 	return nil
 }
 

@@ -79,8 +79,9 @@ func (e *Error) Unwrap() []error {
 // slice is the longest a wait blocks in the host while other goroutines may need to run.
 const slice = 10 * time.Millisecond
 
-// bound is the earliest of deadline (zero: none), ctx's deadline and the current call's bound.
-func bound(ctx context.Context, deadline time.Time) time.Time {
+// bound is the earliest of deadline (zero: none), ctx's deadline and, when the wait began in
+// the current call (seq), the call's bound.
+func bound(ctx context.Context, deadline time.Time, seq uint64) time.Time {
 	earliest := func(t time.Time) {
 		if deadline.IsZero() || t.Before(deadline) {
 			deadline = t
@@ -91,27 +92,42 @@ func bound(ctx context.Context, deadline time.Time) time.Time {
 			earliest(d)
 		}
 	}
-	if d, ok := calls.Bound(); ok {
+	if d, ok := calls.Bound(); ok && calls.Seq() == seq {
 		earliest(d)
 	}
 	return deadline
 }
 
+// errClosed is what a wait answers when its connection was closed meanwhile (by another
+// goroutine).
+var errClosed = &Error{Code: "use of closed network connection"}
+
 // wait blocks until p is ready, deadline (zero: none) passes or ctx (nil: none) is done. It
 // answers a timeout *Error (Op and Addr left for the caller), ctx's error as one, or nil.
 func wait(ctx context.Context, p *wasi_io_poll.Pollable, deadline time.Time) *Error {
-	deadline = bound(ctx, deadline)
+	return waitOr(ctx, p, deadline, nil)
+}
+
+// waitOr is wait that also ends, with errClosed, when stopped (nil: never) says so: a
+// connection closed by another goroutine while this one waits on it. The bounds are looked at
+// anew each time round, so a wait carried over from an earlier call (the goroutine was paused
+// when that call returned) is bounded by its own deadlines only.
+func waitOr(ctx context.Context, p *wasi_io_poll.Pollable, deadline time.Time, stopped func() bool) *Error {
+	started := calls.Seq()
 	for {
 		if p.Ready() {
 			return nil
+		}
+		if stopped != nil && stopped() {
+			return errClosed
 		}
 		if ctx != nil && ctx.Err() != nil {
 			return &Error{timeout: errors.Is(ctx.Err(), context.DeadlineExceeded), cause: ctx.Err(),
 				Code: ctx.Err().Error()}
 		}
 		var left time.Duration = -1
-		if !deadline.IsZero() {
-			if left = time.Until(deadline); left <= 0 {
+		if until := bound(ctx, deadline, started); !until.IsZero() {
+			if left = time.Until(until); left <= 0 {
 				return &Error{timeout: true}
 			}
 		}
