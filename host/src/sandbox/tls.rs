@@ -146,7 +146,7 @@ impl TlsTrust {
         if self.extra.is_empty() {
             return public.clone();
         }
-        let mut all = public.as_ref().clone();
+        let mut all = Vec::clone(public);
         all.extend(pem_of(&self.extra));
         Arc::new(all)
     }
