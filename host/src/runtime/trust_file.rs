@@ -11,7 +11,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use anyhow::{Context, Result};
 
-use crate::runtime::cache::Cache;
+use crate::runtime::cache::CompileCache;
 use crate::runtime::private_dir::PrivateDir;
 use crate::sandbox::tls::{GUEST_FILE_NAME, TlsTrust};
 
@@ -26,7 +26,7 @@ pub fn dir(trust: &TlsTrust) -> Result<PathBuf> {
     if let Some(dir) = written.lock().unwrap_or_else(PoisonError::into_inner).get(&digest) {
         return Ok(dir.clone());
     }
-    let base = Cache::default_dir()
+    let base = CompileCache::default_dir()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("out_wasm-{}", rustix::process::geteuid().as_raw())));
     let dir = base.join("tls").join(&digest);
     let private = PrivateDir::create(&dir).context("failed to make the directory of the guests' TLS roots file")?;
