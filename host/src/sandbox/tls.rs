@@ -202,4 +202,21 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    #[test]
+    fn the_guests_roots_file_holds_the_public_roots_then_the_ca_file() {
+        let count = |pem: &[u8]| CertificateDer::pem_slice_iter(pem).filter(Result::is_ok).count();
+        let public = trust(&[]).unwrap().roots_pem();
+        assert_eq!(count(&public), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len(), "every public root, whole");
+        let dir = std::env::temp_dir().join(format!("out-wasm-tls-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A CA of the public set stands for a private one: any usable CA certificate does.
+        let ca = pem_of(&webpki_root_certs::TLS_SERVER_ROOT_CERTS[..1]);
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &ca).unwrap();
+        let with = trust(&[("wasm_tls_ca_file", ca_file.to_str().unwrap())]).unwrap().roots_pem();
+        assert_eq!(count(&with), count(&public) + 1);
+        assert!(with.starts_with(&public) && with.ends_with(&ca), "the public roots, then the CA file's");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

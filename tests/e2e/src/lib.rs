@@ -12,6 +12,7 @@ use out_wasm_loader::{Call, Instance, Plugin, Properties};
 pub mod corpus;
 pub mod http_server;
 pub mod platforms;
+pub mod redis;
 pub mod registry;
 pub mod sync;
 

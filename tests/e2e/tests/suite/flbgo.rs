@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use out_wasm_e2e::http_server::Server;
+use out_wasm_e2e::redis::Redis;
 use out_wasm_e2e::sync::{EVENT_TIMEOUT, wait_until};
 use out_wasm_e2e::{cli_bin, plugin_path, scratch_dir, workspace_root};
 
@@ -497,83 +498,7 @@ fn exit_fatal_and_panics_are_named_in_the_agents_log() {
 
 /// The records a run delivered, as JSON values, sorted (chunks are cut differently each run).
 fn sorted_records(values: impl IntoIterator<Item = serde_json::Value>) -> Vec<String> {
-    let mut all: Vec<String> = values.into_iter().map(|v| v.to_string()).collect();
-    all.sort();
-    all
-}
-
-/// Debian's `redis-server` on a free loopback port, killed when dropped.
-struct Redis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Redis {
-    /// Started and answering PING, or a loud SKIP line and `None` without the binary.
-    fn start(test: &str) -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = match Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(err) => {
-                eprintln!("SKIP {test}: redis-server does not run here ({err}); install Debian's redis-server");
-                return None;
-            }
-        };
-        let redis = Self { child, port };
-        wait_until("redis-server answers PING", || redis.command(&["PING"]).is_some());
-        Some(redis)
-    }
-
-    /// One command's reply (RESP): an integer or simple string as one item, an array's bulk
-    /// strings as items.
-    fn command(&self, args: &[&str]) -> Option<Vec<String>> {
-        use std::io::{BufRead, BufReader, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        match line.as_bytes().first()? {
-            b':' | b'+' => Some(vec![line[1..].to_owned()]),
-            b'*' => {
-                let mut items = Vec::new();
-                for _ in 0..line[1..].parse::<usize>().ok()? {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).ok()?;
-                    let mut item = vec![0; header.trim_end()[1..].parse::<usize>().ok()? + 2];
-                    reader.read_exact(&mut item).ok()?;
-                    items.push(String::from_utf8_lossy(&item[..item.len() - 2]).into_owned());
-                }
-                Some(items)
-            }
-            _ => None,
-        }
-    }
-
-    fn len(&self, key: &str) -> usize {
-        self.command(&["LLEN", key]).and_then(|r| r[0].parse().ok()).unwrap_or(0)
-    }
-
-    fn records(&self, key: &str) -> Vec<String> {
-        let items = self.command(&["LRANGE", key, "0", "-1"]).unwrap_or_default();
-        sorted_records(items.iter().map(|i| serde_json::from_str(i).expect("a JSON record")))
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    out_wasm_e2e::redis::sorted_records(values)
 }
 
 /// A retried chunk whose error names the grant, in the agent's log.
@@ -783,7 +708,7 @@ fn a_calyptia_sdk_plugin_logs_counts_and_drains_at_exit() {
     let side = Side::Wasm(&wasm);
     let keys = [vec![
         ("address", address.clone()),
-        ("line_prefix", "cp: ".to_owned()),
+        ("line_prefix", "cp|".to_owned()),
         ("wasm_allow_net", address.clone()),
         ("log_level", "debug".to_owned()),
     ]];
@@ -811,10 +736,10 @@ fn a_calyptia_sdk_plugin_logs_counts_and_drains_at_exit() {
     assert_eq!(series(&scrape, "calyptiapeer_sent"), Some(samples as f64), "the gauge:\n{scrape}");
     let lines = lines.lock().unwrap().clone();
     assert_eq!(lines.len(), samples);
-    let expected = r#"cp: {"record":{"message":"hello","n":1},"tag":"t","time":1700000000500000000}"#;
+    let expected = r#"cp|{"record":{"message":"hello","n":1},"tag":"t","time":1700000000500000000}"#;
     assert!(lines.iter().all(|l| l == expected), "{lines:#?}");
     for (level, text) in [
-        ("[ info]", format!("calyptiapeer init address={address} prefix=\"cp: \"")),
+        ("[ info]", format!("calyptiapeer init address={address} prefix=\"cp|\"")),
         ("[debug]", "calyptiapeer debug line".to_owned()),
         ("[ info]", format!("calyptiapeer drained {samples} records")),
     ] {
