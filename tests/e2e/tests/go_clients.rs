@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use out_wasm_e2e::http_server::{PrivateCa, Server};
@@ -43,7 +43,7 @@ const RECORDS: [&str; 3] = [r#"{"message":"a","n":1}"#, r#"{"message":"b","n":2}
 
 /// One instance of `wasm` with `keys` (the plugin's stderr in the log), one flush of the three
 /// records, its exit: the flush's answer and the log of init, flush and exit.
-fn flush(wasm: &PathBuf, keys: &[(&str, &str)]) -> (i32, String) {
+fn flush(wasm: &Path, keys: &[(&str, &str)]) -> (i32, String) {
     let mut plugin = open_plugin();
     let mut all = vec![("wasm_path", wasm.to_str().unwrap()), ("wasm_watch", "off"), ("wasm_stderr", "log")];
     all.extend_from_slice(keys);
