@@ -15,6 +15,7 @@ mod examples;
 mod flbgo;
 mod flush;
 mod fuzz;
+mod go_clients;
 mod go_net;
 mod http;
 mod kubernetes;
