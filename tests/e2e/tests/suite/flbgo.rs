@@ -421,7 +421,10 @@ fn the_build_refuses_other_cgo_naming_the_file_line_and_fix() {
     let files = [
         ("go.mod", "module twice\n\ngo 1.25\n".to_owned()),
         ("main.go", source.to_owned()),
-        ("linux.go", "//go:build linux\n\npackage main\n".to_owned()),
+        // Code for a CPU (the native build's, not wasm's) and code on Linux's system interface:
+        // neither is taken. A Linux-only file without syscalls would be (port/linux.go).
+        ("cpu.go", "//go:build !wasm\n\npackage main\n".to_owned()),
+        ("sys_linux.go", "package main\n\nimport \"syscall\"\n\nvar _ = syscall.Getpid\n".to_owned()),
     ];
     for (name, text) in &files {
         std::fs::write(dir.join(name), text).unwrap();
@@ -434,12 +437,20 @@ fn the_build_refuses_other_cgo_naming_the_file_line_and_fix() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     let main = dir.join("main.go").display().to_string();
-    let linux = dir.join("linux.go").display().to_string();
-    let expected = format!(
-        "{linux}:1:1: its build constraint excludes GOOS=wasip1 GOARCH=wasm, but the native build takes it (fix: "
-    );
-    assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
-    std::fs::remove_file(dir.join("linux.go")).unwrap();
+    let cpu = dir.join("cpu.go").display().to_string();
+    let sys = dir.join("sys_linux.go").display().to_string();
+    for expected in [
+        format!(
+            "{cpu}:1:1: its build constraint excludes GOOS=wasip1 GOARCH=wasm, but the native build takes it (fix: "
+        ),
+        format!(
+            "{sys}:3:8: the native build takes this Linux-only file, and it imports syscall, the Linux system interface"
+        ),
+    ] {
+        assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
+    }
+    std::fs::remove_file(dir.join("cpu.go")).unwrap();
+    std::fs::remove_file(dir.join("sys_linux.go")).unwrap();
     let output = Command::new(workspace_root().join("guests/go/build"))
         .arg(&dir)
         .arg(dir.join("twice.wasm"))
