@@ -1,6 +1,7 @@
 package port
 
 import (
+	"fmt"
 	"go/build"
 	"go/parser"
 	"go/token"
@@ -135,6 +136,7 @@ func linuxPackages(dst, main string) error {
 			if err := os.Remove(path); err != nil {
 				return err
 			}
+			sayTaken(dst, path)
 		}
 		return nil
 	})
@@ -145,4 +147,15 @@ func linuxPackages(dst, main string) error {
 		return errs
 	}
 	return nil
+}
+
+// sayTaken tells the author, as the build says a raised module, that a Linux-only file (path,
+// under root) is compiled for wasip1: it is code the plugin runs that no GOOS=wasip1 build of
+// the unchanged source would.
+func sayTaken(root, path string) {
+	if rel, err := filepath.Rel(root, path); err == nil {
+		path = rel
+	}
+	fmt.Fprintf(os.Stderr, "flbgo-port: %s taken as the native Linux build takes it (Linux-only, "+
+		"and it uses no Linux system interface)\n", path)
 }

@@ -244,6 +244,7 @@ func mainPackage(src, dst string) error {
 			if err := os.Remove(copied); err != nil {
 				return err
 			}
+			sayTaken(src, path)
 			files = append(files, File{Name: filepath.Join(filepath.Dir(path), renamed), Src: out})
 			continue
 		}

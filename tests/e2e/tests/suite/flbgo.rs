@@ -422,8 +422,9 @@ fn the_build_refuses_other_cgo_naming_the_file_line_and_fix() {
         ("go.mod", "module twice\n\ngo 1.25\n".to_owned()),
         ("main.go", source.to_owned()),
         // Code for a CPU (the native build's, not wasm's) and code on Linux's system interface:
-        // neither is taken. A Linux-only file without syscalls would be (port/linux.go).
+        // neither is taken. A Linux-only file without syscalls is, and the build says so.
         ("cpu.go", "//go:build !wasm\n\npackage main\n".to_owned()),
+        ("plain_linux.go", "package main\n\nconst fromLinux = 1\n".to_owned()),
         ("sys_linux.go", "package main\n\nimport \"syscall\"\n\nvar _ = syscall.Getpid\n".to_owned()),
     ];
     for (name, text) in &files {
@@ -446,6 +447,7 @@ fn the_build_refuses_other_cgo_naming_the_file_line_and_fix() {
         format!(
             "{sys}:3:8: the native build takes this Linux-only file, and it imports syscall, the Linux system interface"
         ),
+        "flbgo-port: plain_linux.go taken as the native Linux build takes it".to_owned(),
     ] {
         assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
     }
