@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use out_wasm_loader::events::{self, Layout, Time, TimeEncoding};
+use out_wasm_loader::chunks::{self, Layout, Time, TimeEncoding};
 use out_wasm_loader::{FLB_OK, Plugin, Properties, status_name};
 use serde_json::{Value as Json, json};
 
@@ -31,7 +31,7 @@ pub fn bench(
         }
     };
     let bodies = corpus(records);
-    let chunks = events::chunks(&bodies, per_chunk, Time::now(), Layout::WithMetadata, TimeEncoding::EventTime)?;
+    let chunks = chunks::chunks(&bodies, per_chunk, Time::now(), Layout::WithMetadata, TimeEncoding::EventTime)?;
     let bytes: usize = chunks.iter().map(Vec::len).sum();
     println!(
         "corpus: {records} records ({} chunks of up to {per_chunk}, {:.1} MB of msgpack); guest {}",

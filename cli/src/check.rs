@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use out_wasm::inspect::{CompileCache, DateFormat, EventFormat, EventTypes, Init, Inspection, Level, Probe, Schema};
+use out_wasm::inspect::{CompileCache, DateFormat, EventFormat, EventTypes, Init, Inspection, Level, Logged, Schema};
 
 use crate::progress;
 
@@ -50,9 +50,9 @@ pub fn check(guest: &Path, config: Option<&[(String, String)]>, use_cache: bool)
     }
 
     let schema = match progress::step("calling config-schema", || inspection.schema(config.unwrap_or_default())) {
-        Ok(probe) => {
-            print_logs(&probe);
-            probe.value
+        Ok(logged) => {
+            print_logs(&logged);
+            logged.value
         }
         Err(err) => return refuse(guest, &format!("{err:#}")),
     };
@@ -68,12 +68,12 @@ pub fn check(guest: &Path, config: Option<&[(String, String)]>, use_cache: bool)
     }
 
     if let Some(config) = config {
-        let probe = match progress::step("running init", || inspection.init(config)) {
-            Ok(probe) => probe,
+        let logged = match progress::step("running init", || inspection.init(config)) {
+            Ok(logged) => logged,
             Err(err) => return refuse(guest, &format!("{err:#}")),
         };
-        print_logs(&probe);
-        let Init { config: entries, event_format, answer } = probe.value;
+        print_logs(&logged);
+        let Init { config: entries, event_format, answer } = logged.value;
         println!("config:     {} keys set", entries.len());
         for entry in &entries {
             println!("  {} = {:?}", entry.key, entry.value);
@@ -114,8 +114,8 @@ fn print_schema(schema: &Schema) {
     println!("events:     {}", if types.is_empty() { "none".to_owned() } else { types.join(", ") });
 }
 
-fn print_logs<T>(probe: &Probe<T>) {
-    for (level, line) in &probe.logs {
+fn print_logs<T>(logged: &Logged<T>) {
+    for (level, line) in &logged.logs {
         println!("  guest log [{}] {line}", level_name(*level));
     }
 }

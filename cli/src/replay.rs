@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use out_wasm::inspect::{REDACTED, Recording};
-use out_wasm_loader::{Call, FLB_ERROR, FLB_OK, FLB_RETRY, Plugin, Properties};
+use out_wasm_loader::{FLB_ERROR, FLB_OK, FLB_RETRY, Logged, Plugin, Properties};
 
 /// How a flush ended, as recorded or replayed: `ok`, `error: ...`, `retry: ...`, `fault: ...`.
 #[derive(Debug, PartialEq)]
@@ -199,7 +199,7 @@ fn run(
 }
 
 /// A call's lines, without the output's prefix.
-fn texts<T>(call: &Call<T>) -> Vec<String> {
+fn texts<T>(call: &Logged<T>) -> Vec<String> {
     call.logs.iter().map(|line| format!("[{}] {}", line.level_name(), unprefixed(&line.message))).collect()
 }
 

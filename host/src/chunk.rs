@@ -1,6 +1,6 @@
 //! A chunk as the agent hands it over: which event type it holds and the renderings the host
-//! makes of it for guests ([`events`]), and counting its records without decoding them
+//! makes of it for guests ([`render`]), and counting its records without decoding them
 //! ([`records`]).
 
-pub mod events;
 pub mod records;
+pub mod render;

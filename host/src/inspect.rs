@@ -106,7 +106,7 @@ impl Inspection {
     /// Instantiates the guest and asks it for its keys, then, with the keys of `config` that
     /// it declares (its defaults for the rest; required keys without a value left out), for its
     /// preferred format and its event types.
-    pub fn schema(&self, config: &[(String, String)]) -> Result<Probe<Schema>> {
+    pub fn schema(&self, config: &[(String, String)]) -> Result<Logged<Schema>> {
         let lookup = section(config);
         let Session { runtime, mut instance, events, ticker } = Session::start(self.image()?, config)?;
         let outcome = runtime.block_on(within_init_timeout(async {
@@ -124,14 +124,14 @@ impl Inspection {
             Ok(Schema { keys, preferred_format, event_types })
         }));
         drop(ticker);
-        Ok(Probe { value: outcome?, logs: logs(&events) })
+        Ok(Logged { value: outcome?, logs: logs(&events) })
     }
 
     /// Plans the version for `config` (the keys of an `[OUTPUT]` section, host keys included)
     /// as the plugin does ([`crate::lifecycle::plan`]), then runs `init` once and `exit`. The
     /// outcome is the resolved config and the guest's own answer to init; a fault or a config
     /// the plugin would refuse is an error.
-    pub fn init(&self, config: &[(String, String)]) -> Result<Probe<Init>> {
+    pub fn init(&self, config: &[(String, String)]) -> Result<Logged<Init>> {
         let image = self.image()?;
         let lookup = section(config);
         let host = config::HostConfig::from_lookup(|key| match key {
@@ -165,7 +165,7 @@ impl Inspection {
             Ok(Init { config: planned.config, event_format: planned.event_format, answer })
         }));
         drop(ticker);
-        Ok(Probe { value: outcome?, logs: logs(&events) })
+        Ok(Logged { value: outcome?, logs: logs(&events) })
     }
 
     /// Refuses declared keys the plugin would refuse at init (reserved, host-owned, repeated or
@@ -201,7 +201,7 @@ pub struct Init {
 
 /// What a guest call answered, and the lines the guest logged meanwhile.
 #[derive(Debug)]
-pub struct Probe<T> {
+pub struct Logged<T> {
     pub value: T,
     pub logs: Vec<(Level, String)>,
 }

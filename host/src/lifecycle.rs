@@ -1,5 +1,5 @@
 //! The lifecycle of an `[OUTPUT] Name wasm` section: the output instance and its flush path
-//! ([`output`]), the state its threads share ([`shared`]), the guest versions it has loaded
+//! ([`output`]), the state its threads share ([`state`]), the guest versions it has loaded
 //! ([`version`]), how a version's keys and event format are settled ([`plan`]), the watcher
 //! that swaps a new version in ([`watch`]), the warm spares ([`spares`]), the worker threads
 //! that run guest instances ([`worker`]), the hand-off between an agent thread and a worker
@@ -39,7 +39,7 @@
 //!  └─ OutputInstance (output.rs) ........ flush path: any agent thread; init/exit: main thread
 //!      ├─ Watcher (watch.rs) ............ its own thread: sees a new file, prepares, swaps
 //!      ├─ Spares (spares.rs) ............ its own thread: starts instances ahead of need
-//!      └─ Arc<Shared> (shared.rs) ....... what those three threads share
+//!      └─ Arc<OutputState> (state.rs) ... what those three threads share
 //!          └─ current: Arc<GuestVersion> (version.rs), one per guest file content
 //!              ├─ Arc<GuestImage> (runtime/image.rs): the component compiled and linked,
 //!              │    its `Compiled` shared by every output of the process with that digest
@@ -59,8 +59,8 @@ pub mod handoff;
 pub mod output;
 pub mod plan;
 pub mod recorder;
-pub mod shared;
 pub mod spares;
+pub mod state;
 pub mod version;
 pub mod watch;
 pub mod worker;

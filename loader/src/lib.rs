@@ -5,15 +5,15 @@
 
 pub mod agent;
 pub mod agent_config;
-pub mod events;
+pub mod chunks;
 pub mod metrics;
 pub mod proxy;
 pub mod run;
 
 pub use agent::AgentVersion;
 pub use agent_config::{AgentConfig, Section, tag_matches};
-pub use events::{Layout, Time, TimeEncoding};
-pub use proxy::{Call, Instance, LogLine, OpenOptions, Plugin, Properties, echo_logs, still_loaded};
+pub use chunks::{Layout, Time, TimeEncoding};
+pub use proxy::{LoadedOutput, LogLine, Logged, OpenOptions, Plugin, Properties, echo_logs, still_loaded};
 pub use run::{RunOptions, run};
 
 /// The agent's flush answers.

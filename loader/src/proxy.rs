@@ -68,12 +68,12 @@ impl std::fmt::Display for LogLine {
 
 /// The result of a call into the plugin, with the log lines it wrote on the calling thread.
 #[derive(Debug)]
-pub struct Call<T> {
+pub struct Logged<T> {
     pub value: T,
     pub logs: Vec<LogLine>,
 }
 
-impl<T> Call<T> {
+impl<T> Logged<T> {
     /// All log lines joined, for assertion messages.
     pub fn log_text(&self) -> String {
         self.logs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
@@ -92,11 +92,11 @@ pub fn echo_logs(on: bool) {
 }
 
 /// Runs `f`, collecting what the plugin logs on this thread meanwhile.
-fn capture<T>(f: impl FnOnce() -> T) -> Call<T> {
+fn capture<T>(f: impl FnOnce() -> T) -> Logged<T> {
     CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
     let value = f();
     let logs = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
-    Call { value, logs }
+    Logged { value, logs }
 }
 
 #[unsafe(no_mangle)]
@@ -305,7 +305,7 @@ impl Plugin {
     /// The instance is named as the agent names it (`alias`, or `<plugin>.<id>`); when the
     /// agent's symbols are loaded ([`crate::metrics::load_agent_symbols`]) the plugin can read
     /// that name and gets a metrics context.
-    pub fn init(&mut self, mut props: Properties) -> Call<Result<Instance, i32>> {
+    pub fn init(&mut self, mut props: Properties) -> Logged<Result<LoadedOutput, i32>> {
         let id = props.id.unwrap_or(self.instances);
         self.instances += 1;
         let name = props.alias.clone().unwrap_or_else(|| format!("{}.{id}", self.name()));
@@ -317,9 +317,12 @@ impl Plugin {
         let mut raw = std::ptr::null_mut();
         // SAFETY: `raw` plugin is live; `o_ins` outlives the instance (moved into it below).
         let call = capture(|| unsafe { loader_instance_init(self.raw, o_ins, &mut raw) });
-        let value =
-            if call.value > 0 && !raw.is_null() { Ok(Instance { raw, name, _props: props }) } else { Err(call.value) };
-        Call { value, logs: call.logs }
+        let value = if call.value > 0 && !raw.is_null() {
+            Ok(LoadedOutput { raw, name, _props: props })
+        } else {
+            Err(call.value)
+        };
+        Logged { value, logs: call.logs }
     }
 
     /// FLBPluginUnregister and dlclose.
@@ -342,28 +345,28 @@ pub fn still_loaded(path: &Path) -> Option<bool> {
 }
 
 /// One initialised output instance.
-pub struct Instance {
+pub struct LoadedOutput {
     raw: *mut RawInstance,
     name: String,
     _props: Box<Properties>,
 }
 
 // SAFETY: as for `Plugin`; concurrent flushes are what `workers` does in the agent.
-unsafe impl Send for Instance {}
+unsafe impl Send for LoadedOutput {}
 // SAFETY: as above.
-unsafe impl Sync for Instance {}
+unsafe impl Sync for LoadedOutput {}
 
 /// Stack of the threads flushes run on: the agent's coroutine stack on x86-64 Linux.
 pub const FLUSH_STACK: usize = 64 * 1024;
 
-impl Instance {
+impl LoadedOutput {
     /// The agent's name of the instance: its `alias`, or `<plugin>.<id>`.
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// One flush, run like the agent runs it: on a thread with a 64 KiB stack.
-    pub fn flush(&self, chunk: &[u8], tag: &str) -> Call<i32> {
+    pub fn flush(&self, chunk: &[u8], tag: &str) -> Logged<i32> {
         let tag = CString::new(tag).expect("tag without NUL");
         std::thread::scope(|scope| {
             std::thread::Builder::new()
@@ -377,23 +380,23 @@ impl Instance {
     }
 
     /// One flush on the calling thread.
-    pub fn flush_here(&self, chunk: &[u8], tag: &CStr) -> Call<i32> {
+    pub fn flush_here(&self, chunk: &[u8], tag: &CStr) -> Logged<i32> {
         // SAFETY: the instance is live; chunk and tag are valid for the call.
         capture(|| unsafe { loader_instance_flush(self.raw, chunk.as_ptr().cast(), chunk.len(), tag.as_ptr()) })
     }
 
     /// A flush of a NULL chunk of length 0, as an agent may pass for an empty chunk.
-    pub fn flush_null(&self, tag: &CStr) -> Call<i32> {
+    pub fn flush_null(&self, tag: &CStr) -> Logged<i32> {
         // SAFETY: the instance is live; a NULL pointer with size 0 is what is being tested.
         capture(|| unsafe { loader_instance_flush(self.raw, std::ptr::null(), 0, tag.as_ptr()) })
     }
 
     /// FLBPluginOutputPreExit and FLBPluginExitCtx.
-    pub fn exit(self) -> Call<i32> {
+    pub fn exit(self) -> Logged<i32> {
         self.exit_with(false)
     }
 
-    pub fn exit_with(self, hot_reloading: bool) -> Call<i32> {
+    pub fn exit_with(self, hot_reloading: bool) -> Logged<i32> {
         // SAFETY: the instance is live and not used again; the C side frees it.
         capture(|| unsafe { loader_instance_exit(self.raw, c_int::from(hot_reloading)) })
     }

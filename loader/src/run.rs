@@ -10,8 +10,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::{
-    AgentConfig, AgentVersion, FLB_OK, FLB_RETRY, Instance, Layout, OpenOptions, Plugin, Properties, Time,
-    TimeEncoding, events, status_name, tag_matches,
+    AgentConfig, AgentVersion, FLB_OK, FLB_RETRY, Layout, LoadedOutput, OpenOptions, Plugin, Properties, Time,
+    TimeEncoding, chunks, status_name, tag_matches,
 };
 
 /// What to run, and how to cut and time the events.
@@ -67,7 +67,7 @@ struct Output {
     retry_limit: usize,
     /// The event types the agent routes to the output (`FLB_OUTPUT_*` bits).
     routed: i32,
-    instance: Instance,
+    instance: LoadedOutput,
 }
 
 /// `FLB_OUTPUT_LOGS`, `FLB_OUTPUT_METRICS`, `FLB_OUTPUT_TRACES`.
@@ -161,9 +161,9 @@ pub fn run(args: &RunOptions) -> Result<ExitCode> {
                 text
             }
         };
-        let bodies = events::parse_lines(&text)?;
+        let bodies = chunks::parse_lines(&text)?;
         let time = args.time.unwrap_or_else(Time::now);
-        (events::chunks(&bodies, args.per_chunk, time, args.layout, args.encoding)?, Some(bodies.len()))
+        (chunks::chunks(&bodies, args.per_chunk, time, args.layout, args.encoding)?, Some(bodies.len()))
     } else {
         let mut chunks = Vec::new();
         for path in &args.chunk_files {

@@ -15,8 +15,8 @@ use crate::config::{HostConfig, OnFault, SMALL_GUEST, WarmSpare};
 use crate::lifecycle::canary::{Concurrency, Decision, Verdict};
 use crate::lifecycle::delivery::Deliveries;
 use crate::lifecycle::recorder::{Flight, Recorder};
-use crate::lifecycle::shared::{Shared, short};
 use crate::lifecycle::spares::Spares;
+use crate::lifecycle::state::{OutputState, short};
 use crate::lifecycle::version::GuestVersion;
 use crate::lifecycle::watch::{FileStamp, Watcher};
 use crate::lifecycle::worker::{Call, ChunkRef, Phase, Worker};
@@ -42,7 +42,7 @@ pub enum FlushStatus {
 /// and the next flush starts a fresh one. With watching on, a watcher thread replaces the
 /// version when the guest file's content changes.
 pub struct OutputInstance {
-    shared: Arc<Shared>,
+    shared: Arc<OutputState>,
     watcher: Option<Watcher>,
     spares: Option<Spares>,
     /// Flushes that found neither an idle instance nor a spare and started one themselves.
@@ -197,7 +197,7 @@ impl OutputInstance {
         let stamp = FileStamp::of(&host.wasm_path);
         let host_metrics = Arc::new(HostMetrics::new(agent, name, host.limits.memory, &logger));
         let guest_metrics = GuestMetrics::new(metric_limits, host_metrics.guest_sink());
-        let shared = Arc::new(Shared::new(
+        let shared = Arc::new(OutputState::new(
             name,
             *agent,
             logger,
@@ -310,7 +310,7 @@ impl OutputInstance {
     /// Returns a healthy worker to its version, or retires it if a swap replaced the version
     /// while it was flushing.
     fn checkin(&self, version: &GuestVersion, worker: Worker) {
-        if let Some(size) = worker.worn() {
+        if let Some(size) = worker.memory_near_cap() {
             self.shared.logger.info(&format!(
                 "guest instance #{} has grown to {} MiB of its {} MiB (wasm_memory_limit); recycled, a fresh \
                  instance takes the next flush",
@@ -440,7 +440,7 @@ impl OutputInstance {
             return (FlushStatus::Retry, FlushResult::Held);
         }
         let path = &version.init_ctx.guest_path;
-        let event_type = crate::chunk::events::event_type(chunk);
+        let event_type = crate::chunk::render::event_type(chunk);
         if !version.init_ctx.event_types.contains(event_type.as_set()) {
             self.skip(event_type, tag);
             return (FlushStatus::Ok, FlushResult::Skipped);
@@ -464,13 +464,13 @@ impl OutputInstance {
         // Counting the records for the metrics costs a pass over the chunk: the agent thread
         // makes it while the guest runs, instead of before.
         let metrics = &self.shared.host_metrics;
-        // SAFETY: the agent's chunk is valid for this whole function, and `call_meanwhile`
+        // SAFETY: the agent's chunk is valid for this whole function, and `call_recorded`
         // returns only once the worker is done with the call.
         let call = unsafe { flush_call(tag, event_type, bytes, format, &delivery) };
         let started = Instant::now();
         // The guest's lines are kept for the flight recorder only when it is on.
         let mut kept = self.recorder.as_ref().map(|_| Vec::new());
-        let mut outcome = worker.call_meanwhile(call, logger, || metrics.handed(event_type, bytes), kept.as_mut());
+        let mut outcome = worker.call_recorded(call, logger, || metrics.chunk_handed(event_type, bytes), kept.as_mut());
         // An idle instance whose background work faulted just before this call took it never
         // ran it: the chunk goes to another instance, once, instead of being retried by the agent.
         if outcome.is_err() && !worker.is_alive() {
@@ -486,7 +486,7 @@ impl OutputInstance {
             };
             // SAFETY: as above.
             let call = unsafe { flush_call(tag, event_type, bytes, format, &delivery) };
-            outcome = worker.call_meanwhile(call, logger, || {}, kept.as_mut());
+            outcome = worker.call_recorded(call, logger, || {}, kept.as_mut());
         }
         if let (Some(recorder), Some(kept)) = (&self.recorder, &kept) {
             let (result, message, fault) = match &outcome {
@@ -612,7 +612,7 @@ unsafe fn flush_call(
     Call::new("flush", Phase::Serve, move |instance, deadline| {
         Box::pin(async move {
             let rendered;
-            let bytes = match crate::chunk::events::render(&format, event_type, chunk.as_slice()) {
+            let bytes = match crate::chunk::render::render(&format, event_type, chunk.as_slice()) {
                 Ok(Some(lines)) => {
                     rendered = lines;
                     &rendered[..]

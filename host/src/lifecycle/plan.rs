@@ -1,6 +1,6 @@
 //! What a guest version's instances are initialised with, planned once per version from the
 //! guest's own declarations and the section's keys: the resolved config, the event format and
-//! the event types. The plugin plans each version it prepares (`shared.rs`) and `out-wasm check`
+//! the event types. The plugin plans each version it prepares (`state.rs`) and `out-wasm check`
 //! plans the same way (`inspect.rs`), so both refuse the same things with the same words.
 
 use anyhow::{Context, Result, anyhow, bail};

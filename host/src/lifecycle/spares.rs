@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
-use crate::lifecycle::shared::Shared;
+use crate::lifecycle::state::OutputState;
 use crate::lifecycle::version::GuestVersion;
 
 enum Request {
@@ -29,7 +29,7 @@ pub struct Spares {
 }
 
 impl Spares {
-    pub fn start(shared: Arc<Shared>) -> Result<Self> {
+    pub fn start(shared: Arc<OutputState>) -> Result<Self> {
         let (requests, incoming) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("out-wasm-spare-{}", shared.name))
@@ -56,7 +56,7 @@ impl Spares {
     }
 }
 
-fn run(shared: &Shared, requests: &Receiver<Request>) {
+fn run(shared: &OutputState, requests: &Receiver<Request>) {
     let logger = shared.logger.deferred();
     while let Ok(Request::Prepare(version)) = requests.recv() {
         if version.is_retired() {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::agent::logger::Logger;
-use crate::lifecycle::shared::{Shared, short};
+use crate::lifecycle::state::{OutputState, short};
 use crate::lifecycle::worker::Worker;
 use crate::runtime::image;
 use crate::runtime::oci::{Artifact, OciSource, PullError};
@@ -78,7 +78,7 @@ pub struct Watcher {
 impl Watcher {
     /// Starts watching `shared.host.wasm_path`; `loaded` is the file's stamp when the current
     /// version was read.
-    pub fn start(shared: Arc<Shared>, loaded: Option<FileStamp>) -> Result<Self> {
+    pub fn start(shared: Arc<OutputState>, loaded: Option<FileStamp>) -> Result<Self> {
         let (control, requests) = mpsc::channel();
         let oci = shared.oci().map(|(source, _)| source);
         let thread = std::thread::Builder::new()
@@ -141,7 +141,7 @@ struct TagState {
     trial: Option<(String, String)>,
 }
 
-fn run(shared: &Shared, loaded: Option<FileStamp>, control: &Receiver<Control>) {
+fn run(shared: &OutputState, loaded: Option<FileStamp>, control: &Receiver<Control>) {
     let logger = shared.logger.deferred();
     let mut source = match shared.oci() {
         None => Source::File(State { loaded, seen: None, failed: None, trial: None }),
@@ -177,7 +177,7 @@ fn run(shared: &Shared, loaded: Option<FileStamp>, control: &Receiver<Control>) 
 /// Whether a canary is still on trial (then the source is looked at again after its verdict).
 /// Once it is judged: `true` if the version on trial (`digest`) was promoted, `false` if it was
 /// rolled back; `None` when nothing was on trial.
-fn on_trial(shared: &Shared, digest: Option<&str>) -> Result<Option<bool>, ()> {
+fn on_trial(shared: &OutputState, digest: Option<&str>) -> Result<Option<bool>, ()> {
     if shared.canary().is_some() {
         return Err(());
     }
@@ -185,7 +185,12 @@ fn on_trial(shared: &Shared, digest: Option<&str>) -> Result<Option<bool>, ()> {
 }
 
 /// Puts a prepared version on trial beside the serving one (`wasm_canary`), saying so.
-fn begin_canary(shared: &Shared, version: Arc<crate::lifecycle::version::GuestVersion>, what: &str, logger: &Logger) {
+fn begin_canary(
+    shared: &OutputState,
+    version: Arc<crate::lifecycle::version::GuestVersion>,
+    what: &str,
+    logger: &Logger,
+) {
     let Some(config) = shared.host.canary else { return };
     let serving = shared.current();
     let share = match config.share {
@@ -205,7 +210,7 @@ fn begin_canary(shared: &Shared, version: Arc<crate::lifecycle::version::GuestVe
     shared.host_metrics.canary_started();
 }
 
-fn check(shared: &Shared, state: &mut State, logger: &Logger) {
+fn check(shared: &OutputState, state: &mut State, logger: &Logger) {
     let path = &shared.host.wasm_path;
     match on_trial(shared, state.trial.as_deref()) {
         // The file is looked at again once the canary is judged.
@@ -227,7 +232,7 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
     state.seen = None;
     state.loaded = Some(stamp);
     // The digest alone tells whether the content changed; the file is read whole only to
-    // compile a new version (`Shared::prepare`).
+    // compile a new version (`OutputState::prepare`).
     let digest = match image::file_digest(path) {
         Ok(digest) => digest,
         // Not a component at all: still refused once, by its content's digest, with the reason
@@ -287,7 +292,7 @@ fn check(shared: &Shared, state: &mut State, logger: &Logger) {
 }
 
 /// When the first check is due.
-fn first_delay(shared: &Shared, source: &Source) -> Duration {
+fn first_delay(shared: &OutputState, source: &Source) -> Duration {
     match source {
         Source::File(_) => shared.host.watch_interval,
         Source::Tag(state) => jittered(state.source.poll_interval),
@@ -305,7 +310,7 @@ fn jittered(interval: Duration) -> Duration {
 }
 
 /// Resolves the followed tag and swaps a new manifest in; returns when to poll again.
-fn poll(shared: &Shared, state: &mut TagState, logger: &Logger) -> Duration {
+fn poll(shared: &OutputState, state: &mut TagState, logger: &Logger) -> Duration {
     let source = state.source.clone();
     let reference = &source.reference;
     match on_trial(shared, state.trial.as_ref().map(|(_, digest)| digest.as_str())) {
@@ -360,7 +365,7 @@ fn poll(shared: &Shared, state: &mut TagState, logger: &Logger) -> Duration {
     jittered(source.poll_interval)
 }
 
-fn swap_artifact(shared: &Shared, state: &mut TagState, artifact: &Artifact, logger: &Logger) {
+fn swap_artifact(shared: &OutputState, state: &mut TagState, artifact: &Artifact, logger: &Logger) {
     let reference = &state.source.reference;
     let current = shared.current();
     let started = Instant::now();

@@ -137,17 +137,17 @@ impl Lines for WorkerLines {
 /// Handle to a worker thread and its guest instance.
 pub struct Worker {
     id: u64,
-    probe: Arc<Probe>,
+    reports: Arc<WorkerReports>,
     jobs: Sender<Job>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
 }
 
 /// What the worker thread reports beside its answers.
-struct Probe {
+struct WorkerReports {
     /// Set after a call left the guest's memory near its cap: the instance is recycled
     /// between flushes instead of trapping inside one.
-    worn: AtomicUsize,
+    memory_near_cap: AtomicUsize,
     /// Cleared when the instance faulted outside a call (in `idle`): it takes no more calls.
     alive: AtomicBool,
     /// The instance's linear memory after its last call.
@@ -176,8 +176,8 @@ impl Worker {
         let (jobs, job_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
         let Meters { guest: metrics, host } = recipe.meters.clone();
-        let probe = Arc::new(Probe {
-            worn: AtomicUsize::new(0),
+        let reports = Arc::new(WorkerReports {
+            memory_near_cap: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
             memory: AtomicUsize::new(0),
             exchanges: Mutex::default(),
@@ -190,11 +190,11 @@ impl Worker {
             .name(format!("out-wasm-{id}"))
             .stack_size(WORKER_STACK)
             .spawn({
-                let probe = probe.clone();
-                move || serve(id, &recipe, metrics, max_level, &runtime, &job_rx, &lines, &probe)
+                let reports = reports.clone();
+                move || serve(id, &recipe, metrics, max_level, &runtime, &job_rx, &lines, &reports)
             })
             .context("failed to start a worker thread")?;
-        let mut worker = Self { id, probe, jobs, events, thread: Some(thread) };
+        let mut worker = Self { id, reports, jobs, events, thread: Some(thread) };
         match worker.wait(logger) {
             Ok(()) => Ok(worker),
             Err(fault) => {
@@ -210,33 +210,33 @@ impl Worker {
 
     /// The guest's memory size in bytes if its last call left it above `RECYCLE_AT` of its
     /// cap; such an instance should not take another flush.
-    pub fn worn(&self) -> Option<usize> {
-        Some(self.probe.worn.load(Ordering::Acquire)).filter(|size| *size > 0)
+    pub fn memory_near_cap(&self) -> Option<usize> {
+        Some(self.reports.memory_near_cap.load(Ordering::Acquire)).filter(|size| *size > 0)
     }
 
     /// The instance's linear memory, in bytes, after its last call.
     pub fn memory(&self) -> usize {
-        self.probe.memory.load(Ordering::Acquire)
+        self.reports.memory.load(Ordering::Acquire)
     }
 
     /// False once the instance faulted between calls (in `idle`): it must be discarded.
     pub fn is_alive(&self) -> bool {
-        self.probe.alive.load(Ordering::Acquire)
+        self.reports.alive.load(Ordering::Acquire)
     }
 
     /// The HTTP requests the instance's last call made.
     pub fn take_exchanges(&self) -> Vec<Exchange> {
-        std::mem::take(&mut *self.probe.exchanges.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut *self.reports.exchanges.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Makes one call and blocks until the guest answered or faulted.
     pub fn call<T: Send + 'static>(&mut self, call: Call<T>, logger: &Logger) -> Result<T, Fault> {
-        self.call_meanwhile(call, logger, || {}, None)
+        self.call_recorded(call, logger, || {}, None)
     }
 
     /// As [`Worker::call`], running `meanwhile` on the calling thread while the guest works, and
     /// keeping a copy of the guest's lines in `kept` (for the flight recorder).
-    pub fn call_meanwhile<T: Send + 'static>(
+    pub fn call_recorded<T: Send + 'static>(
         &mut self,
         call: Call<T>,
         logger: &Logger,
@@ -287,7 +287,7 @@ impl Worker {
         if let Err(fault) = &outcome
             && self.is_alive()
         {
-            self.probe.host.faulted(fault.kind());
+            self.reports.host.faulted(fault.kind());
         }
         outcome
     }
@@ -355,7 +355,7 @@ fn serve(
     runtime: &tokio::runtime::Handle,
     jobs: &Receiver<Job>,
     lines: &Arc<WorkerLines>,
-    probe: &Probe,
+    reports: &WorkerReports,
 ) {
     let Recipe { image, output, limits, capabilities, config, connections, .. } = recipe;
     let done = |outcome: Result<(), Fault>| lines.events.send(Event::Done(outcome)).is_ok();
@@ -392,11 +392,11 @@ fn serve(
             return;
         }
     };
-    probe.host.instance_started();
+    reports.host.instance_started();
     // Linear memory this instance has reported to the metrics (it never shrinks).
     let mut reported = instance.memory().0;
-    probe.host.memory_grew(reported);
-    probe.memory.store(reported, Ordering::Release);
+    reports.host.memory_grew(reported);
+    reports.memory.store(reported, Ordering::Release);
     done(Ok(()));
 
     // When the next `idle` call is due; `None`: not until after the next call.
@@ -408,13 +408,13 @@ fn serve(
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
                     lines.idle.store(true, Ordering::Release);
-                    let next = idle(&mut instance, runtime, limits, lines, probe);
+                    let next = idle(&mut instance, runtime, limits, lines, reports);
                     lines.idle.store(false, Ordering::Release);
                     match next {
                         Ok(next) => idle_at = next.map(|after| Instant::now() + after.max(limits.idle_interval)),
                         Err(fault) => {
-                            probe.host.faulted(fault.kind());
-                            probe.alive.store(false, Ordering::Release);
+                            reports.host.faulted(fault.kind());
+                            reports.alive.store(false, Ordering::Release);
                             lines.deferred.error(&format!(
                                 "guest '{}' instance #{id} faulted in idle and is discarded: {fault}",
                                 image.path().display()
@@ -437,15 +437,15 @@ fn serve(
             runtime.block_on(within(limits, name, phase, |deadline| run(&mut instance, deadline)))
         }))
         .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest call")));
-        report_dropped(&instance, name, lines, probe);
-        *probe.exchanges.lock().unwrap_or_else(PoisonError::into_inner) = instance.take_exchanges();
+        report_dropped(&instance, name, lines, reports);
+        *reports.exchanges.lock().unwrap_or_else(PoisonError::into_inner) = instance.take_exchanges();
         let poisoned = outcome.is_err();
         let (size, cap) = instance.memory();
         if size as f64 > cap as f64 * RECYCLE_AT {
-            probe.worn.store(size, Ordering::Release);
+            reports.memory_near_cap.store(size, Ordering::Release);
         }
-        probe.host.memory_grew(size.saturating_sub(reported));
-        probe.memory.store(size, Ordering::Release);
+        reports.host.memory_grew(size.saturating_sub(reported));
+        reports.memory.store(size, Ordering::Release);
         reported = size;
         initialised |= arms_idle && !poisoned;
         if !done(outcome) || poisoned || name == "exit" {
@@ -456,12 +456,12 @@ fn serve(
             idle_at = Some(Instant::now() + limits.idle_interval);
         }
     }
-    probe.host.instance_ended(reported);
+    reports.host.instance_ended(reported);
 }
 
 /// Says what the call `name` wrote past its text budgets (to the waiting agent thread, or the
 /// deferred log during `idle`), and counts it.
-fn report_dropped(instance: &GuestInstance, name: &str, lines: &WorkerLines, probe: &Probe) {
+fn report_dropped(instance: &GuestInstance, name: &str, lines: &WorkerLines, reports: &WorkerReports) {
     let Dropped { lines: dropped, stdio_bytes } = instance.dropped_text();
     if dropped > 0 {
         lines.line(
@@ -472,7 +472,7 @@ fn report_dropped(instance: &GuestInstance, name: &str, lines: &WorkerLines, pro
                 LOG_BYTES_PER_CALL >> 10
             ),
         );
-        probe.host.log_lines_dropped(dropped);
+        reports.host.log_lines_dropped(dropped);
     }
     if stdio_bytes > 0 {
         lines.line(
@@ -498,7 +498,7 @@ fn idle(
     runtime: &tokio::runtime::Handle,
     limits: &Limits,
     lines: &WorkerLines,
-    probe: &Probe,
+    reports: &WorkerReports,
 ) -> Result<Option<Duration>, Fault> {
     instance.begin_call();
     let budget = limits.idle_budget;
@@ -506,8 +506,8 @@ fn idle(
         runtime.block_on(within(limits, "idle", Phase::Idle, |_| Box::pin(instance.idle(budget))))
     }))
     .unwrap_or_else(|_| Err(Fault::host("the host panicked during the guest's idle call")));
-    report_dropped(instance, "idle", lines, probe);
-    probe.host.idled();
+    report_dropped(instance, "idle", lines, reports);
+    reports.host.idled();
     outcome
 }
 

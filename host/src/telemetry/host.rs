@@ -120,7 +120,7 @@ struct Component {
 }
 
 /// "Running without metrics" is said once per process, not once per instance.
-static SAID_WITHOUT: AtomicBool = AtomicBool::new(false);
+static NO_METRICS_SAID: AtomicBool = AtomicBool::new(false);
 
 impl HostMetrics {
     /// Creates the instance's metrics in the agent's context. Call on the agent's thread
@@ -129,7 +129,7 @@ impl HostMetrics {
         let ctx = match agent.cmetrics() {
             Ok(ctx) => ctx,
             Err(why) => {
-                if !SAID_WITHOUT.swap(true, Ordering::Relaxed) {
+                if !NO_METRICS_SAID.swap(true, Ordering::Relaxed) {
                     logger.info(&format!("running without metrics: {why}"));
                 }
                 return Self::default();
@@ -210,7 +210,7 @@ impl HostMetrics {
 
     /// A chunk went to a guest's flush. Log records are counted (a pass over the chunk);
     /// a metrics or traces chunk counts its bytes only.
-    pub fn handed(&self, event_type: EventType, chunk: &[u8]) {
+    pub fn chunk_handed(&self, event_type: EventType, chunk: &[u8]) {
         if let Some(inner) = &self.inner {
             if event_type == EventType::Logs {
                 inner.records.add(crate::chunk::records::count(chunk) as f64);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use out_wasm_e2e::{chunk, guest_path, init_ok, open_plugin, scratch_dir};
 use out_wasm_format::{Events, JsonLines};
-use out_wasm_loader::{FLB_OK, Instance, Plugin};
+use out_wasm_loader::{FLB_OK, LoadedOutput, Plugin};
 
 /// A realistic agent record: ~180 bytes of JSON, nested, as in the issue's 1M-record workload.
 const BODY: &str = r#"{"level":"info","msg":"GET /api/v1/items/12345 served","http":{"method":"GET","path":"/api/v1/items/12345","status":200,"latency_ms":42.125},"user":{"id":977,"name":"user977"},"tags":["a","b"]}"#;
@@ -172,7 +172,7 @@ fn guest_rate_with(
         ("workers", &workers_text),
     ];
     pairs.extend_from_slice(keys);
-    let instance: Instance = init_ok(&mut plugin, &pairs);
+    let instance: LoadedOutput = init_ok(&mut plugin, &pairs);
     let records = Events::new(data).count();
     let rate = best_of(workers, round, records, || {
         let call = instance.flush_here(data, c"bench");
@@ -220,7 +220,7 @@ fn rss_per_instance(guest: &std::path::Path) -> f64 {
     let first = init_ok(&mut plugin, &pairs);
     assert_eq!(first.flush_here(&data, c"bench").value, FLB_OK);
     let before = rss();
-    let instances: Vec<Instance> = (0..N)
+    let instances: Vec<LoadedOutput> = (0..N)
         .map(|_| {
             let instance = init_ok(&mut plugin, &pairs);
             assert_eq!(instance.flush_here(&data, c"bench").value, FLB_OK);

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use out_wasm_e2e::{LANGUAGES, language_guest, open_plugin, props, scratch_dir};
-use out_wasm_loader::{Instance, Plugin};
+use out_wasm_loader::{LoadedOutput, Plugin};
 
 const STARTS: usize = 5;
 /// Set in the child run: the guest to start once from the cache; the child prints the ms.
@@ -58,7 +58,7 @@ fn main() {
 }
 
 /// Init of one more output of `guest`, and the instance (kept running, the component stays loaded).
-fn init_ms(plugin: &mut Plugin, guest: &Path, cache: &Path) -> (f64, Instance) {
+fn init_ms(plugin: &mut Plugin, guest: &Path, cache: &Path) -> (f64, LoadedOutput) {
     let started = Instant::now();
     let call = plugin.init(props(&[
         ("wasm_path", guest.to_str().unwrap()),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use out_wasm_loader::{Call, Instance, Plugin, Properties};
+use out_wasm_loader::{LoadedOutput, Logged, Plugin, Properties};
 
 pub mod corpus;
 pub mod http_server;
@@ -197,29 +197,29 @@ pub fn props(pairs: &[(&str, &str)]) -> Properties {
 }
 
 /// Initialises an instance that must succeed, with its logs in the panic message otherwise.
-pub fn init_ok(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> Instance {
+pub fn init_ok(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> LoadedOutput {
     let call = plugin.init(props(pairs));
     let text = call.log_text();
     call.value.unwrap_or_else(|code| panic!("expected init to succeed, got {code}; log:\n{text}"))
 }
 
 /// Initialises an instance that must fail; returns its log text.
-pub fn init_err(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> Call<i32> {
+pub fn init_err(plugin: &mut Plugin, pairs: &[(&str, &str)]) -> Logged<i32> {
     let call = plugin.init(props(pairs));
     let logs = call.logs.clone();
     match call.value {
         Ok(instance) => {
             instance.exit();
-            panic!("expected init to fail for {pairs:?}; log:\n{}", Call { value: (), logs }.log_text());
+            panic!("expected init to fail for {pairs:?}; log:\n{}", Logged { value: (), logs }.log_text());
         }
-        Err(code) => Call { value: code, logs },
+        Err(code) => Logged { value: code, logs },
     }
 }
 
 /// The first message at `level` with `needle` in its first line, with the lines that follow it
 /// at that level (the host writes each line of a message as a log line of its own, so a trap's
 /// wasm backtrace follows its fault line).
-pub fn message_at<T>(call: &Call<T>, level: i32, needle: &str) -> Option<String> {
+pub fn message_at<T>(call: &Logged<T>, level: i32, needle: &str) -> Option<String> {
     let start = call.logs.iter().position(|l| l.level == level && l.message.contains(needle))?;
     let lines: Vec<&str> =
         call.logs[start..].iter().take_while(|l| l.level == level).map(|l| l.message.as_str()).collect();
@@ -247,11 +247,11 @@ pub fn chunk_with(
     let bodies: Vec<serde_json::Value> =
         bodies.iter().map(|b| serde_json::from_str(b).expect("test body is JSON")).collect();
     let time = out_wasm_loader::Time { seconds, nanoseconds };
-    out_wasm_loader::events::chunks(&bodies, usize::MAX, time, layout, encoding).expect("encodes").remove(0)
+    out_wasm_loader::chunks::chunks(&bodies, usize::MAX, time, layout, encoding).expect("encodes").remove(0)
 }
 
 /// The messages of `call`'s log lines that contain `needle`.
-pub fn lines_with<T>(call: &Call<T>, needle: &str) -> Vec<String> {
+pub fn lines_with<T>(call: &Logged<T>, needle: &str) -> Vec<String> {
     call.logs.iter().filter(|l| l.message.contains(needle)).map(|l| l.message.clone()).collect()
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use out_wasm_e2e::sync::EVENT_TIMEOUT;
 use out_wasm_e2e::{KillOnDrop, chunk, guest_path, init_ok, open_plugin};
-use out_wasm_loader::{FLB_ERROR, FLB_OK, FLB_RETRY, Instance};
+use out_wasm_loader::{FLB_ERROR, FLB_OK, FLB_RETRY, LoadedOutput};
 use sha2::Digest;
 
 fn workdir(test: &str) -> PathBuf {
@@ -106,7 +106,7 @@ fn every_record_once(seen: &HashMap<u64, (usize, usize)>, sent: u64, log: &str) 
 
 /// The loader's agent: flushes chunks of five numbered records and keeps every line.
 struct Flusher<'a> {
-    instance: &'a Instance,
+    instance: &'a LoadedOutput,
     lines: Vec<String>,
     sent: u64,
 }

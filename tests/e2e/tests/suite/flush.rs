@@ -3,7 +3,7 @@
 use out_wasm_e2e::{chunk, chunk_with, guest_path, init_ok, lines_with, open_plugin};
 use out_wasm_loader::{FLB_ERROR, FLB_OK, FLB_RETRY, Layout, TimeEncoding, status_name};
 
-fn probe(extra: &[(&str, &str)]) -> (out_wasm_loader::Plugin, out_wasm_loader::Instance) {
+fn probe(extra: &[(&str, &str)]) -> (out_wasm_loader::Plugin, out_wasm_loader::LoadedOutput) {
     let path = guest_path("probe");
     let mut pairs = vec![("wasm_path", path.to_str().unwrap()), ("label", "p")];
     pairs.extend_from_slice(extra);

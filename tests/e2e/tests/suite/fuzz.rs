@@ -3,14 +3,14 @@
 //! Bounded: `OUT_WASM_FUZZ_CASES` chunks (default 500).
 
 use out_wasm_e2e::{guest_path, init_ok, lines_with, open_plugin};
-use out_wasm_loader::{FLB_ERROR, FLB_OK, Instance, Plugin};
+use out_wasm_loader::{FLB_ERROR, FLB_OK, LoadedOutput, Plugin};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
     std::env::var("OUT_WASM_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(500)
 }
 
-fn probe() -> (Plugin, Instance) {
+fn probe() -> (Plugin, LoadedOutput) {
     let path = guest_path("probe");
     let mut plugin = open_plugin();
     let instance = init_ok(

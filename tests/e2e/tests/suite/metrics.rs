@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use out_wasm_e2e::{chunk, guest_path, init_ok, lines_with, open_plugin, props};
 use out_wasm_loader::metrics::{Snapshot, load_agent_symbols, snapshot};
-use out_wasm_loader::{FLB_OK, FLB_RETRY, Instance, Plugin};
+use out_wasm_loader::{FLB_OK, FLB_RETRY, LoadedOutput, Plugin};
 use sha2::Digest;
 
 fn agent_plugin() -> Plugin {
@@ -35,7 +35,7 @@ fn sha256(path: &Path) -> String {
     sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn flush(instance: &Instance, data: &[u8]) -> i32 {
+fn flush(instance: &LoadedOutput, data: &[u8]) -> i32 {
     let call = instance.flush(data, "metrics");
     call.value
 }
@@ -282,7 +282,7 @@ fn swap_file(test: &str, first: &str) -> PathBuf {
 
 /// Flushes small chunks until `done` holds for the instance's metrics (the watcher swaps on
 /// its own thread), or panics after 20 s.
-fn flush_until(instance: &Instance, alias: &str, what: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+fn flush_until(instance: &LoadedOutput, alias: &str, what: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let m = metrics_of(alias);

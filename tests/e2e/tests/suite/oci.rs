@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use out_wasm_e2e::registry::{Registry, registry_bin};
 use out_wasm_e2e::sync::EVENT_TIMEOUT;
 use out_wasm_e2e::{chunk, cli_bin, guest_path, init_err, init_ok, open_plugin};
-use out_wasm_loader::{Call, FLB_OK, FLB_RETRY, Instance, LogLine};
+use out_wasm_loader::{FLB_OK, FLB_RETRY, LoadedOutput, LogLine, Logged};
 
 fn registry(test: &str) -> Option<Registry> {
     if registry_bin().is_none() {
@@ -83,7 +83,7 @@ fn text(logs: &[LogLine]) -> String {
 }
 
 /// Flushes one record and checks guest `name` served it.
-fn served_by(instance: &Instance, name: &str) -> String {
+fn served_by(instance: &LoadedOutput, name: &str) -> String {
     let call = instance.flush(&chunk(&[r#"{"seq":0}"#], 1, 0), "oci");
     let log = call.log_text();
     assert_eq!(call.value, FLB_OK, "{log}");
@@ -544,7 +544,7 @@ fn a_moved_tag_is_swapped_in_under_traffic_and_every_record_delivered_once() {
     let stop = AtomicBool::new(false);
     let count = |needle: &str| logs.lock().unwrap().iter().filter(|l| l.message.contains(needle)).count();
     let deliver = |bodies: &[&str]| loop {
-        let call: Call<i32> = instance.flush(&chunk(bodies, 1, 0), "oci");
+        let call: Logged<i32> = instance.flush(&chunk(bodies, 1, 0), "oci");
         logs.lock().unwrap().extend(call.logs.iter().cloned());
         match call.value {
             FLB_OK => return,

@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use out_wasm_e2e::sync::{EVENT_TIMEOUT, SyncDir, wait_until, watchdog};
 use out_wasm_e2e::{chunk, go_test_guest, guest_path, init_err, init_ok, lines_with, message_at, open_plugin};
-use out_wasm_loader::{Call, FLB_ERROR, FLB_OK, FLB_RETRY, Instance, Plugin, status_name};
+use out_wasm_loader::{FLB_ERROR, FLB_OK, FLB_RETRY, LoadedOutput, Logged, Plugin, status_name};
 
 const EVIL: &str = r#"{"evil":true}"#;
 const PLAIN: &str = r#"{"n":1}"#;
 
 /// An instance of the hostile guest in `mode`, with a 300 ms flush deadline, a 32 MiB memory
 /// cap and no watching, unless `extra` sets those keys otherwise.
-fn hostile(mode: &str, extra: &[(&str, &str)]) -> (Plugin, Instance) {
+fn hostile(mode: &str, extra: &[(&str, &str)]) -> (Plugin, LoadedOutput) {
     let path = guest_path("hostile");
     let defaults = [
         ("wasm_path", path.to_str().unwrap()),
@@ -31,14 +31,14 @@ fn hostile(mode: &str, extra: &[(&str, &str)]) -> (Plugin, Instance) {
 
 /// A message at `level` (its first line with `needles[0]`, with the lines that follow it) has
 /// every one of `needles`.
-fn assert_logged(call: &Call<i32>, level: i32, needles: &[&str]) {
+fn assert_logged(call: &Logged<i32>, level: i32, needles: &[&str]) {
     let found = message_at(call, level, needles[0]).is_some_and(|m| needles.iter().all(|n| m.contains(n)));
     assert!(found, "expected a level-{level} message with all of {needles:?}; log:\n{}", call.log_text());
 }
 
 /// The chunk after a fault is delivered by a fresh instance (the warm spare, whose init ran
 /// before it was needed): its first flush.
-fn assert_fresh_instance_delivers(instance: &Instance) {
+fn assert_fresh_instance_delivers(instance: &LoadedOutput) {
     let call = instance.flush(&chunk(&[PLAIN], 1, 0), "t");
     assert_eq!(call.value, FLB_OK, "the next chunk is delivered; log:\n{}", call.log_text());
     let fresh = lines_with(&call, "hostile delivered 1 records in flush #1");
@@ -572,7 +572,7 @@ fn the_agents_stdout_and_stderr_take_guest_text_within_a_budget_and_marked() {
 
 /// The hostile guest in one of its `idle-*` modes, idle calls 10 ms apart, its marks in a sync
 /// dir of its own, no warm spare; `extra` keys beside.
-fn idle_hostile(mode: &str, extra: &[(&str, &str)]) -> (SyncDir, Plugin, Instance) {
+fn idle_hostile(mode: &str, extra: &[(&str, &str)]) -> (SyncDir, Plugin, LoadedOutput) {
     let sync = SyncDir::new(mode);
     let grant = sync.grant();
     let mut pairs = vec![

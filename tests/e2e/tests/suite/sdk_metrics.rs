@@ -13,7 +13,7 @@ use out_wasm_loader::{FLB_OK, status_name};
 
 const REFUSED: &str = "guest metric refused";
 
-fn refusals(call: &out_wasm_loader::Call<i32>) -> Vec<&out_wasm_loader::LogLine> {
+fn refusals(call: &out_wasm_loader::Logged<i32>) -> Vec<&out_wasm_loader::LogLine> {
     call.logs.iter().filter(|line| line.message.contains(REFUSED)).collect()
 }
 

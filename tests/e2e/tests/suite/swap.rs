@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use out_wasm_e2e::sync::{EVENT_TIMEOUT, SyncDir};
 use out_wasm_e2e::{chunk, guest_path, init_ok, lines_with, open_plugin};
-use out_wasm_loader::{Call, FLB_OK, FLB_RETRY, Instance, LogLine};
+use out_wasm_loader::{FLB_OK, FLB_RETRY, LoadedOutput, LogLine, Logged};
 use sha2::Digest;
 
 /// A private directory holding `guest.wasm` (a copy of `first`) and a compile cache.
@@ -45,7 +45,7 @@ struct Seen {
 }
 
 impl Seen {
-    fn keep(&self, call: &Call<i32>) {
+    fn keep(&self, call: &Logged<i32>) {
         self.logs.lock().unwrap().extend(call.logs.iter().cloned());
     }
 
@@ -65,7 +65,7 @@ impl Seen {
 }
 
 /// Flushes a chunk like the agent: again as long as the answer is FLB_RETRY.
-fn deliver(instance: &Instance, data: &[u8], seen: &Seen) {
+fn deliver(instance: &LoadedOutput, data: &[u8], seen: &Seen) {
     loop {
         let call = instance.flush(data, "swap");
         seen.keep(&call);
@@ -79,12 +79,12 @@ fn deliver(instance: &Instance, data: &[u8], seen: &Seen) {
 
 /// Flushes a small chunk until `needle` shows up in the logs (the watcher's lines are written
 /// by the next flush), or panics after [`EVENT_TIMEOUT`].
-fn wait_for(instance: &Instance, seen: &Seen, seq: &AtomicU64, needle: &str) {
+fn wait_for(instance: &LoadedOutput, seen: &Seen, seq: &AtomicU64, needle: &str) {
     wait_until(instance, seen, seq, needle, |seen| seen.count(needle) > 0);
 }
 
 /// Flushes small chunks until `done` holds, or panics after [`EVENT_TIMEOUT`] naming `what`.
-fn wait_until(instance: &Instance, seen: &Seen, seq: &AtomicU64, what: &str, done: impl Fn(&Seen) -> bool) {
+fn wait_until(instance: &LoadedOutput, seen: &Seen, seq: &AtomicU64, what: &str, done: impl Fn(&Seen) -> bool) {
     let started = Instant::now();
     while !done(seen) {
         assert!(started.elapsed() < EVENT_TIMEOUT, "timed out waiting for {what:?}; log:\n{}", seen.text());
@@ -202,7 +202,7 @@ fn a_broken_file_keeps_the_current_version_serving() {
         replace(&file, bad, false);
         let needle = format!("(sha256 {}), still serving sha256 {current}", digest(bad));
         wait_for(&instance, &seen, &seq, &needle);
-        let errors = lines_with(&Call { value: (), logs: seen.logs.lock().unwrap().clone() }, &needle);
+        let errors = lines_with(&Logged { value: (), logs: seen.logs.lock().unwrap().clone() }, &needle);
         assert!(errors[0].contains(reason), "expected {reason:?} in:\n{}", errors[0]);
         let call = instance.flush(&chunk(&[r#"{"seq":999999}"#], 1, 0), "t");
         assert!(lines_with(&call, "tally tally seq=999999").len() == 1, "version 1 still serves:\n{}", call.log_text());

@@ -215,7 +215,7 @@ fn a_delivery_has_the_same_id_on_every_attempt_and_counts_them() {
     let probe = guest_path("probe");
     let instance = init_ok(&mut plugin, &[("wasm_path", probe.to_str().unwrap()), ("label", "d"), ("mode", "retry")]);
     let data = chunk(&[r#"{"n":1}"#], 1, 0);
-    let delivery = |call: &out_wasm_loader::Call<i32>| -> (String, String) {
+    let delivery = |call: &out_wasm_loader::Logged<i32>| -> (String, String) {
         let line = lines_with(call, "probe delivery #").pop().unwrap_or_else(|| panic!("{}", call.log_text()));
         let id = line.split(" id=").nth(1).unwrap().split(' ').next().unwrap().to_owned();
         let attempt = line.split(" attempt=").nth(1).unwrap().to_owned();

@@ -25,7 +25,7 @@ use crate::sandbox::metrics::GuestMetrics;
 use crate::telemetry::host::{HostMetrics, Meters};
 
 /// What the flush path, the watcher thread and the spares thread of an output instance share.
-pub struct Shared {
+pub struct OutputState {
     pub name: String,
     pub agent: Agent,
     pub logger: Logger,
@@ -41,13 +41,13 @@ pub struct Shared {
     /// The kept-alive HTTP connections of all its guest instances.
     pub connections: Arc<Connections>,
     /// With `wasm_path oci://...`: the registry, the artifact store, and the artifact the
-    /// first version was prepared from (set up by the first [`Shared::prepare`]).
+    /// first version was prepared from (set up by the first [`OutputState::prepare`]).
     oci: Mutex<Option<(Arc<OciSource>, Artifact)>>,
     /// A new version on trial beside `current` (`wasm_canary`), until it is judged.
     canary: Mutex<Option<Arc<Canary>>>,
 }
 
-impl Shared {
+impl OutputState {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,
