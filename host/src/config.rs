@@ -4,6 +4,7 @@
 pub mod keys;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -11,8 +12,11 @@ use anyhow::{Context, Result, bail};
 use crate::agent::handle::Agent;
 use crate::bindings::{ConfigEntry, ConfigKey, EventFormat, JsonOptions};
 use crate::sandbox::Capabilities;
+use crate::sandbox::client_cert::ClientCert;
 use crate::sandbox::config::is_reserved;
 use crate::sandbox::metrics::MetricLimits;
+use crate::sandbox::network::{self, NetGrant};
+use crate::sandbox::proxy::HttpProxy;
 use crate::sandbox::tls::TlsTrust;
 use keys::PREFIX as HOST_KEY_PREFIX;
 
@@ -322,14 +326,53 @@ fn record(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<RecordConfi
 /// `wasm_stderr`): nothing by default.
 pub fn capabilities(lookup: &impl Fn(&str) -> Option<String>) -> Result<Capabilities> {
     let env = keys::ALLOW_ENV.get(lookup)?.unwrap_or_default();
+    let net = keys::ALLOW_NET.get(lookup)?.unwrap_or_default();
+    let mut tls = TlsTrust::load(keys::TLS_CA_FILE.get(lookup)?, keys::TLS_SYSTEM_ROOTS.value(lookup)?)?;
+    if let Some(cert) = client_cert(lookup)? {
+        tls = tls.with_client_cert(cert)?;
+    }
     Ok(Capabilities {
         stdout: keys::STDOUT.value(lookup)?,
         stderr: keys::STDERR.value(lookup)?,
-        tls: TlsTrust::load(keys::TLS_CA_FILE.get(lookup)?, keys::TLS_SYSTEM_ROOTS.value(lookup)?)?,
+        tls,
+        proxy: http_proxy(lookup, &net)?.map(Arc::new),
         dirs: keys::ALLOW_DIRS.get(lookup)?.unwrap_or_default(),
         env: crate::sandbox::env::grants(&env),
-        net: keys::ALLOW_NET.get(lookup)?.unwrap_or_default(),
+        net,
     })
+}
+
+/// `wasm_tls_crt_file` with `wasm_tls_key_file` (each needs the other) and the key's password.
+fn client_cert(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<ClientCert>> {
+    let passwd_file = keys::TLS_KEY_PASSWD_FILE.get(lookup)?;
+    match (keys::TLS_CRT_FILE.get(lookup)?, keys::TLS_KEY_FILE.get(lookup)?) {
+        (Some(crt), Some(key)) => ClientCert::load(crt, key, passwd_file.as_deref()).map(Some),
+        (Some(_), None) => bail!("wasm_tls_crt_file needs wasm_tls_key_file (the certificate's private key)"),
+        (None, Some(_)) => bail!("wasm_tls_key_file needs wasm_tls_crt_file (the certificate it is the key of)"),
+        (None, None) if passwd_file.is_some() => {
+            bail!("wasm_tls_key_passwd_file needs wasm_tls_key_file (the encrypted key it opens)")
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `wasm_http_proxy`, granted by `net`, with `wasm_no_proxy` and its credentials.
+fn http_proxy(lookup: &impl Fn(&str) -> Option<String>, net: &[NetGrant]) -> Result<Option<HttpProxy>> {
+    let bypass = keys::NO_PROXY.get(lookup)?.unwrap_or_default();
+    let auth_file = keys::HTTP_PROXY_AUTH_FILE.get(lookup)?;
+    let Some((host, port)) = keys::HTTP_PROXY.get(lookup)? else {
+        for key in [keys::NO_PROXY.name, keys::HTTP_PROXY_AUTH_FILE.name] {
+            if lookup(key).is_some() {
+                bail!("key '{key}' needs wasm_http_proxy (the proxy it is for)");
+            }
+        }
+        return Ok(None);
+    };
+    if !network::grants_endpoint(net, &host, port) {
+        let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        bail!("the proxy {shown} (wasm_http_proxy) is not granted: add {shown} to wasm_allow_net");
+    }
+    HttpProxy::new((host, port), bypass, auth_file.as_deref()).map(Some)
 }
 
 /// Checks the guest's declared keys and looks each one up with the agent (`lookup`), applying

@@ -7,8 +7,9 @@
 //! - [`env`]: `wasm_allow_env`, the variables of the agent's environment it sees.
 //! - [`network`]: `wasm_allow_net`, the one network policy that judges every lookup,
 //!   connection, datagram and HTTP request; [`http`] sends the requests it allows, trusting
-//!   the roots of [`tls`] (`wasm_tls_ca_file`, `wasm_tls_system_roots`), on the output's
-//!   kept-alive [`connections`] (`wasm_http_keepalive`).
+//!   the roots of [`tls`] (`wasm_tls_ca_file`, `wasm_tls_system_roots`) and presenting the
+//!   [`client_cert`] (`wasm_tls_crt_file`, `wasm_tls_key_file`), on the output's kept-alive
+//!   [`connections`] (`wasm_http_keepalive`), through the [`proxy`] (`wasm_http_proxy`).
 //! - [`stdio`]: `wasm_stdout`, `wasm_stderr`.
 //! - [`memory`]: `wasm_memory_limit`, the cap on its linear memory.
 //! - [`descriptors`]: `wasm_max_descriptors`, the cap on the files, sockets and connections
@@ -20,6 +21,7 @@
 //! Everything else WASI offers is closed: no other directory, variable, address, listening
 //! socket or explicit bind.
 
+pub mod client_cert;
 pub mod config;
 pub mod connections;
 pub mod descriptors;
@@ -30,6 +32,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod network;
+pub mod proxy;
 pub mod stdio;
 pub mod tls;
 
@@ -41,6 +44,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::log::LogSink;
 use filesystem::DirGrant;
 use network::{NetGrant, NetPolicy};
+use proxy::HttpProxy;
 use stdio::Stdio;
 use tls::TlsTrust;
 
@@ -51,6 +55,8 @@ pub struct Capabilities {
     pub env: Vec<(String, String)>,
     pub net: Vec<NetGrant>,
     pub tls: TlsTrust,
+    /// `wasm_http_proxy`: where the guest's HTTP requests go first.
+    pub proxy: Option<Arc<HttpProxy>>,
     pub stdout: Stdio,
     pub stderr: Stdio,
 }

@@ -17,6 +17,7 @@ use anyhow::{Result, anyhow, bail};
 use crate::runtime::oci::Verify;
 use crate::sandbox::filesystem::{self, DirGrant};
 use crate::sandbox::network::{self, NetGrant};
+use crate::sandbox::proxy::{self, Bypass};
 use crate::sandbox::stdio::Stdio;
 
 use super::{CanaryShare, FormatKey, OnFault, WarmSpare};
@@ -437,6 +438,68 @@ pub static TLS_SYSTEM_ROOTS: Key<bool> = Key {
     parser: Parser::Plain(switch),
 };
 
+pub static TLS_CRT_FILE: Key<PathBuf> = Key {
+    name: "wasm_tls_crt_file",
+    unset: Unset::Means("none"),
+    takes: "a PEM file: the client certificate, then any intermediates",
+    doc: "the client certificate the guest's HTTPS requests present to a server that asks for one (mutual \
+          TLS), with `wasm_tls_key_file`; read at start, the key kept by the host (the guest never sees it)",
+    since: "0.1.0",
+    parser: Parser::Plain(path),
+};
+
+pub static TLS_KEY_FILE: Key<PathBuf> = Key {
+    name: "wasm_tls_key_file",
+    unset: Unset::Means("none"),
+    takes: "a PEM private key file (PKCS#8, PKCS#1, SEC1, or encrypted PKCS#8)",
+    doc: "the private key of `wasm_tls_crt_file`; an encrypted one (`ENCRYPTED PRIVATE KEY`, as `openssl pkcs8 \
+          -topk8` writes) needs `wasm_tls_key_passwd_file`",
+    since: "0.1.0",
+    parser: Parser::Plain(path),
+};
+
+pub static TLS_KEY_PASSWD_FILE: Key<PathBuf> = Key {
+    name: "wasm_tls_key_passwd_file",
+    unset: Unset::Means("none"),
+    takes: "a file whose first line is the key's password",
+    doc: "the password of an encrypted `wasm_tls_key_file`, on the file's first line (a file, so the password \
+          is in neither the configuration nor the agent's environment)",
+    since: "0.1.0",
+    parser: Parser::Plain(path),
+};
+
+pub static HTTP_PROXY: Key<(String, u16)> = Key {
+    name: "wasm_http_proxy",
+    unset: Unset::Means("none"),
+    takes: "http://HOST:PORT",
+    doc: "an HTTP proxy the guest's HTTP requests go through: plain HTTP ones in absolute form, HTTPS ones \
+          through a `CONNECT` tunnel (TLS end to end, with the host's roots and client certificate). The proxy \
+          must be granted by `wasm_allow_net`, and each request's target still is judged by it \
+          ([docs/security.md](docs/security.md#proxies)). Not used for the guest's own sockets",
+    since: "0.1.0",
+    parser: Parser::Explained(proxy::parse_url),
+};
+
+pub static NO_PROXY: Key<Vec<Bypass>> = Key {
+    name: "wasm_no_proxy",
+    unset: Unset::Means("none"),
+    takes: "*, NAME, .DOMAIN, ADDRESS or RANGE, ...",
+    doc: "targets reached without `wasm_http_proxy`, as `NO_PROXY` lists them: `*`, a name and the names under \
+          it (`example.com`, `.example.com`), an address or a range written in the URL (`10.0.0.0/8`)",
+    since: "0.1.0",
+    parser: Parser::Explained(|value| proxy::parse_bypass(&list(value))),
+};
+
+pub static HTTP_PROXY_AUTH_FILE: Key<PathBuf> = Key {
+    name: "wasm_http_proxy_auth_file",
+    unset: Unset::Means("none"),
+    takes: "a file whose first line is USER:PASSWORD",
+    doc: "the credentials of `wasm_http_proxy` (sent as `Proxy-Authorization: Basic`), read at start; never in \
+          the log or the guest's reach",
+    since: "0.1.0",
+    parser: Parser::Plain(path),
+};
+
 pub static STDOUT: Key<Stdio> = Key {
     name: "wasm_stdout",
     unset: Unset::Value("agent"),
@@ -515,7 +578,7 @@ pub static RECORD_MAX_FILES: Key<usize> = Key {
 };
 
 /// Every key of the host, in README's order.
-pub static ALL: [&dyn Declared; 35] = [
+pub static ALL: [&dyn Declared; 41] = [
     &PATH,
     &OCI_AUTH_FILE,
     &OCI_INSECURE_HTTP,
@@ -544,6 +607,12 @@ pub static ALL: [&dyn Declared; 35] = [
     &ALLOW_NET,
     &TLS_CA_FILE,
     &TLS_SYSTEM_ROOTS,
+    &TLS_CRT_FILE,
+    &TLS_KEY_FILE,
+    &TLS_KEY_PASSWD_FILE,
+    &HTTP_PROXY,
+    &NO_PROXY,
+    &HTTP_PROXY_AUTH_FILE,
     &STDOUT,
     &STDERR,
     &CANARY,

@@ -86,7 +86,7 @@ impl GuestInstance {
             wasi: wasi.build(),
             table,
             http,
-            http_policy: HttpPolicy::new(net, capabilities.tls.client(), connections),
+            http_policy: HttpPolicy::new(net, capabilities.tls.client(), connections, capabilities.proxy.clone()),
             logging: Logging::new(max_level, log.clone()),
             metrics: Metrics::new(metrics, log.clone()),
             config,

@@ -4,7 +4,9 @@
 //! of [`crate::sandbox::tls`], on a kept-alive connection of the output's when one is idle
 //! ([`crate::sandbox::connections`]). A new connection goes to an address the host judged: the
 //! request's address itself, or an answer of the host's own lookup of the granted name that the
-//! policy allows (no second lookup), and takes a place among the output's descriptors.
+//! policy allows (no second lookup), and takes a place among the output's descriptors. With
+//! `wasm_http_proxy`, the connection is the proxy's ([`crate::sandbox::proxy`]): plain HTTP
+//! requests in absolute form, HTTPS through a `CONNECT` tunnel with TLS to the target inside.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -30,12 +32,15 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, WasiHtt
 use crate::sandbox::connections::{Connections, Endpoint, Sender};
 use crate::sandbox::descriptors::Kind;
 use crate::sandbox::network::{NetPolicy, NetUse};
+use crate::sandbox::proxy::HttpProxy;
 
 /// The per-instance HTTP policy.
 pub struct HttpPolicy {
     net: Arc<NetPolicy>,
     tls: Arc<ClientConfig>,
     connections: Arc<Connections>,
+    /// Where requests go first (`wasm_http_proxy`), for targets it applies to.
+    proxy: Option<Arc<HttpProxy>>,
     /// The requests of the current call, for the flight recorder: what was asked of whom, and
     /// how it went (no bodies, no headers: they may hold credentials and the records).
     exchanges: Arc<std::sync::Mutex<Vec<Exchange>>>,
@@ -57,8 +62,13 @@ pub struct Exchange {
 pub const EXCHANGES_PER_CALL: usize = 256;
 
 impl HttpPolicy {
-    pub fn new(net: Arc<NetPolicy>, tls: Arc<ClientConfig>, connections: Arc<Connections>) -> Self {
-        Self { net, tls, connections, exchanges: Arc::default() }
+    pub fn new(
+        net: Arc<NetPolicy>,
+        tls: Arc<ClientConfig>,
+        connections: Arc<Connections>,
+        proxy: Option<Arc<HttpProxy>>,
+    ) -> Self {
+        Self { net, tls, connections, proxy, exchanges: Arc::default() }
     }
 
     /// The requests made since the last call of this (at most [`EXCHANGES_PER_CALL`]).
@@ -115,8 +125,10 @@ impl WasiHttpHooks for HttpPolicy {
         }
         let tls = https.then(|| self.tls.clone());
         let (net, connections) = (self.net.clone(), self.connections.clone());
+        let proxy = self.proxy.clone();
         Box::new(async move {
-            let response = send(request, port, options.unwrap_or_default(), tls, &net, connections).await;
+            let options = options.unwrap_or_default();
+            let response = send(request, port, options, tls, &net, connections, proxy.as_deref()).await;
             keep(match &response {
                 Ok((response, _)) => Ok(response.status().as_u16()),
                 Err(err) => Err(format!("{err:?}")),
@@ -151,24 +163,37 @@ async fn send(
     tls: Option<Arc<ClientConfig>>,
     net: &NetPolicy,
     connections: Arc<Connections>,
+    proxy: Option<&HttpProxy>,
 ) -> Response {
     let host = request.uri().host().ok_or(Error::HttpRequestUriInvalid)?;
     let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let via = proxy.filter(|proxy| proxy.applies_to(&host));
     let endpoint = Endpoint { https: tls.is_some(), host, port };
     let mut sender = match connections.take(&endpoint) {
         Some(sender) => sender,
         None => {
-            let sender = connect(&endpoint, &options, tls, net, &connections).await?;
+            let sender = connect(&endpoint, &options, tls, net, &connections, via).await?;
             connections.opened();
             sender
         }
     };
-    // Sent to the server itself, not a proxy: the request line carries the path only.
-    let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *request.uri_mut() = http::Uri::from(path);
+    match via {
+        // Plain HTTP through the proxy: the request line carries the whole URL, for the proxy.
+        Some(proxy) if !endpoint.https => {
+            if let Some(authorization) = proxy.authorization() {
+                request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, authorization.clone());
+            }
+        }
+        // To the server itself (or through a tunnel to it): the request line carries the path.
+        _ => {
+            let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *request.uri_mut() = http::Uri::from(path);
+        }
+    }
     let response = within(options.first_byte_timeout, sender.send_request(request))
         .await
-        .map_err(|()| Error::ConnectionReadTimeout)??;
+        .map_err(|()| Error::ConnectionReadTimeout)?
+        .map_err(|err| alert_after_handshake(err, &endpoint, net))?;
     let between_bytes = options.between_bytes_timeout;
     // The connection can carry another request once this response has been read to the end.
     let kept = Some(Kept { connections, endpoint, sender });
@@ -179,15 +204,16 @@ async fn send(
     Ok((response, io))
 }
 
-/// A new connection to `endpoint`, TCP then TLS for `https`, its HTTP/1.1 side driven by a task
-/// of the instance's I/O runtime for as long as it lives, holding a place among the output's
-/// descriptors meanwhile.
+/// A new connection to `endpoint` (or to the proxy `via`, tunnelled for `https`), TCP then TLS
+/// for `https`, its HTTP/1.1 side driven by a task of the instance's I/O runtime for as long as
+/// it lives, holding a place among the output's descriptors meanwhile.
 async fn connect(
     endpoint: &Endpoint,
     options: &RequestOptions,
     tls: Option<Arc<ClientConfig>>,
     net: &NetPolicy,
     connections: &Connections,
+    via: Option<&HttpProxy>,
 ) -> Result<Sender, Error> {
     let Endpoint { host, port, .. } = endpoint;
     let Some(slot) = connections.descriptors().take(Kind::Connection) else {
@@ -197,23 +223,40 @@ async fn connect(
         net.warn(connections.descriptors().refusal_line(&format!("a new HTTP connection to {host}:{port}")));
         return Err(Error::ConnectionLimitReached);
     };
-    let addresses = addresses(host, *port, options, net).await?;
-    let tcp = within(options.connect_timeout, connect_any(&addresses))
-        .await
-        .map_err(|()| Error::ConnectionTimeout)?
-        .map_err(Error::Connect)?;
-    // hyper writes a request's head and body separately: without this, Nagle's algorithm holds
-    // the body back until the server's delayed ACK of the head, some 40 ms a request on a kept
-    // connection.
-    tcp.set_nodelay(true).map_err(Error::Connect)?;
+    let tcp = match via {
+        None => {
+            let addresses = addresses(host, *port, options, net).await?;
+            dial(&addresses, options).await?
+        }
+        Some(proxy) => {
+            // The target's name is the proxy's to look up; where the host can look it up too,
+            // its answers are held to the policy's rule for special ranges all the same (a
+            // proxy beside the agent would otherwise reach the agent's loopback for it).
+            if host.parse::<IpAddr>().is_err()
+                && let Ok(Ok(answers)) =
+                    within(options.connect_timeout, tokio::net::lookup_host((host.as_str(), *port))).await
+                && answers.into_iter().any(|addr| !net.http_answer(host, addr))
+            {
+                return Err(Error::DestinationIpProhibited);
+            }
+            let addresses = addresses(&proxy.host, proxy.port, options, net).await?;
+            dial(&addresses, options).await.inspect_err(|err| {
+                net.warn(format!("failed to reach the proxy {}:{} (wasm_http_proxy): {err}", proxy.host, proxy.port));
+            })?
+        }
+    };
+    let stream: Box<dyn Stream> = match (via, endpoint.https) {
+        (Some(proxy), true) => Box::new(tunnel(tcp, proxy, host, *port, options, net).await?),
+        _ => Box::new(tcp),
+    };
     let stream: Box<dyn Stream> = match tls {
-        None => Box::new(tcp),
+        None => stream,
         Some(config) => {
             let name = match host.parse::<IpAddr>() {
                 Ok(ip) => ServerName::from(ip),
                 Err(_) => ServerName::try_from(host.clone()).map_err(Error::InvalidDnsNameError)?,
             };
-            let handshake = TlsConnector::from(config).connect(name, tcp);
+            let handshake = TlsConnector::from(config).connect(name, stream);
             let connected = within(options.connect_timeout, handshake).await.map_err(|()| Error::ConnectionTimeout)?;
             Box::new(connected.map_err(|err| tls_failure(host, *port, err, net))?)
         }
@@ -253,6 +296,65 @@ async fn addresses(host: &str, port: u16, options: &RequestOptions, net: &NetPol
     Ok(allowed)
 }
 
+/// A TCP connection to the first of `addresses` that accepts one, within the connect timeout.
+async fn dial(addresses: &[SocketAddr], options: &RequestOptions) -> Result<TcpStream, Error> {
+    let tcp = within(options.connect_timeout, connect_any(addresses))
+        .await
+        .map_err(|()| Error::ConnectionTimeout)?
+        .map_err(Error::Connect)?;
+    // hyper writes a request's head and body separately: without this, Nagle's algorithm holds
+    // the body back until the server's delayed ACK of the head, some 40 ms a request on a kept
+    // connection.
+    tcp.set_nodelay(true).map_err(Error::Connect)?;
+    Ok(tcp)
+}
+
+/// A tunnel to `host:port` through the proxy connected on `tcp` (`CONNECT`, RFC 9110 9.3.6),
+/// for TLS end to end; a refusal is logged with the proxy's status.
+async fn tunnel(
+    tcp: TcpStream,
+    proxy: &HttpProxy,
+    host: &str,
+    port: u16,
+    options: &RequestOptions,
+    net: &NetPolicy,
+) -> Result<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>, Error> {
+    let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let (mut sender, connection) =
+        within(options.connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
+            .await
+            .map_err(|()| Error::ConnectionTimeout)??;
+    tokio::spawn(connection.with_upgrades());
+    let mut request = http::Request::connect(authority.as_str())
+        .header(http::header::HOST, authority.as_str())
+        .body(http_body_util::Empty::<Bytes>::new())
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
+    if let Some(authorization) = proxy.authorization() {
+        request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, authorization.clone());
+    }
+    let response = within(options.connect_timeout, sender.send_request(request))
+        .await
+        .map_err(|()| Error::ConnectionTimeout)??;
+    if !response.status().is_success() {
+        net.warn(format!(
+            "the proxy {}:{} (wasm_http_proxy) refused a tunnel to {authority}: {}{}",
+            proxy.host,
+            proxy.port,
+            response.status(),
+            if response.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+                "; give its credentials with wasm_http_proxy_auth_file"
+            } else {
+                ""
+            }
+        ));
+        return Err(Error::ConnectionRefused);
+    }
+    let upgraded = within(options.connect_timeout, hyper::upgrade::on(response))
+        .await
+        .map_err(|()| Error::ConnectionTimeout)??;
+    Ok(hyper_util::rt::TokioIo::new(upgraded))
+}
+
 /// A TCP connection to the first of `addresses` that accepts one (as a client tries a name's
 /// addresses), or the last failure.
 async fn connect_any(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
@@ -290,6 +392,39 @@ fn tls_failure(host: &str, port: u16, err: std::io::Error, net: &NetPolicy) -> E
         net.warn(format!("TLS handshake with {host}:{port} failed: {err}"));
         Error::Tls(err)
     }
+}
+
+/// A request that failed because the server sent a TLS alert after the handshake: in TLS 1.3
+/// the server judges the client's certificate only then, so a missing or refused one shows up
+/// here, at the first read, rather than as a failed handshake. Logged with the fix and answered
+/// as the alert; any other failure is passed on as it is.
+fn alert_after_handshake(err: hyper::Error, endpoint: &Endpoint, net: &NetPolicy) -> Error {
+    use rustls::AlertDescription as Alert;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut alert = None;
+    while let Some(current) = source {
+        // An I/O error's `source` skips the error it wraps: that one is its `get_ref`.
+        let inner = current.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        let tls = inner.and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::AlertReceived(received)) = tls.or_else(|| current.downcast_ref::<rustls::Error>()) {
+            alert = Some(*received);
+            break;
+        }
+        source = current.source();
+    }
+    let Some(alert) = alert else { return err.into() };
+    let (host, port) = (&endpoint.host, endpoint.port);
+    net.warn(match alert {
+        Alert::CertificateRequired => format!(
+            "the server {host}:{port} requires a client certificate: give the output one with wasm_tls_crt_file \
+             and wasm_tls_key_file"
+        ),
+        Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateUnknown | Alert::CertificateExpired => {
+            format!("the server {host}:{port} refused the output's client certificate (TLS alert {alert:?})")
+        }
+        other => format!("the server {host}:{port} ended the TLS session (TLS alert {other:?})"),
+    });
+    Error::TlsAlertReceived { alert_id: Some(u8::from(alert)), alert_message: Some(format!("{alert:?}")) }
 }
 
 /// A response body whose frames must come at most `limit` apart (`between-bytes-timeout`), and

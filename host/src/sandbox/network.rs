@@ -158,6 +158,21 @@ fn port_matches(grant: &NetGrant, port: u16) -> bool {
     grant.port.is_none_or(|p| p == port)
 }
 
+/// Whether `grants` name `host` (a name, or an address) on `port` themselves: what a destination
+/// the host itself is configured with (the HTTP proxy) must be, for the operator to have
+/// granted what the guest's traffic passes through.
+pub fn grants_endpoint(grants: &[NetGrant], host: &str, port: u16) -> bool {
+    let host = normalize(host);
+    let ip = host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    grants.iter().any(|grant| {
+        port_matches(grant, port)
+            && match ip {
+                Some(ip) => grant.host.names(ip),
+                None => matches!(&grant.host, GrantHost::Name(name) if *name == host),
+            }
+    })
+}
+
 /// What makes `ip` an address a name's answer may not lead to by itself: a range that reaches
 /// the agent's own host, its link, its private networks or a group rather than a service on the
 /// internet. `None`: a public address. Mapped and NAT64 forms are judged as the IPv4 address.

@@ -24,6 +24,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::sandbox::client_cert::ClientCert;
+
 /// Where a guest finds the roots file: a directory preopened read-only holding only
 /// [`GUEST_FILE_NAME`].
 pub const GUEST_DIR: &str = "/.out_wasm/tls";
@@ -37,6 +39,9 @@ pub struct TlsTrust {
     pub system_roots: bool,
     /// Certificates the roots hold beyond the public ones (from the file and the system).
     pub added: usize,
+    /// What HTTPS requests present to a server that asks (`wasm_tls_crt_file`).
+    pub client_cert: Option<Arc<ClientCert>>,
+    roots: Arc<RootCertStore>,
     client: Arc<ClientConfig>,
     /// The certificates beyond the public ones, for [`TlsTrust::roots_pem`].
     extra: Arc<Vec<CertificateDer<'static>>>,
@@ -48,13 +53,16 @@ impl fmt::Debug for TlsTrust {
             .field("ca_file", &self.ca_file)
             .field("system_roots", &self.system_roots)
             .field("added", &self.added)
+            .field("client_cert", &self.client_cert)
             .finish_non_exhaustive()
     }
 }
 
 impl PartialEq for TlsTrust {
     fn eq(&self, other: &Self) -> bool {
-        (&self.ca_file, self.system_roots, self.added) == (&other.ca_file, other.system_roots, other.added)
+        let cert = |trust: &Self| trust.client_cert.as_ref().map(|cert| (cert.crt_file.clone(), cert.key_file.clone()));
+        (&self.ca_file, self.system_roots, self.added, cert(self))
+            == (&other.ca_file, other.system_roots, other.added, cert(other))
     }
 }
 
@@ -66,7 +74,9 @@ impl Default for TlsTrust {
             ca_file: None,
             system_roots: false,
             added: 0,
-            client: client(public_roots()),
+            client_cert: None,
+            roots: Arc::new(public_roots()),
+            client: client(public_roots(), None).expect("a client without a certificate"),
             extra: Arc::new(Vec::new()),
         }
     }
@@ -76,16 +86,25 @@ fn public_roots() -> RootCertStore {
     RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
 }
 
-fn client(roots: RootCertStore) -> Arc<ClientConfig> {
+fn client(roots: RootCertStore, cert: Option<&ClientCert>) -> Result<Arc<ClientConfig>> {
     // The provider is named rather than taken from the process default, which is ambiguous
     // when more than one is compiled in.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
+        .with_root_certificates(roots);
+    let config = match cert {
+        None => builder.with_no_client_auth(),
+        Some(cert) => builder.with_client_auth_cert(cert.chain.clone(), cert.key()).with_context(|| {
+            format!(
+                "the key of {} ('wasm_tls_key_file') does not go with the certificate of {} ('wasm_tls_crt_file')",
+                cert.key_file.display(),
+                cert.crt_file.display()
+            )
+        })?,
+    };
+    Ok(Arc::new(config))
 }
 
 impl TlsTrust {
@@ -135,7 +154,21 @@ impl TlsTrust {
             }
         }
         let added = roots.len() - public;
-        Ok(Self { ca_file, system_roots, added, client: client(roots), extra: Arc::new(extra) })
+        Ok(Self {
+            ca_file,
+            system_roots,
+            added,
+            client_cert: None,
+            client: client(roots.clone(), None)?,
+            roots: Arc::new(roots),
+            extra: Arc::new(extra),
+        })
+    }
+
+    /// The same trust, with `cert` presented to servers that ask for a client certificate.
+    pub fn with_client_cert(self, cert: ClientCert) -> Result<Self> {
+        let client = client(RootCertStore::clone(&self.roots), Some(&cert))?;
+        Ok(Self { client, client_cert: Some(Arc::new(cert)), ..self })
     }
 
     /// The roots as one PEM file: the public ones (whole certificates, the same set the host's

@@ -14,7 +14,16 @@ pub struct Seen {
     pub content_type: Option<String>,
     /// The `idempotency-key` header, if the request had one.
     pub idempotency_key: Option<String>,
+    /// Every header, names lowercase, in order.
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl Seen {
+    /// The value of header `name` (lowercase), if the request had it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// A minimal HTTP/1.1 server (HTTPS with `tls`): one request per connection, answered with
@@ -56,7 +65,7 @@ fn answer_one(
     script: &Mutex<VecDeque<u16>>,
     keep_alive: bool,
 ) -> std::io::Result<()> {
-    let (mut length, mut content_type, mut idempotency_key) = (0, None, None);
+    let (mut length, mut content_type, mut idempotency_key, mut headers) = (0, None, None, Vec::new());
     loop {
         let mut header = String::new();
         reader.read_line(&mut header)?;
@@ -65,6 +74,7 @@ fn answer_one(
             break;
         }
         let (name, value) = header.split_once(':').unwrap();
+        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
         match name.to_ascii_lowercase().as_str() {
             "content-length" => length = value.trim().parse().unwrap(),
             "content-type" => content_type = Some(value.trim().to_owned()),
@@ -79,6 +89,7 @@ fn answer_one(
         request_line: request_line.trim_end().to_owned(),
         content_type,
         idempotency_key,
+        headers,
         body: String::from_utf8(body).unwrap(),
     });
     let stream = reader.get_mut();
@@ -145,6 +156,8 @@ impl Server {
 /// A CA made for one test, and a server certificate for `localhost` and 127.0.0.1 it signed.
 pub struct PrivateCa {
     pub ca_pem: String,
+    /// The CA, to sign client certificates with.
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
     pub server: Arc<rustls::ServerConfig>,
     /// The server's key, its certificate and the CA's, as PEM: a server in another process.
     server_pem: String,
@@ -164,7 +177,42 @@ impl PrivateCa {
             .signed_by(&key, &*ca)
             .unwrap();
         let server_pem = format!("{}{}{}", key.serialize_pem(), leaf.pem(), ca.pem());
-        Self { ca_pem: ca.pem(), server: Self::server_config_from_pem(&server_pem), server_pem }
+        Self { ca_pem: ca.pem(), server: Self::server_config_from_pem(&server_pem), server_pem, issuer: ca }
+    }
+
+    /// A client certificate for `name` signed by the CA, and its key, as PEM texts.
+    pub fn client_cert(&self, name: &str) -> (String, String) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &*self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// The server's configuration, but requiring a client certificate the CA signed.
+    pub fn server_requiring_client_certs(&self) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let pem = self.server_pem.as_bytes();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pem).expect("a private key");
+        let chain: Vec<_> =
+            rustls::pki_types::CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().expect("certificates");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap();
+        Arc::new(server)
     }
 
     /// The server's key and certificate chain as one PEM text.

@@ -15,6 +15,7 @@ pub mod platforms;
 pub mod redis;
 pub mod registry;
 pub mod sync;
+pub mod tinyproxy;
 
 /// The packages of every guest the tests use, as cargo `-p` patterns: the examples
 /// (`guests/rust/*`) and the test guests (`tests/guests/*`). The workspace's member list in

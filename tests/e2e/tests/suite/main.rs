@@ -32,3 +32,4 @@ mod sandbox;
 mod sdk_metrics;
 mod swap;
 mod versions;
+mod wire;
