@@ -9,7 +9,8 @@
 //!   connection, datagram and HTTP request; [`http`] sends the requests it allows, trusting
 //!   the roots of [`tls`] (`wasm_tls_ca_file`, `wasm_tls_system_roots`) and presenting the
 //!   [`client_cert`] (`wasm_tls_crt_file`, `wasm_tls_key_file`), on the output's kept-alive
-//!   [`connections`] (`wasm_http_keepalive`), through the [`proxy`] (`wasm_http_proxy`).
+//!   [`connections`] (`wasm_http_keepalive`), through the [`proxy`] (`wasm_http_proxy`),
+//!   counted per [`destinations`].
 //! - [`stdio`]: `wasm_stdout`, `wasm_stderr`.
 //! - [`memory`]: `wasm_memory_limit`, the cap on its linear memory.
 //! - [`descriptors`]: `wasm_max_descriptors`, the cap on the files, sockets and connections
@@ -25,6 +26,7 @@ pub mod client_cert;
 pub mod config;
 pub mod connections;
 pub mod descriptors;
+pub mod destinations;
 pub mod env;
 pub mod filesystem;
 pub mod http;

@@ -364,6 +364,7 @@ impl OutputInstance {
             }
         }
         metrics.http_connections(self.shared.connections.counts());
+        metrics.http_destinations(&self.shared.connections.destinations().snapshot());
         metrics.descriptors(self.shared.connections.descriptors());
         metrics.sync(on_engine);
         if on_engine && held > STALL_THRESHOLD {

@@ -19,6 +19,7 @@ use hyper::client::conn::http1::SendRequest;
 use wasmtime_wasi_http::WasiBody;
 
 use crate::sandbox::descriptors::Descriptors;
+use crate::sandbox::destinations::Destinations;
 
 /// Which connections may carry a request: the same scheme, host and port.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub struct Connections {
     reused: AtomicU64,
     /// The output's descriptors, which its connections count against.
     descriptors: Arc<Descriptors>,
+    /// What the output's requests asked of each destination.
+    destinations: Destinations,
 }
 
 impl Connections {
@@ -58,6 +61,7 @@ impl Connections {
             next: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             reused: AtomicU64::new(0),
+            destinations: Destinations::default(),
             descriptors,
         })
     }
@@ -121,6 +125,11 @@ impl Connections {
     }
 
     /// A new connection was made for a request.
+    /// What the output's requests asked of each destination.
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
     pub fn opened(&self) {
         self.opened.fetch_add(1, Ordering::Relaxed);
     }

@@ -31,6 +31,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, WasiHtt
 
 use crate::sandbox::connections::{Connections, Endpoint, Sender};
 use crate::sandbox::descriptors::Kind;
+use crate::sandbox::destinations::Outcome;
 use crate::sandbox::network::{NetPolicy, NetUse};
 use crate::sandbox::proxy::HttpProxy;
 
@@ -113,14 +114,17 @@ impl WasiHttpHooks for HttpPolicy {
             elapsed: Duration::ZERO,
         };
         let exchanges = self.exchanges.clone();
-        let keep = move |status: Result<u16, String>| {
+        let connections = self.connections.clone();
+        let keep = move |status: Result<u16, String>, outcome: Outcome| {
+            let elapsed = started.elapsed();
+            connections.destinations().record(&exchange.origin, outcome, elapsed);
             let mut exchanges = exchanges.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if exchanges.len() < EXCHANGES_PER_CALL {
-                exchanges.push(Exchange { status, elapsed: started.elapsed(), ..exchange });
+                exchanges.push(Exchange { status, elapsed, ..exchange });
             }
         };
         if !granted {
-            keep(Err("denied by the network policy".to_owned()));
+            keep(Err("denied by the network policy".to_owned()), Outcome::Denied);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let tls = https.then(|| self.tls.clone());
@@ -129,10 +133,10 @@ impl WasiHttpHooks for HttpPolicy {
         Box::new(async move {
             let options = options.unwrap_or_default();
             let response = send(request, port, options, tls, &net, connections, proxy.as_deref()).await;
-            keep(match &response {
-                Ok((response, _)) => Ok(response.status().as_u16()),
-                Err(err) => Err(format!("{err:?}")),
-            });
+            match &response {
+                Ok((response, _)) => keep(Ok(response.status().as_u16()), Outcome::Status(response.status().as_u16())),
+                Err(err) => keep(Err(format!("{err:?}")), Outcome::Failed),
+            }
             response
         })
     }

@@ -20,6 +20,7 @@ use crate::agent::logger::Logger;
 use crate::bindings::EventType;
 use crate::runtime::fault::FaultKind;
 use crate::sandbox::descriptors::{Descriptors, Kind as DescriptorKind};
+use crate::sandbox::destinations::{Outcome, Stats};
 use crate::sandbox::metrics::{GuestMetrics, MetricSink};
 use crate::telemetry::guest::GuestExport;
 
@@ -93,6 +94,7 @@ struct Inner {
     http_connections: Vec<Series>,
     /// By [`DescriptorKind`].
     descriptor_refusals: Vec<Series>,
+    destinations: DestinationMetrics,
     descriptors: Series,
     stalls: Series,
     swaps_done: Series,
@@ -109,6 +111,26 @@ struct Inner {
     bytes: Series,
     component: Mutex<Component>,
     guests: Arc<GuestExport>,
+}
+
+/// `fluentbit_wasm_http_destination_requests_total{destination, result}` and
+/// `..._seconds_total{destination}`: the metrics made at init, the series as destinations are
+/// first asked (at most `sandbox::destinations::MAX_DESTINATIONS` and `other`).
+struct DestinationMetrics {
+    requests: Arc<Metric>,
+    seconds: Arc<Metric>,
+    /// By destination: its requests by [`Outcome::RESULTS`], and its seconds.
+    series: Mutex<std::collections::HashMap<String, (Vec<Series>, Series)>>,
+}
+
+impl DestinationMetrics {
+    fn series_of(&self, name: &str, destination: &str) -> Result<(Vec<Series>, Series)> {
+        let requests = Outcome::RESULTS
+            .iter()
+            .map(|result| self.requests.series(&[name, destination, result]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((requests, self.seconds.series(&[name, destination])?))
+    }
 }
 
 /// `fluentbit_wasm_component_info`: 1 for the digest being served, 0 for earlier ones.
@@ -292,6 +314,25 @@ impl HostMetrics {
         }
     }
 
+    /// What the output's guests asked of each HTTP destination so far. Call on an agent thread:
+    /// it may create series.
+    pub fn http_destinations(&self, destinations: &[(String, Stats)]) {
+        let Some(inner) = &self.inner else { return };
+        let metrics = &inner.destinations;
+        let mut series = metrics.series.lock().unwrap_or_else(PoisonError::into_inner);
+        for (destination, stats) in destinations {
+            if !series.contains_key(destination) {
+                let Ok(made) = metrics.series_of(&inner.name, destination) else { continue };
+                series.insert(destination.clone(), made);
+            }
+            let (requests, seconds) = &series[destination];
+            for (series, count) in requests.iter().zip(stats.requests) {
+                series.set(count as f64);
+            }
+            seconds.set(stats.seconds);
+        }
+    }
+
     /// The descriptors the output's guests hold now, and the refusals at its cap so far.
     pub fn descriptors(&self, descriptors: &Descriptors) {
         if let Some(inner) = &self.inner {
@@ -395,6 +436,26 @@ impl Inner {
             "kind",
             &DescriptorKind::ALL.map(DescriptorKind::as_str),
         )?;
+        let destinations = DestinationMetrics {
+            requests: ctx.create(
+                Kind::Counter,
+                "http_destination_requests_total",
+                "HTTP requests of the guests by destination (scheme://host:port; past 32 destinations, other) and \
+                 result (2xx, 3xx, 4xx, 5xx: the response's status; failed: no response; denied: refused by \
+                 wasm_allow_net before any connection).",
+                &["name", "destination", "result"],
+                None,
+            )?,
+            seconds: ctx.create(
+                Kind::Counter,
+                "http_destination_seconds_total",
+                "Seconds from the guests' HTTP requests to their responses' heads (or failures), by destination: \
+                 divided by the requests, the mean latency of each.",
+                &["name", "destination"],
+                None,
+            )?,
+            series: Mutex::default(),
+        };
         let limit = gauge("memory_limit_bytes", "Linear memory one guest instance may use (wasm_memory_limit).")?;
         limit.set(memory_limit as f64);
         let component = ctx.create(
@@ -420,6 +481,7 @@ impl Inner {
             )?,
             http_connections,
             descriptor_refusals,
+            destinations,
             descriptors: gauge(
                 "descriptors",
                 "Files, sockets and HTTP connections the output's guests hold open (at most wasm_max_descriptors).",

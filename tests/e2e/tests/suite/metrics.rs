@@ -400,3 +400,49 @@ fn the_series_cap_refuses_new_label_values_and_counts_the_refusals() {
     instance.exit();
     plugin.close();
 }
+
+/// Each HTTP destination of the guests gets its requests by result and its seconds: the `http`
+/// example against a real server answering 202 then 503 (a retry), then one not listening.
+#[test]
+fn http_requests_are_counted_per_destination_by_result() {
+    let alias = "destinations";
+    let server = out_wasm_e2e::http_server::Server::start();
+    server.script.lock().unwrap().extend([202, 503]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut plugin = agent_plugin();
+    let guest = guest_path("http");
+    let destination = format!("http://127.0.0.1:{}", server.port);
+    let nobody = format!("http://127.0.0.1:{closed}");
+    let grants = format!("127.0.0.1:{}, 127.0.0.1:{closed}", server.port);
+    let open = |plugin: &mut Plugin, url: &str, alias: &str| {
+        init_ok(
+            plugin,
+            &[
+                ("wasm_path", guest.to_str().unwrap()),
+                ("url", url),
+                ("alias", alias),
+                ("wasm_allow_net", &grants),
+                ("wasm_warm_spare", "off"),
+            ],
+        )
+    };
+    let instance = open(&mut plugin, &format!("{destination}/ingest"), alias);
+    let data = chunk(&[r#"{"a":1}"#], 1, 0);
+    assert_eq!(flush(&instance, &data), FLB_OK);
+    assert_eq!(flush(&instance, &data), FLB_RETRY);
+    let m = metrics_of(alias);
+    let requests = "fluentbit_wasm_http_destination_requests_total";
+    for (result, expected) in [("2xx", 1.0), ("5xx", 1.0), ("4xx", 0.0), ("failed", 0.0), ("denied", 0.0)] {
+        assert_eq!(value(&m, requests, &[alias, &destination, result]), expected, "{result}:\n{}", m.prometheus());
+    }
+    let seconds = value(&m, "fluentbit_wasm_http_destination_seconds_total", &[alias, &destination]);
+    assert!(seconds > 0.0 && seconds < 20.0, "{seconds}");
+
+    let refused = open(&mut plugin, &format!("{nobody}/ingest"), "destinations-refused");
+    assert_eq!(flush(&refused, &data), FLB_RETRY);
+    let m = metrics_of("destinations-refused");
+    assert_eq!(value(&m, requests, &["destinations-refused", &nobody, "failed"]), 1.0, "{}", m.prometheus());
+    refused.exit();
+    instance.exit();
+    plugin.close();
+}
