@@ -243,7 +243,19 @@ async fn connect(
             {
                 return Err(Error::DestinationIpProhibited);
             }
-            let addresses = addresses(&proxy.host, proxy.port, options, net).await?;
+            // The proxy is the operator's choice, not the guest's: its name's answers are used
+            // as they are (a corporate proxy is usually on a private address).
+            let addresses = match proxy.host.parse::<IpAddr>() {
+                Ok(ip) => vec![SocketAddr::new(ip, proxy.port)],
+                Err(_) => within(options.connect_timeout, tokio::net::lookup_host((proxy.host.as_str(), proxy.port)))
+                    .await
+                    .map_err(|()| Error::DnsTimeout)?
+                    .map_err(|err| {
+                        net.warn(format!("failed to look up the proxy {} (wasm_http_proxy): {err}", proxy.host));
+                        Error::DnsError { rcode: Some(err.to_string()), info_code: None }
+                    })?
+                    .collect(),
+            };
             dial(&addresses, options).await.inspect_err(|err| {
                 net.warn(format!("failed to reach the proxy {}:{} (wasm_http_proxy): {err}", proxy.host, proxy.port));
             })?
