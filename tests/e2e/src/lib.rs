@@ -347,3 +347,19 @@ impl Drop for RealAgent {
         let _ = self.child.wait();
     }
 }
+
+/// A UDP socket on loopback that keeps every datagram it receives, as text: its address and
+/// what it received so far.
+pub fn udp_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = socket.local_addr().unwrap().to_string();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&received);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = socket.recv(&mut buf) {
+            sink.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    (address, received)
+}

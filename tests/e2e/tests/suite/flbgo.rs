@@ -631,16 +631,7 @@ fn a_syslog_writer_sends_the_same_datagrams_over_udp() {
     let test = "a_syslog_writer_sends_the_same_datagrams_over_udp";
     let Some(agent) = real_agent(test) else { return };
     let (so, wasm) = built("tests/peers/fluent-bit-go/syslog");
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let address = socket.local_addr().unwrap().to_string();
-    let received = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&received);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while let Ok(n) = socket.recv(&mut buf) {
-            sink.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-    });
+    let (address, received) = out_wasm_e2e::udp_sink();
     // `<priority>timestamp host tag[pid]: message`: all but the time and the process id.
     let normalized = |all: Vec<String>| {
         let mut lines: Vec<String> = all
@@ -739,7 +730,7 @@ fn a_calyptia_sdk_plugin_logs_counts_and_drains_at_exit() {
         if lines.lock().unwrap().len() < samples {
             return false;
         }
-        let scrape = scrape_metrics(http).unwrap_or_default();
+        let scrape = crate::metrics_agent::get(http, "/api/v2/metrics/prometheus").unwrap_or_default();
         let done = series(&scrape, "calyptiapeer_records_total") == Some(samples as f64);
         *scraped.lock().unwrap() = scrape;
         done
@@ -763,23 +754,4 @@ fn a_calyptia_sdk_plugin_logs_counts_and_drains_at_exit() {
         );
     }
     assert!(!guest.log.contains("has no line_prefix"), "camelCase linePrefix read line_prefix:\n{}", guest.log);
-}
-
-/// The agent's Prometheus scrape on loopback `port`, or `None` while its server is not up.
-fn scrape_metrics(port: u16) -> Option<String> {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(3))).ok()?;
-    write!(stream, "GET /api/v2/metrics/prometheus HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = Vec::new();
-    if let Err(err) = stream.read_to_end(&mut response) {
-        // Monkey keeps the connection open after a large response: what arrived is all of it.
-        let timed_out = matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
-        if !timed_out || response.is_empty() {
-            return None;
-        }
-    }
-    let response = String::from_utf8(response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
 }

@@ -11,7 +11,7 @@
 //! - `calyptia`: Calyptia's Go SDK, its Flush goroutine writing over TCP, drained at exit.
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -119,16 +119,7 @@ fn own_tls_and_transport_trust_the_hosts_roots() {
 #[test]
 fn log_syslog_sends_datagrams_with_the_agents_host_name() {
     let wasm = built("tests/peers/fluent-bit-go/syslog");
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let address = socket.local_addr().unwrap().to_string();
-    let received = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&received);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while let Ok(n) = socket.recv(&mut buf) {
-            sink.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-    });
+    let (address, received) = out_wasm_e2e::udp_sink();
     let (status, log) = flush(&wasm, &[("address", &address), ("wasm_allow_net", &address)]);
     assert_eq!(status, FLB_OK, "expected FLB_OK, got {}; log:\n{log}", status_name(status));
     wait_until("three datagrams", || received.lock().unwrap().len() == 3);
